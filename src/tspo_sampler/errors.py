@@ -1,0 +1,23 @@
+"""Exception hierarchy: every error the library raises on purpose derives from :class:`TSPOError`."""
+
+from __future__ import annotations
+
+
+class TSPOError(Exception):
+    """Base class of the errors raised by tspo-sampler."""
+
+
+class VideoReadError(TSPOError):
+    """A video could not be read: missing, empty, truncated, corrupt, audio-only, or a stalled decoder.
+
+    ``source`` names the file (or ``<bytes>`` / ``<file object>``), ``reason`` says why.
+    """
+
+    def __init__(self, source: object, reason: str) -> None:
+        self.source = str(source)
+        self.reason = reason
+        super().__init__(f"cannot read video {self.source!s}: {reason}")
+
+
+class CheckpointError(TSPOError):
+    """A checkpoint is missing files, has no agent weights, or has weights of the wrong shape."""

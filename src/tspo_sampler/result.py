@@ -1,0 +1,69 @@
+"""The result of a frame selection: what was picked, where it lies in time, and why."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Selection:
+    """Frames chosen for one (video, question) pair.
+
+    Attributes:
+        indices: source frame indices of the chosen frames (ascending). For in-memory inputs these are
+            positions in the given frame sequence.
+        timestamps: presentation time of each chosen frame, in seconds.
+        frames: the chosen frames, ``uint8`` array ``k x H x W x 3`` (RGB, upright), or ``None`` when
+            selection ran with ``return_frames=False``.
+        scores: the selector's score of every candidate (same order as ``candidate_indices``).
+        candidate_indices: source frame index of every candidate.
+        candidate_timestamps: presentation time of every candidate, in seconds.
+        method: the selection method that produced ``indices``.
+        duration: video duration in seconds (``None`` for in-memory frames without timing).
+        fps: average frame rate of the source (``None`` when unknown).
+        question: the question the frames were chosen for.
+        positions: positions of the chosen frames among the candidates.
+    """
+
+    indices: list[int]
+    timestamps: list[float]
+    frames: np.ndarray | None
+    scores: np.ndarray
+    candidate_indices: list[int]
+    candidate_timestamps: list[float]
+    method: str
+    duration: float | None = None
+    fps: float | None = None
+    question: str | None = None
+    positions: list[int] = field(default_factory=list)
+    video: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    @property
+    def k(self) -> int:
+        """Number of chosen frames."""
+        return len(self.indices)
+
+    def to_dict(self, *, include_scores: bool = True) -> dict[str, Any]:
+        """A JSON-serialisable dictionary (frames are left out: they are pixels, not metadata)."""
+        out: dict[str, Any] = {
+            "video": self.video,
+            "question": self.question,
+            "method": self.method,
+            "indices": [int(i) for i in self.indices],
+            "timestamps": [round(float(t), 6) for t in self.timestamps],
+            "positions": [int(p) for p in self.positions],
+            "duration": None if self.duration is None else float(self.duration),
+            "fps": None if self.fps is None else float(self.fps),
+            "num_candidates": len(self.candidate_indices),
+        }
+        if include_scores:
+            out["scores"] = [float(s) for s in np.asarray(self.scores, dtype=np.float64)]
+            out["candidate_indices"] = [int(i) for i in self.candidate_indices]
+            out["candidate_timestamps"] = [round(float(t), 6) for t in self.candidate_timestamps]
+        return out

@@ -1,0 +1,33 @@
+"""tspo-sampler: question-aware keyframe selection for video language models (TSPO temporal agent).
+
+```python
+from tspo_sampler import TemporalSampler
+sampler = TemporalSampler.from_pretrained("hzf666/TSPO-0.4B")
+selection = sampler.select_frames("lecture.mp4", "What does the speaker write on the board?", k=16)
+```
+"""
+
+from __future__ import annotations
+
+from .agent import TemporalAgent
+from .cache import FeatureCache, VideoFeatures
+from .errors import CheckpointError, TSPOError, VideoReadError
+from .result import Selection
+from .sampler import TemporalSampler
+from .selection import SELECTION_METHODS, select_indices
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "FeatureCache",
+    "SELECTION_METHODS",
+    "Selection",
+    "TSPOError",
+    "TemporalAgent",
+    "TemporalSampler",
+    "VideoFeatures",
+    "VideoReadError",
+    "__version__",
+    "select_indices",
+]

@@ -1,0 +1,264 @@
+"""CLIP-style image/text encoders with batched, on-device preprocessing.
+
+Preprocessing runs as torch ops on whole batches (resize shortest edge with antialiased bicubic, round to
+``uint8`` like PIL does, center crop, normalise), matching ``CLIPImageProcessor`` to about 1e-3 without a
+per-frame PIL round trip.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+import torch.nn.functional as F
+
+OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """What the encoder expects of an image: shortest-edge resize, center crop and normalisation."""
+
+    shortest_edge: int = 224
+    crop_height: int = 224
+    crop_width: int = 224
+    mean: tuple[float, float, float] = OPENAI_CLIP_MEAN
+    std: tuple[float, float, float] = OPENAI_CLIP_STD
+    interpolation: str = "bicubic"
+
+    @classmethod
+    def from_processor_config(cls, cfg: dict[str, Any]) -> ImagePreprocessing:
+        """Read a ``preprocessor_config.json`` of a ``CLIPImageProcessor``."""
+        size = cfg.get("size", 224)
+        shortest = size.get("shortest_edge", size.get("height", 224)) if isinstance(size, dict) else int(size)
+        crop = cfg.get("crop_size", shortest)
+        if isinstance(crop, dict):
+            ch, cw = int(crop.get("height", shortest)), int(crop.get("width", shortest))
+        else:
+            ch = cw = int(crop)
+        resample = cfg.get("resample", 3)
+        interpolation = {2: "bilinear", 3: "bicubic"}.get(resample, "bicubic") if isinstance(resample, int) else "bicubic"
+        return cls(
+            shortest_edge=int(shortest),
+            crop_height=ch,
+            crop_width=cw,
+            mean=tuple(float(x) for x in cfg.get("image_mean", OPENAI_CLIP_MEAN)),  # type: ignore[arg-type]
+            std=tuple(float(x) for x in cfg.get("image_std", OPENAI_CLIP_STD)),  # type: ignore[arg-type]
+            interpolation=interpolation,
+        )
+
+    def to_processor_config(self) -> dict[str, Any]:
+        """The ``preprocessor_config.json`` of the equivalent ``CLIPImageProcessor``."""
+        return {
+            "crop_size": {"height": self.crop_height, "width": self.crop_width},
+            "do_center_crop": True,
+            "do_convert_rgb": True,
+            "do_normalize": True,
+            "do_rescale": True,
+            "do_resize": True,
+            "image_mean": list(self.mean),
+            "image_processor_type": "CLIPImageProcessor",
+            "image_std": list(self.std),
+            "processor_class": "CLIPProcessor",
+            "resample": 3 if self.interpolation == "bicubic" else 2,
+            "rescale_factor": 1 / 255,
+            "size": {"shortest_edge": self.shortest_edge},
+        }
+
+
+def to_channels_first(frames: torch.Tensor) -> torch.Tensor:
+    """``N x H x W x 3`` or ``N x 3 x H x W`` -> ``N x 3 x H x W`` (channels-last wins when ambiguous)."""
+    if frames.ndim == 3:
+        frames = frames.unsqueeze(0)
+    if frames.ndim != 4:
+        raise ValueError(f"frames must be N x H x W x 3 or N x 3 x H x W, got shape {tuple(frames.shape)}")
+    if frames.shape[-1] == 3:
+        return frames.permute(0, 3, 1, 2)
+    if frames.shape[1] == 3:
+        return frames
+    raise ValueError(f"frames must have 3 (RGB) channels, got shape {tuple(frames.shape)}")
+
+
+def preprocess_frames(
+    frames: torch.Tensor, spec: ImagePreprocessing, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """Batched CLIP preprocessing of ``uint8`` frames (``N x H x W x 3`` or ``N x 3 x H x W``)."""
+    x = to_channels_first(frames).to(device=device, non_blocking=True)
+    x = x.float()
+    _, _, h, w = x.shape
+    short, long = (h, w) if h <= w else (w, h)
+    new_short = spec.shortest_edge
+    new_long = int(new_short * long / short)
+    size = (new_short, new_long) if h <= w else (new_long, new_short)
+    if size != (h, w):
+        # PIL resizes uint8 images in two separable passes (width, then height), rounding to uint8 after
+        # each; doing the same keeps us within one grey level of CLIPImageProcessor.
+        if size[1] != w:
+            x = F.interpolate(x, size=(h, size[1]), mode=spec.interpolation, antialias=True, align_corners=False)
+            x = x.clamp_(0, 255).round_()
+        if size[0] != h:
+            x = F.interpolate(x, size=size, mode=spec.interpolation, antialias=True, align_corners=False)
+            x = x.clamp_(0, 255).round_()
+    _, _, h, w = x.shape
+    top, left = (h - spec.crop_height) // 2, (w - spec.crop_width) // 2
+    if top < 0 or left < 0:  # smaller than the crop: pad like the HF processor does
+        pad_h, pad_w = max(spec.crop_height - h, 0), max(spec.crop_width - w, 0)
+        x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+        _, _, h, w = x.shape
+        top, left = (h - spec.crop_height) // 2, (w - spec.crop_width) // 2
+    x = x[:, :, top : top + spec.crop_height, left : left + spec.crop_width]
+    mean = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
+    std = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1)
+    return ((x / 255.0 - mean) / std).to(dtype)
+
+
+@runtime_checkable
+class ImageTextEncoder(Protocol):
+    """What the sampler needs of an encoder: projected image and text features in one space."""
+
+    embed_dim: int
+    preprocessing: ImagePreprocessing
+    device: torch.device
+    dtype: torch.dtype
+
+    def encode_images(self, frames: torch.Tensor) -> torch.Tensor:
+        """``uint8`` frames -> ``N x embed_dim`` float32 features (not normalised)."""
+
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """Strings -> ``n x embed_dim`` float32 features (not normalised)."""
+
+    def fingerprint(self) -> str:
+        """A short content hash of what determines image features (weights, preprocessing, dtype)."""
+
+
+def _tensor_digest(h: "hashlib._Hash", tensors: dict[str, torch.Tensor], sampled: Sequence[str]) -> None:
+    for name in sorted(tensors):
+        t = tensors[name]
+        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+    for name in sampled:
+        if name in tensors:
+            h.update(tensors[name].detach().float().cpu().contiguous().numpy().tobytes())
+
+
+class HFCLIPEncoder:
+    """A transformers ``CLIPModel`` (what TSPO checkpoints hold) with its tokenizer."""
+
+    def __init__(self, model: Any, tokenizer: Any, preprocessing: ImagePreprocessing) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.preprocessing = preprocessing
+        self.embed_dim = int(model.config.projection_dim)
+        max_pos = int(getattr(model.config.text_config, "max_position_embeddings", 77))
+        tok_max = getattr(tokenizer, "model_max_length", max_pos) or max_pos
+        self.max_text_length = int(min(max_pos, tok_max))
+        self._fingerprint: str | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @torch.inference_mode()
+    def encode_images(self, frames: torch.Tensor) -> torch.Tensor:
+        pixels = preprocess_frames(frames, self.preprocessing, device=self.device, dtype=self.dtype)
+        pooled = self.model.vision_model(pixel_values=pixels).pooler_output
+        return self.model.visual_projection(pooled).float()
+
+    @torch.inference_mode()
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        batch = self.tokenizer(
+            list(texts), padding=True, truncation=True, max_length=self.max_text_length, return_tensors="pt"
+        ).to(self.device)
+        pooled = self.model.text_model(
+            input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask")
+        ).pooler_output
+        return self.model.text_projection(pooled).float()
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            h = hashlib.sha256(b"hf-clip-v1;")
+            vision = {n: p for n, p in self.model.state_dict().items() if n.startswith(("vision_model.", "visual_projection."))}
+            names = sorted(vision)
+            _tensor_digest(h, vision, [names[0], names[len(names) // 2], "visual_projection.weight"])
+            h.update(json.dumps(asdict(self.preprocessing), sort_keys=True).encode())
+            h.update(str(self.dtype).encode())
+            self._fingerprint = h.hexdigest()[:24]
+        return self._fingerprint
+
+
+class OpenCLIPEncoder:
+    """Any open_clip model, for agents trained on another backbone (or raw CLIP similarity without one)."""
+
+    def __init__(self, model: Any, tokenizer: Any, preprocessing: ImagePreprocessing, name: str = "open_clip") -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.preprocessing = preprocessing
+        self.name = name
+        self.embed_dim = int(getattr(model, "embed_dim", None) or model.text_projection.shape[-1])
+        self._fingerprint: str | None = None
+
+    @classmethod
+    def from_name(
+        cls,
+        model_name: str,
+        *,
+        pretrained: str | None = None,
+        device: torch.device | str = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> OpenCLIPEncoder:
+        """Build with ``open_clip.create_model`` (``pretrained`` is a tag, a local file or ``hf-hub:`` id)."""
+        import open_clip
+
+        model = open_clip.create_model(model_name, pretrained=pretrained, device=device)
+        model = model.to(dtype=dtype)
+        tokenizer = open_clip.get_tokenizer(model_name)
+        cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
+        size = cfg.get("size", getattr(model.visual, "image_size", 224))
+        size = size if isinstance(size, int) else int(min(size))
+        interp = cfg.get("interpolation", "bicubic")
+        spec = ImagePreprocessing(
+            shortest_edge=size,
+            crop_height=size,
+            crop_width=size,
+            mean=tuple(cfg.get("mean", OPENAI_CLIP_MEAN)),
+            std=tuple(cfg.get("std", OPENAI_CLIP_STD)),
+            interpolation=interp if interp in ("bicubic", "bilinear") else "bicubic",
+        )
+        return cls(model, tokenizer, spec, name=f"{model_name}:{pretrained}")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @torch.inference_mode()
+    def encode_images(self, frames: torch.Tensor) -> torch.Tensor:
+        pixels = preprocess_frames(frames, self.preprocessing, device=self.device, dtype=self.dtype)
+        return self.model.encode_image(pixels).float()
+
+    @torch.inference_mode()
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        return self.model.encode_text(tokens).float()
+
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            h = hashlib.sha256(f"open-clip-v1;{self.name};".encode())
+            visual = {n: p for n, p in self.model.state_dict().items() if n.startswith("visual.")}
+            names = sorted(visual)
+            _tensor_digest(h, visual, [names[0], names[len(names) // 2], names[-1]])
+            h.update(json.dumps(asdict(self.preprocessing), sort_keys=True).encode())
+            h.update(str(self.dtype).encode())
+            self._fingerprint = h.hexdigest()[:24]
+        return self._fingerprint

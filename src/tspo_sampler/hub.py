@@ -1,0 +1,218 @@
+"""Reading and writing TSPO checkpoints in the released format (a transformers CLIP checkpoint whose
+state dict also holds the agent under ``selector.``), locally or through the Hugging Face Hub cache."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from .agent import TemporalAgent
+from .encoders import HFCLIPEncoder, ImagePreprocessing
+from .errors import CheckpointError
+
+AGENT_PREFIX = "selector."
+WEIGHTS_NAME = "model.safetensors"
+WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
+CHECKPOINT_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.md"]
+AGENT_NUM_HEADS = 8
+
+
+def resolve_checkpoint(
+    name_or_path: str | os.PathLike[str],
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+) -> Path:
+    """A local directory as it is, or a Hub repo id downloaded (or found in the cache) by huggingface_hub.
+
+    ``HF_HUB_OFFLINE=1`` and ``local_files_only=True`` use the cache only. Only safetensors weights, JSON
+    configs and tokenizer files are fetched: never pickled weights.
+    """
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise CheckpointError(f"{name_or_path} is a file; pass the checkpoint directory or a Hub repo id")
+    name = str(name_or_path)
+    if name.count("/") > 1 or name.startswith((".", "/", "~")) or os.sep in name.replace("/", "", 1):
+        raise CheckpointError(f"checkpoint directory {name} does not exist")
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
+
+    try:
+        return Path(
+            snapshot_download(
+                name,
+                revision=revision,
+                cache_dir=cache_dir,
+                local_files_only=local_files_only,
+                allow_patterns=CHECKPOINT_PATTERNS,
+                token=token,
+            )
+        )
+    except HFValidationError as exc:
+        raise CheckpointError(f"{name!r} is neither a directory nor a valid Hub repo id: {exc}") from exc
+    except LocalEntryNotFoundError as exc:
+        raise CheckpointError(
+            f"{name} (revision {revision or 'main'}) is not in the Hugging Face cache and downloads are off "
+            f"(HF_HUB_OFFLINE or local_files_only): {exc}"
+        ) from exc
+    except Exception as exc:  # network, 404, gated repo: say which checkpoint failed
+        raise CheckpointError(f"could not fetch checkpoint {name} from the Hub: {exc}") from exc
+
+
+def load_state_dict(directory: Path) -> dict[str, torch.Tensor]:
+    """All tensors of a checkpoint, from one safetensors file or from shards listed in an index."""
+    single = directory / WEIGHTS_NAME
+    index = directory / WEIGHTS_INDEX_NAME
+    try:
+        if single.is_file():
+            return load_file(single)
+        if index.is_file():
+            weight_map = json.loads(index.read_text())["weight_map"]
+            state: dict[str, torch.Tensor] = {}
+            for shard in sorted(set(weight_map.values())):
+                state.update(load_file(directory / shard))
+            return state
+    except (OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"cannot read the weights of {directory}: {exc}") from exc
+    if any(directory.glob("*.bin")) or any(directory.glob("*.pt")) or any(directory.glob("*.pth")):
+        raise CheckpointError(
+            f"{directory} holds only pickled weights (*.bin/*.pt); tspo-sampler loads safetensors only. "
+            "Convert them with safetensors first."
+        )
+    raise CheckpointError(f"{directory} has no {WEIGHTS_NAME} or {WEIGHTS_INDEX_NAME}")
+
+
+def split_agent_state(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``(clip_state, agent_state)``: agent keys lose their ``selector.`` prefix."""
+    agent = {k[len(AGENT_PREFIX) :]: v for k, v in state.items() if k.startswith(AGENT_PREFIX)}
+    clip = {k: v for k, v in state.items() if not k.startswith(AGENT_PREFIX)}
+    return clip, agent
+
+
+def build_agent(agent_state: dict[str, torch.Tensor], dim: int, source: object) -> TemporalAgent:
+    """A float32 :class:`TemporalAgent` from ``selector.*`` tensors, with shape checks that name the key."""
+    agent = TemporalAgent(dim, AGENT_NUM_HEADS)
+    expected = agent.state_dict()
+    missing = sorted(set(expected) - set(agent_state))
+    if missing:
+        raise CheckpointError(f"{source}: agent weights are incomplete, missing {', '.join(AGENT_PREFIX + m for m in missing)}")
+    unexpected = sorted(set(agent_state) - set(expected))
+    if unexpected:
+        raise CheckpointError(f"{source}: unknown agent weights {', '.join(AGENT_PREFIX + u for u in unexpected)}")
+    for key, tensor in agent_state.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise CheckpointError(
+                f"{source}: {AGENT_PREFIX}{key} has shape {tuple(tensor.shape)}, expected {tuple(expected[key].shape)} "
+                f"for CLIP projection_dim {dim}"
+            )
+    agent.load_state_dict({k: v.float() for k, v in agent_state.items()})
+    return agent.eval()
+
+
+@dataclass
+class LoadedCheckpoint:
+    encoder: HFCLIPEncoder
+    agent: TemporalAgent | None
+    config: dict[str, Any]
+    directory: Path
+    weights_dtype: torch.dtype
+
+
+def load_checkpoint(
+    directory: Path, *, device: torch.device, dtype: torch.dtype, require_agent: bool = True
+) -> LoadedCheckpoint:
+    """Build the CLIP encoder and the agent from a checkpoint directory in the released format."""
+    from transformers import AutoTokenizer, CLIPConfig, CLIPModel
+
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise CheckpointError(f"{directory} has no config.json")
+    config_dict = json.loads(config_path.read_text())
+    if config_dict.get("model_type") != "clip":
+        raise CheckpointError(
+            f"{config_path}: model_type is {config_dict.get('model_type')!r}; TSPO checkpoints are CLIP checkpoints"
+        )
+    state = load_state_dict(directory)
+    clip_state, agent_state = split_agent_state(state)
+    config = CLIPConfig.from_dict(config_dict)
+    dim = int(config.projection_dim)
+    if agent_state:
+        agent: TemporalAgent | None = build_agent(agent_state, dim, directory).to(device)
+    elif require_agent:
+        raise CheckpointError(
+            f"{directory} has no agent weights (no '{AGENT_PREFIX}*' keys): it is a plain CLIP checkpoint. "
+            "Pass require_agent=False to score frames by raw CLIP similarity."
+        )
+    else:
+        agent = None
+    weights_dtype = next(iter(clip_state.values())).dtype if clip_state else torch.float32
+    with torch.device("meta"):
+        model = CLIPModel(config)
+    result = model.load_state_dict(clip_state, strict=False, assign=True)
+    missing = [k for k in result.missing_keys if not k.endswith("position_ids")]
+    unexpected = [k for k in result.unexpected_keys if not k.endswith("position_ids")]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{directory}: CLIP weights do not fit the config (missing: {missing[:5]}, unexpected: {unexpected[:5]})"
+        )
+    # Buffers not stored in the checkpoint (position_ids) are still on the meta device: rebuild them.
+    for module in model.modules():
+        for name, buf in list(module.named_buffers(recurse=False)):
+            if buf.is_meta:
+                if name == "position_ids":
+                    module.register_buffer(name, torch.arange(buf.shape[-1]).expand(buf.shape), persistent=False)
+                else:
+                    raise CheckpointError(f"{directory}: buffer {name} missing from the checkpoint")
+    model = model.to(device=device, dtype=dtype).eval()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory)
+    except Exception as exc:
+        raise CheckpointError(f"cannot load the tokenizer of {directory}: {exc}") from exc
+    pre_path = directory / "preprocessor_config.json"
+    pre_cfg = json.loads(pre_path.read_text()) if pre_path.is_file() else {}
+    if not pre_cfg:
+        size = int(config.vision_config.image_size)
+        pre_cfg = {"size": {"shortest_edge": size}, "crop_size": {"height": size, "width": size}}
+    encoder = HFCLIPEncoder(model, tokenizer, ImagePreprocessing.from_processor_config(pre_cfg))
+    return LoadedCheckpoint(encoder, agent, config_dict, directory, weights_dtype)
+
+
+def save_checkpoint(
+    directory: str | os.PathLike[str],
+    encoder: HFCLIPEncoder,
+    agent: TemporalAgent | None,
+    *,
+    dtype: torch.dtype = torch.bfloat16,
+    extra_config: dict[str, Any] | None = None,
+) -> Path:
+    """Write the released format: CLIP config + ``model.safetensors`` (CLIP keys and ``selector.*``) +
+    tokenizer and ``CLIPProcessor`` files, so the reference code loads it too."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    config = encoder.model.config.to_dict()
+    config["architectures"] = ["TSPOModel"]
+    config["torch_dtype"] = str(dtype).replace("torch.", "")
+    config.pop("dtype", None)
+    if extra_config:
+        config.update(extra_config)
+    (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in encoder.model.state_dict().items() if not k.endswith("position_ids")}
+    if agent is not None:
+        tensors.update({AGENT_PREFIX + k: v.detach().to("cpu", dtype).contiguous() for k, v in agent.state_dict().items()})
+    tmp = out / (WEIGHTS_NAME + ".tmp")
+    save_file(tensors, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, out / WEIGHTS_NAME)
+    encoder.tokenizer.save_pretrained(out)
+    pre = encoder.preprocessing.to_processor_config()
+    (out / "preprocessor_config.json").write_text(json.dumps(pre, indent=2) + "\n")
+    return out

@@ -1,0 +1,587 @@
+"""`TemporalSampler`: load a TSPO agent, score every candidate frame of a video against a question, pick k."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .agent import DEFAULT_SCORE_TAU, DEFAULT_WINDOW_SIZE, TemporalAgent
+from .cache import FeatureCache, VideoFeatures, bytes_identity, file_identity
+from .encoders import HFCLIPEncoder, ImageTextEncoder, OpenCLIPEncoder
+from .errors import TSPOError, VideoReadError
+from .result import Selection
+from .selection import check_k, check_method, select_indices
+
+VideoInput = str | os.PathLike[str] | bytes | BinaryIO | np.ndarray | torch.Tensor | Sequence[Any]
+
+PROGRESS_MIN_CANDIDATES = 300
+
+
+def default_device() -> torch.device:
+    """CUDA when there is one, else Apple's MPS, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def default_dtype(device: torch.device) -> torch.dtype:
+    """float32 on the CPU (the Hub weights are bfloat16, which is slow and lossy there), float16 on accelerators."""
+    return torch.float32 if device.type == "cpu" else torch.float16
+
+
+def check_question(question: object, name: str = "question") -> str:
+    if question is None:
+        raise ValueError(f"{name} is None; pass the question the frames should answer")
+    if not isinstance(question, str):
+        raise TypeError(f"{name} must be a string, got {type(question).__name__}")
+    if not question.strip():
+        raise ValueError(f"{name} is blank; pass the question the frames should answer")
+    return question
+
+
+def is_file_source(video: object) -> bool:
+    return isinstance(video, (str, os.PathLike, bytes, bytearray, memoryview)) or (
+        hasattr(video, "read") and callable(video.read)
+    )
+
+
+def frames_to_uint8(video: object) -> torch.Tensor:
+    """In-memory frames (array, tensor, PIL list) -> ``uint8`` tensor ``T x H x W x 3``.
+
+    Float input is taken as 0-255 values, or 0-1 when its maximum is at most 1.
+    """
+    if isinstance(video, np.ndarray):
+        tensor = torch.from_numpy(np.ascontiguousarray(video))
+    elif isinstance(video, torch.Tensor):
+        tensor = video.detach().cpu()
+    elif isinstance(video, (list, tuple)):
+        if len(video) == 0:
+            raise ValueError("video is an empty list: there are no frames to select from")
+        from PIL import Image
+
+        if not all(isinstance(im, Image.Image) for im in video):
+            kinds = sorted({type(im).__name__ for im in video})
+            raise TypeError(f"video as a list must hold PIL images, got {', '.join(kinds)}")
+        sizes = {im.size for im in video}
+        if len(sizes) > 1:
+            raise ValueError(f"video frames must all have one size, got {sorted(sizes)}")
+        tensor = torch.from_numpy(np.stack([np.asarray(im.convert("RGB")) for im in video]))
+    else:
+        raise TypeError(
+            "video must be a path, bytes, a binary file object, a uint8 array T x H x W x 3, a torch tensor "
+            f"(T x H x W x 3 or T x 3 x H x W) or a list of PIL images; got {type(video).__name__}"
+        )
+    if tensor.ndim != 4:
+        raise ValueError(f"video frames must be T x H x W x 3 (or T x 3 x H x W), got shape {tuple(tensor.shape)}")
+    if tensor.shape[0] == 0:
+        raise ValueError("video has no frames (T = 0)")
+    if tensor.shape[-1] != 3:
+        if tensor.shape[1] == 3:
+            tensor = tensor.permute(0, 2, 3, 1)
+        else:
+            raise ValueError(f"video frames must have 3 RGB channels, got shape {tuple(tensor.shape)}")
+    if tensor.shape[1] == 0 or tensor.shape[2] == 0:
+        raise ValueError(f"video frames are empty (shape {tuple(tensor.shape)})")
+    if tensor.dtype != torch.uint8:
+        if tensor.dtype == torch.bool or tensor.is_complex():
+            raise TypeError(f"video frames must be uint8 or float, got {tensor.dtype}")
+        tensor = tensor.float()
+        if tensor.numel() and float(tensor.max()) <= 1.0:
+            tensor = tensor * 255.0
+        tensor = tensor.clamp(0, 255).round().to(torch.uint8)
+    return tensor.contiguous()
+
+
+def _prefetch(iterator: Iterator[Any], depth: int = 2) -> Iterator[Any]:
+    """Run ``iterator`` in a producer thread so decoding overlaps with encoding."""
+    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
+    done = object()
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                if stop.is_set():
+                    return
+                q.put(item)
+        except BaseException as exc:  # handed to the consumer
+            q.put(exc)
+            return
+        q.put(done)
+
+    worker = threading.Thread(target=produce, daemon=True, name="tspo-decode")
+    worker.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.05)
+
+
+class TemporalSampler:
+    """Question-aware keyframe selector: a CLIP encoder plus the TSPO temporal agent.
+
+    Load released agents with :meth:`from_pretrained`, any open_clip backbone with :meth:`from_open_clip`.
+
+    Args:
+        encoder: image/text encoder (transformers CLIP or open_clip).
+        agent: the temporal agent; ``None`` scores frames by raw CLIP similarity.
+        feature_cache: ``True`` for the default cache directory, a path for another, ``False`` for none.
+        window_size: default attention window of the agent.
+        tau: score temperature.
+        batch_size: frames per encoder batch.
+    """
+
+    def __init__(
+        self,
+        encoder: ImageTextEncoder,
+        agent: TemporalAgent | None = None,
+        *,
+        feature_cache: bool | str | os.PathLike[str] = True,
+        window_size: int = DEFAULT_WINDOW_SIZE,
+        tau: float = DEFAULT_SCORE_TAU,
+        batch_size: int = 64,
+        decode_timeout: float = 120.0,
+    ) -> None:
+        self.encoder = encoder
+        self.agent = agent.eval() if agent is not None else None
+        if agent is not None and agent.dim != encoder.embed_dim:
+            raise ValueError(f"agent dimension {agent.dim} does not match encoder embed_dim {encoder.embed_dim}")
+        if feature_cache is True:
+            self.cache: FeatureCache | None = FeatureCache()
+        elif feature_cache is False or feature_cache is None:
+            self.cache = None
+        else:
+            self.cache = FeatureCache(feature_cache)
+        self.window_size = window_size
+        self.tau = tau
+        self.batch_size = batch_size
+        self.decode_timeout = decode_timeout
+        self.checkpoint_dir: Path | None = None
+        self.checkpoint_dtype: torch.dtype = torch.bfloat16
+
+    # ------------------------------------------------------------------ loading and saving
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike[str],
+        *,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool = False,
+        token: str | bool | None = None,
+        require_agent: bool = True,
+        **kwargs: Any,
+    ) -> TemporalSampler:
+        """Load a TSPO checkpoint (e.g. ``"hzf666/TSPO-0.4B"``) from the Hub or a local directory.
+
+        Args:
+            name_or_path: Hub repo id or directory in the released format.
+            device: defaults to CUDA when available, else CPU.
+            dtype: encoder compute dtype; float32 on CPU, float16 on GPU by default. The agent always
+                computes in float32 (it is tiny and this keeps scores exact).
+            revision, cache_dir, local_files_only, token: as in ``huggingface_hub.snapshot_download``.
+            require_agent: raise when the checkpoint has no ``selector.*`` weights (else raw CLIP scores).
+            **kwargs: passed to the constructor (``feature_cache``, ``window_size``, ``batch_size`` ...).
+        """
+        from .hub import load_checkpoint, resolve_checkpoint
+
+        dev = torch.device(device) if device is not None else default_device()
+        dt = dtype if dtype is not None else default_dtype(dev)
+        directory = resolve_checkpoint(
+            name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
+        )
+        loaded = load_checkpoint(directory, device=dev, dtype=dt, require_agent=require_agent)
+        sampler = cls(loaded.encoder, loaded.agent, **kwargs)
+        sampler.checkpoint_dir = directory
+        sampler.checkpoint_dtype = loaded.weights_dtype
+        return sampler
+
+    @classmethod
+    def from_open_clip(
+        cls,
+        model_name: str,
+        *,
+        pretrained: str | None = None,
+        agent: TemporalAgent | str | os.PathLike[str] | None = None,
+        device: str | torch.device | None = None,
+        dtype: torch.dtype | None = None,
+        **kwargs: Any,
+    ) -> TemporalSampler:
+        """Use an open_clip backbone. ``agent`` is a :class:`TemporalAgent`, a safetensors file of
+        ``selector.*`` (or bare) agent weights, or ``None`` for raw CLIP similarity."""
+        dev = torch.device(device) if device is not None else default_device()
+        dt = dtype if dtype is not None else default_dtype(dev)
+        encoder = OpenCLIPEncoder.from_name(model_name, pretrained=pretrained, device=dev, dtype=dt)
+        if agent is not None and not isinstance(agent, TemporalAgent):
+            from safetensors.torch import load_file
+
+            from .hub import build_agent, split_agent_state
+
+            state = load_file(str(agent))
+            _, agent_state = split_agent_state(state)
+            agent = build_agent(agent_state or state, encoder.embed_dim, agent)
+        if agent is not None:
+            agent = agent.to(dev)
+        return cls(encoder, agent, **kwargs)
+
+    def save_pretrained(self, save_directory: str | os.PathLike[str], *, dtype: torch.dtype | None = None) -> Path:
+        """Write the released checkpoint format (loadable here and by the reference code).
+
+        ``dtype`` defaults to the dtype of the loaded checkpoint (bfloat16 for released agents).
+        """
+        if not isinstance(self.encoder, HFCLIPEncoder):
+            raise TSPOError("save_pretrained needs a transformers CLIP encoder; open_clip samplers save the agent only "
+                            "(use save_agent)")
+        from .hub import save_checkpoint
+
+        return save_checkpoint(save_directory, self.encoder, self.agent, dtype=dtype or self.checkpoint_dtype)
+
+    def save_agent(self, path: str | os.PathLike[str]) -> Path:
+        """Save only the agent weights (``selector.*`` keys) to one safetensors file."""
+        if self.agent is None:
+            raise TSPOError("this sampler has no agent to save")
+        from safetensors.torch import save_file
+
+        out = Path(path)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        save_file({f"selector.{k}": v.detach().cpu().contiguous() for k, v in self.agent.state_dict().items()}, str(out))
+        return out
+
+    def push_to_hub(
+        self,
+        repo_id: str,
+        *,
+        private: bool | None = None,
+        token: str | None = None,
+        commit_message: str = "Upload TSPO temporal agent",
+        revision: str | None = None,
+    ) -> str:
+        """Publish the checkpoint (released format plus a model card) to the Hub; returns the commit URL."""
+        import tempfile
+
+        from huggingface_hub import HfApi
+
+        from .model_card import write_model_card
+
+        api = HfApi(token=token)
+        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        with tempfile.TemporaryDirectory() as tmp:
+            self.save_pretrained(tmp)
+            write_model_card(Path(tmp), repo_id=repo_id, base=str(self.checkpoint_dir or ""))
+            info = api.upload_folder(
+                repo_id=repo_id, folder_path=tmp, commit_message=commit_message, revision=revision, repo_type="model"
+            )
+        return str(getattr(info, "commit_url", info))
+
+    @property
+    def device(self) -> torch.device:
+        return self.encoder.device
+
+    # ------------------------------------------------------------------ features
+    def encode_text(self, questions: str | Sequence[str]) -> torch.Tensor:
+        """Projected text features (``n x D``, float32, on the sampler's device), batched."""
+        items = [questions] if isinstance(questions, str) else list(questions)
+        for i, q in enumerate(items):
+            check_question(q, "question" if isinstance(questions, str) else f"questions[{i}]")
+        return self.encoder.encode_text(items)
+
+    def encode_frames(self, frames: torch.Tensor, *, progress: bool | None = None) -> torch.Tensor:
+        """Features of in-memory ``uint8`` frames (``T x H x W x 3``), batched; ``T x D`` float32 on CPU."""
+        show = (len(frames) >= PROGRESS_MIN_CANDIDATES) if progress is None else progress
+        out = []
+        with tqdm(total=len(frames), desc="encoding frames", unit="frame", disable=not show) as bar:
+            for start in range(0, len(frames), self.batch_size):
+                batch = frames[start : start + self.batch_size]
+                out.append(self.encoder.encode_images(batch).cpu())
+                bar.update(len(batch))
+        return torch.cat(out)
+
+    def encode_video(
+        self,
+        video: VideoInput,
+        *,
+        fps: float = 1.0,
+        max_candidates: int | None = None,
+        progress: bool | None = None,
+        use_cache: bool = True,
+    ) -> VideoFeatures:
+        """Image features of every candidate frame, from the cache when this video was seen before.
+
+        Files: candidates at ``fps`` per second (presentation timestamps), capped evenly at
+        ``max_candidates``; frames are decoded in chunks at the encoder's resolution and dropped after
+        encoding. In-memory frames: every frame is a candidate; ``fps`` is the rate they were sampled at
+        (timestamps = position / fps).
+        """
+        if not (isinstance(fps, (int, float)) and fps > 0):
+            raise ValueError(f"fps must be a positive number, got {fps!r}")
+        if max_candidates is not None:
+            if isinstance(max_candidates, bool) or not isinstance(max_candidates, (int, np.integer)) or max_candidates < 1:
+                raise ValueError(f"max_candidates must be a positive integer or None, got {max_candidates!r}")
+            max_candidates = int(max_candidates)
+        if not is_file_source(video):
+            frames = frames_to_uint8(video)
+            if max_candidates is not None and len(frames) > max_candidates:
+                positions = np.unique(np.round(np.linspace(0, len(frames) - 1, max_candidates)).astype(np.int64))
+            else:
+                positions = np.arange(len(frames), dtype=np.int64)
+            feats = self.encode_frames(frames[torch.from_numpy(positions)], progress=progress)
+            return VideoFeatures(
+                features=feats,
+                candidate_indices=positions,
+                candidate_timestamps=positions / float(fps),
+                duration=len(frames) / float(fps),
+                fps=float(fps),
+                source="<frames>",
+                metadata={"num_frames": int(len(frames)), "height": int(frames.shape[1]), "width": int(frames.shape[2])},
+            )
+        source, identity = self._file_source(video)
+        key = None
+        if self.cache is not None and use_cache:
+            key = FeatureCache.make_key(
+                identity,
+                self.encoder.fingerprint(),
+                fps=float(fps),
+                max_candidates=max_candidates,
+                short_side=self.encoder.preprocessing.shortest_edge,
+            )
+            hit = self.cache.get(key)
+            if hit is not None:
+                return hit
+        feats = self._encode_file(source, fps=fps, max_candidates=max_candidates, progress=progress)
+        if key is not None and self.cache is not None:
+            self.cache.put(key, feats)
+        return feats
+
+    def _file_source(self, video: Any) -> tuple[Any, str]:
+        """Normalise a file-like input and compute its content identity (for the cache)."""
+        if isinstance(video, (str, os.PathLike)):
+            path = Path(video)
+            if not path.exists():
+                raise VideoReadError(path, "file does not exist")
+            if path.is_dir():
+                raise VideoReadError(path, "is a directory, not a video file")
+            if path.stat().st_size == 0:
+                raise VideoReadError(path, "file is empty (0 bytes)")
+            return str(path), file_identity(path)
+        if isinstance(video, (bytearray, memoryview)):
+            video = bytes(video)
+        if isinstance(video, bytes):
+            if not video:
+                raise VideoReadError("<bytes>", "no data (0 bytes)")
+            return video, bytes_identity(video)
+        data = video.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError("video file object must be opened in binary mode")
+        if not data:
+            raise VideoReadError(getattr(video, "name", "<file object>"), "no data (0 bytes)")
+        return bytes(data), bytes_identity(bytes(data))
+
+    def _open(self, source: Any) -> Any:
+        from .video import VideoDecoder
+
+        return VideoDecoder(source, timeout=self.decode_timeout)
+
+    def _encode_file(
+        self, source: Any, *, fps: float, max_candidates: int | None, progress: bool | None
+    ) -> VideoFeatures:
+        with self._open(source) as decoder:
+            meta = decoder.metadata
+            indices, timestamps = decoder.candidates(fps=fps, max_candidates=max_candidates)
+            if len(indices) == 0:
+                raise VideoReadError(meta.source, "no decodable frames")
+            show = (len(indices) >= PROGRESS_MIN_CANDIDATES) if progress is None else progress
+            chunks: list[torch.Tensor] = []
+            got_idx: list[np.ndarray] = []
+            got_ts: list[np.ndarray] = []
+            batches = decoder.iter_frames(
+                indices, short_side=self.encoder.preprocessing.shortest_edge, batch_size=self.batch_size
+            )
+            name = Path(meta.source).name if meta.source and not meta.source.startswith("<") else meta.source
+            with tqdm(total=len(indices), desc=f"encoding {name}", unit="frame", disable=not show) as bar:
+                for batch in _prefetch(batches):
+                    chunks.append(self.encoder.encode_images(torch.from_numpy(batch.data)).cpu())
+                    got_idx.append(np.asarray(batch.indices, dtype=np.int64))
+                    got_ts.append(np.asarray(batch.timestamps, dtype=np.float64))
+                    bar.update(len(batch.indices))
+            if not chunks:
+                raise VideoReadError(meta.source, "no decodable frames")
+            return VideoFeatures(
+                features=torch.cat(chunks),
+                candidate_indices=np.concatenate(got_idx),
+                candidate_timestamps=np.concatenate(got_ts),
+                duration=float(meta.duration),
+                fps=float(meta.fps),
+                source=str(meta.source),
+                metadata={
+                    "codec": meta.codec,
+                    "width": int(meta.width),
+                    "height": int(meta.height),
+                    "rotation": int(meta.rotation),
+                    "num_frames": int(meta.num_frames),
+                    "backend": meta.backend,
+                },
+            )
+
+    # ------------------------------------------------------------------ scoring and selection
+    def score_features(
+        self,
+        image_features: torch.Tensor,
+        text_features: torch.Tensor,
+        clip_scores: torch.Tensor | None = None,
+        window_size: int | None = None,
+    ) -> torch.Tensor:
+        """The agent's score of each candidate (``T``), or raw CLIP similarity / tau without an agent.
+
+        Linear in ``T * window_size`` time and memory.
+        """
+        w = self.window_size if window_size is None else window_size
+        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+            raise ValueError(f"window_size must be a positive integer, got {w!r}")
+        feats = image_features.float()
+        text = text_features.float().to(feats.device)
+        if self.agent is None:
+            if clip_scores is None:
+                clip_scores = F.cosine_similarity(text.reshape(1, -1), feats, dim=-1)
+            return clip_scores.float() / self.tau
+        agent_device = next(self.agent.parameters()).device
+        with torch.inference_mode():
+            return self.agent(
+                feats.to(agent_device),
+                text.to(agent_device),
+                None if clip_scores is None else clip_scores.to(agent_device),
+                window_size=w,
+                tau=self.tau,
+            ).cpu()
+
+    def select_from_features(
+        self,
+        video_features: VideoFeatures,
+        question: str | torch.Tensor,
+        k: int = 16,
+        *,
+        method: str = "topk",
+        window_size: int | None = None,
+    ) -> Selection:
+        """Choose ``k`` candidates of already-encoded video features (no frames attached)."""
+        k = check_k(k)
+        method = check_method(method)
+        if isinstance(question, torch.Tensor):
+            text, question_str = question.reshape(1, -1), None
+        else:
+            question_str = check_question(question)
+            text = self.encode_text(question_str)
+        feats = video_features.features.float()
+        text = text.float().cpu()
+        clip_scores = F.cosine_similarity(text.reshape(1, -1), feats, dim=-1)
+        scores = self.score_features(feats, text, clip_scores, window_size)
+        basis = clip_scores if method == "clip" else scores
+        positions = select_indices(basis, k, method)
+        cand_idx = np.asarray(video_features.candidate_indices)
+        cand_ts = np.asarray(video_features.candidate_timestamps)
+        return Selection(
+            indices=[int(cand_idx[p]) for p in positions],
+            timestamps=[float(cand_ts[p]) for p in positions],
+            frames=None,
+            scores=scores.numpy(),
+            candidate_indices=[int(i) for i in cand_idx],
+            candidate_timestamps=[float(t) for t in cand_ts],
+            method=method,
+            duration=video_features.duration,
+            fps=video_features.fps,
+            question=question_str,
+            positions=list(positions),
+            video=video_features.source,
+        )
+
+    def select_frames(
+        self,
+        video: VideoInput,
+        question: str,
+        k: int = 16,
+        *,
+        method: str = "topk",
+        fps: float = 1.0,
+        max_candidates: int | None = None,
+        window_size: int | None = None,
+        return_frames: bool = True,
+        progress: bool | None = None,
+    ) -> Selection:
+        """Pick the ``k`` frames of ``video`` most relevant to ``question``.
+
+        Args:
+            video: a path, bytes, a binary file object, a ``uint8`` array ``T x H x W x 3``, a torch tensor
+                (``T x H x W x 3`` or ``T x 3 x H x W``) or a list of PIL images.
+            question: the question the frames should answer.
+            k: number of frames (all candidates when there are fewer).
+            method: ``topk`` (default), ``bin-max``, ``aks``, ``uniform``, ``clip`` or ``bolt``.
+            fps: candidates per second of video (the paper uses 1).
+            max_candidates: cap on the number of candidates, spread evenly over the video.
+            window_size: the agent's attention window (default 12).
+            return_frames: decode and return the chosen frames at full resolution.
+            progress: show a progress bar (default: only for long videos).
+
+        Returns:
+            A :class:`~tspo_sampler.Selection`.
+        """
+        k = check_k(k)
+        method = check_method(method)
+        check_question(question)
+        if is_file_source(video):
+            source, _ = self._file_source(video)  # validates early; reused below without re-reading a stream
+            feats = self.encode_video(source, fps=fps, max_candidates=max_candidates, progress=progress)
+            selection = self.select_from_features(feats, question, k, method=method, window_size=window_size)
+            if return_frames:
+                selection.frames = self.get_frames(source, selection.indices)
+            if isinstance(video, (str, os.PathLike)):
+                selection.video = str(video)
+            return selection
+        frames = frames_to_uint8(video)
+        feats = self.encode_video(frames, fps=fps, max_candidates=max_candidates, progress=progress)
+        selection = self.select_from_features(feats, question, k, method=method, window_size=window_size)
+        if return_frames:
+            selection.frames = frames[torch.as_tensor(selection.indices, dtype=torch.long)].numpy()
+        selection.video = None
+        return selection
+
+    def get_frames(self, video: VideoInput, indices: Sequence[int]) -> np.ndarray:
+        """Full-resolution, upright RGB frames at the given source indices (``uint8`` ``k x H x W x 3``)."""
+        if not is_file_source(video):
+            frames = frames_to_uint8(video)
+            return frames[torch.as_tensor(list(indices), dtype=torch.long)].numpy()
+        source, _ = self._file_source(video) if not isinstance(video, bytes) else (video, "")
+        with self._open(source) as decoder:
+            return decoder.get_frames(list(indices)).data
+
+    def __repr__(self) -> str:
+        enc = type(self.encoder).__name__
+        return (
+            f"TemporalSampler(encoder={enc}, agent={'yes' if self.agent is not None else 'none (raw CLIP)'}, "
+            f"device={self.device}, window_size={self.window_size}, cache={self.cache.directory if self.cache else None})"
+        )
+
+
+__all__ = ["TemporalSampler", "VideoFeatures", "default_device", "default_dtype"]

@@ -1,0 +1,105 @@
+"""Pictures of a selection: a contact sheet of the chosen frames with their timestamps above the score curve."""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .result import Selection
+
+
+def format_time(seconds: float) -> str:
+    """``h:mm:ss.s`` or ``m:ss.s``."""
+    seconds = max(float(seconds), 0.0)
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{int(h)}:{int(m):02d}:{s:04.1f}" if h >= 1 else f"{int(m)}:{s:04.1f}"
+
+
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1
+        return ImageFont.load_default()
+
+
+def score_curve(selection: Selection, width: int, height: int = 220) -> Image.Image:
+    """The per-candidate score over time, with the chosen frames marked in red."""
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    font = _font(14)
+    scores = np.asarray(selection.scores, dtype=np.float64)
+    times = np.asarray(selection.candidate_timestamps, dtype=np.float64)
+    left, right, top, bottom = 60, width - 20, 20, height - 40
+    draw.rectangle([left, top, right, bottom], outline="black")
+    if len(scores) == 0:
+        return img
+    t0, t1 = float(times.min()), float(max(times.max(), times.min() + 1e-6))
+    s0, s1 = float(scores.min()), float(max(scores.max(), scores.min() + 1e-6))
+
+    def xy(t: float, s: float) -> tuple[float, float]:
+        return (left + (t - t0) / (t1 - t0) * (right - left), bottom - (s - s0) / (s1 - s0) * (bottom - top))
+
+    for t in selection.timestamps:
+        x, _ = xy(t, s0)
+        draw.line([x, top, x, bottom], fill=(255, 170, 170), width=1)
+    pts = [xy(t, s) for t, s in zip(times, scores)]
+    if len(pts) > 1:
+        draw.line(pts, fill=(30, 90, 200), width=2)
+    chosen = set(selection.positions)
+    for p in chosen:
+        x, y = pts[p]
+        draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill="red")
+    draw.text((left, bottom + 6), format_time(t0), fill="black", font=font)
+    end_label = format_time(t1)
+    draw.text((right - draw.textlength(end_label, font=font), bottom + 6), end_label, fill="black", font=font)
+    draw.text((left + (right - left) / 2 - 30, bottom + 20), "time", fill="black", font=font)
+    draw.text((4, top), f"{s1:.3g}", fill="black", font=font)
+    draw.text((4, bottom - 14), f"{s0:.3g}", fill="black", font=font)
+    draw.text((left + 6, top + 4), f"score ({selection.method}, {len(selection)} of {len(scores)} candidates)", fill="black", font=font)
+    return img
+
+
+def contact_sheet(
+    selection: Selection,
+    path: str | os.PathLike[str] | None = None,
+    *,
+    columns: int = 4,
+    thumb_width: int = 320,
+    with_scores: bool = True,
+) -> Image.Image:
+    """A grid of the chosen frames, each labelled with its timestamp, above the score curve.
+
+    Needs ``selection.frames`` (select with ``return_frames=True``). Saved to ``path`` when given.
+    """
+    if selection.frames is None or len(selection.frames) == 0:
+        raise ValueError("selection has no frames: select with return_frames=True to draw a contact sheet")
+    frames = selection.frames
+    n = len(frames)
+    columns = max(1, min(columns, n))
+    rows = math.ceil(n / columns)
+    h, w = frames.shape[1:3]
+    thumb_h = max(1, round(thumb_width * h / w))
+    label_h = 22
+    sheet_w = columns * thumb_width
+    curve = score_curve(selection, sheet_w) if with_scores else None
+    sheet_h = rows * (thumb_h + label_h) + (curve.height if curve else 0)
+    sheet = Image.new("RGB", (sheet_w, sheet_h), "white")
+    draw = ImageDraw.Draw(sheet)
+    font = _font(15)
+    for i, frame in enumerate(frames):
+        r, c = divmod(i, columns)
+        x, y = c * thumb_width, r * (thumb_h + label_h)
+        sheet.paste(Image.fromarray(frame).resize((thumb_width, thumb_h), Image.BILINEAR), (x, y + label_h))
+        label = f"#{selection.indices[i]}  {format_time(selection.timestamps[i])}"
+        draw.text((x + 4, y + 3), label, fill="black", font=font)
+    if curve is not None:
+        sheet.paste(curve, (0, rows * (thumb_h + label_h)))
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        sheet.save(path)
+    return sheet

@@ -1,0 +1,92 @@
+"""The agent reproduces the reference arithmetic exactly, in linear memory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tspo_sampler.agent import TemporalAgent, dense_reference_scores, positional_encoding, window_positions
+
+
+def test_scores_equal_reference_fixture(sampler, cases):
+    for case, data in cases:
+        scores = sampler.score_features(
+            torch.from_numpy(data["image_features"]),
+            torch.from_numpy(data["text_features"]),
+            torch.from_numpy(data["clip_scores"]),
+            window_size=case["window"],
+        )
+        np.testing.assert_allclose(scores.numpy(), data["scores"], atol=1e-3, rtol=0)
+
+
+def test_clip_scores_computed_when_omitted(sampler, cases):
+    case, data = cases[1]
+    given = sampler.score_features(
+        torch.from_numpy(data["image_features"]), torch.from_numpy(data["text_features"]),
+        torch.from_numpy(data["clip_scores"]), window_size=case["window"],
+    )
+    derived = sampler.score_features(
+        torch.from_numpy(data["image_features"]), torch.from_numpy(data["text_features"]), window_size=case["window"]
+    )
+    np.testing.assert_allclose(derived.numpy(), given.numpy(), atol=1e-4)
+
+
+@pytest.mark.parametrize("T,window", [(1, 12), (2, 12), (7, 3), (50, 1), (50, 8), (64, 12), (33, 40)])
+def test_banded_equals_dense(T, window):
+    torch.manual_seed(T * 100 + window)
+    agent = TemporalAgent(dim=64, num_heads=8).eval()
+    feats = torch.randn(T, 64)
+    text = torch.randn(1, 64)
+    with torch.no_grad():
+        ours = agent(feats, text, window_size=window)
+        dense = dense_reference_scores(agent, feats, text, window_size=window)
+    torch.testing.assert_close(ours, dense, atol=2e-5, rtol=1e-5)
+
+
+def test_window_positions_clamp_and_centre():
+    pos = window_positions(5, 4)
+    assert pos.tolist() == [[0, 0, 0, 1], [0, 0, 1, 2], [0, 1, 2, 3], [1, 2, 3, 4], [2, 3, 4, 4]]
+
+
+def test_positional_encoding_formula():
+    pe = positional_encoding(10, 8)
+    t, i = 3, 2
+    w = np.exp(-2 * i * np.log(10000.0) / 8)
+    assert pe[t, 2 * i].item() == pytest.approx(np.sin(t / 10 * w), abs=1e-6)
+    assert pe[t, 2 * i + 1].item() == pytest.approx(np.cos(t / 10 * w), abs=1e-6)
+
+
+def test_memory_grows_with_t_times_w_not_t_squared():
+    """10,800 candidates (three hours at 1 fps) run without a T x T matrix."""
+    agent = TemporalAgent(dim=64, num_heads=8).eval()
+    feats = torch.randn(10_800, 64)
+    text = torch.randn(1, 64)
+    allocations = []
+
+    class Spy(torch.overrides.TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if isinstance(out, torch.Tensor):
+                allocations.append(out.numel())
+            return out
+
+    with torch.no_grad(), Spy():
+        scores = agent(feats, text, window_size=12)
+    assert scores.shape == (10_800,)
+    assert max(allocations) <= 10_800 * 64 * 2  # never anything near T*T = 116 million elements
+    assert torch.isfinite(scores).all()
+
+
+def test_bad_feature_inputs_name_the_argument():
+    agent = TemporalAgent(dim=64, num_heads=8)
+    with pytest.raises(ValueError, match="image_features"):
+        agent(torch.randn(5, 32), torch.randn(1, 64))
+    with pytest.raises(ValueError, match="text_features"):
+        agent(torch.randn(5, 64), torch.randn(2, 64))
+    with pytest.raises(ValueError, match="clip_scores"):
+        agent(torch.randn(5, 64), torch.randn(1, 64), torch.randn(4))
+    with pytest.raises(ValueError, match="window_size"):
+        agent(torch.randn(5, 64), torch.randn(1, 64), window_size=0)
+    with pytest.raises(ValueError, match="no frames"):
+        agent(torch.randn(0, 64), torch.randn(1, 64))

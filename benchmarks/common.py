@@ -1,0 +1,70 @@
+"""Shared pieces of the benchmarks: a ViT-B/32-shaped random TSPO checkpoint and peak-memory probes."""
+
+from __future__ import annotations
+
+import json
+import resource
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURE_CHECKPOINT = ROOT / "tests" / "data" / "tspo_reference" / "checkpoint"
+TOKENIZER_FILES = ("vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json")
+sys.path.insert(0, str(ROOT / "tests"))  # for tests/media.py (video generators)
+
+
+def make_vit_b32_checkpoint(directory: Path, *, seed: int = 0) -> Path:
+    """A randomly initialised CLIP ViT-B/32 (224 px, 512-dim projection) plus agent, in the released format.
+
+    The text tower uses the fixture's toy tokenizer (it costs nothing next to the vision tower).
+    """
+    import torch
+    from transformers import CLIPConfig, CLIPModel
+
+    from tspo_sampler.agent import TemporalAgent
+    from tspo_sampler.hub import AGENT_PREFIX
+
+    directory = Path(directory)
+    if (directory / "model.safetensors").is_file():
+        return directory
+    directory.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    config = CLIPConfig(
+        text_config={"vocab_size": 522, "bos_token_id": 520, "eos_token_id": 521, "pad_token_id": 521,
+                     "hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8, "num_hidden_layers": 12},
+        vision_config={"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
+                       "num_hidden_layers": 12, "patch_size": 32, "image_size": 224},
+        projection_dim=512,
+    )
+    model = CLIPModel(config)
+    agent = TemporalAgent(512)
+    state = {k: v.to(torch.bfloat16).contiguous() for k, v in model.state_dict().items() if not k.endswith("position_ids")}
+    state.update({AGENT_PREFIX + k: v.to(torch.bfloat16).contiguous() for k, v in agent.state_dict().items()})
+    from safetensors.torch import save_file
+
+    save_file(state, str(directory / "model.safetensors"), metadata={"format": "pt"})
+    cfg = config.to_dict()
+    cfg["architectures"] = ["TSPOModel"]
+    cfg["torch_dtype"] = "bfloat16"
+    (directory / "config.json").write_text(json.dumps(cfg, indent=2))
+    pre = json.loads((FIXTURE_CHECKPOINT / "preprocessor_config.json").read_text())
+    pre["size"] = {"shortest_edge": 224}
+    pre["crop_size"] = {"height": 224, "width": 224}
+    (directory / "preprocessor_config.json").write_text(json.dumps(pre, indent=2))
+    for name in TOKENIZER_FILES:
+        shutil.copy(FIXTURE_CHECKPOINT / name, directory / name)
+    return directory
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def print_table(rows: list[dict], columns: list[str]) -> None:
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    print("  ".join(c.ljust(widths[c]) for c in columns))
+    print("  ".join("-" * widths[c] for c in columns))
+    for r in rows:
+        print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns))

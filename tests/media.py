@@ -28,6 +28,7 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
+import av  # imported before anything can load decord: see _import_decord in tspo_sampler.video
 import numpy as np
 
 __all__ = [
@@ -184,8 +185,6 @@ def make_video(
     ``gop`` is the keyframe interval in frames (default: 2 s worth); ``bframes`` lets H.264
     reorder frames, so decode order differs from presentation order.
     """
-    import av  # local import: only tests need it at module import time
-
     path = Path(path)
     fmt = _container_format(path)
     width, height = size
@@ -252,8 +251,6 @@ def make_video(
 
 
 def _write_tone(astream, out, duration: float) -> None:
-    import av
-
     sr = 16000
     n = int(duration * sr)
     tone = (0.2 * np.sin(2 * np.pi * 440 * np.arange(n) / sr)).astype(np.float32)
@@ -274,8 +271,6 @@ def _write_tone(astream, out, duration: float) -> None:
 
 def make_audio_only(path: str | os.PathLike, duration: float = 2.0) -> Path:
     """A file with one AAC audio stream and no video stream (``.mp4``/``.m4a``/``.mkv``)."""
-    import av
-
     path = Path(path)
     fmt = "mp4" if path.suffix.lower() in (".mp4", ".m4a") else _container_format(path)
     with av.open(str(path), mode="w", format=fmt) as out:
@@ -330,7 +325,7 @@ def make_long_video(
         ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
         "-f", "lavfi", "-i", src,
         "-vf", "hue=h=t*6",
-        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "30", "-g", str(max(1, int(fps * 10))),
+        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "36", "-g", str(max(1, int(fps * 10))),
         "-pix_fmt", "yuv420p", "-threads", str(threads),
         str(path),
     ]  # fmt: skip

@@ -26,14 +26,12 @@ targets before the first frame).  Duplicates are dropped.
 from __future__ import annotations
 
 import dataclasses
-import io
 import os
 import shutil
 import tempfile
 import threading
 import weakref
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
@@ -108,7 +106,15 @@ def _run_with_timeout(fn: Callable[[], _T], timeout: float | None) -> _T:
 
 
 def _import_decord() -> Any | None:
-    """decord is optional (no ARM wheels): import it lazily and treat any import failure as absent."""
+    """decord is optional (no ARM wheels): import it lazily and treat any import failure as absent.
+
+    decord loads its bundled FFmpeg 4 / libvpx with ``RTLD_GLOBAL``; importing PyAV first keeps
+    PyAV's own libraries bound to PyAV (otherwise e.g. its libvpx-vp9 encoder fails to open).
+    """
+    try:
+        import av  # noqa: F401, PLC0415
+    except Exception:
+        pass
     try:
         import decord  # noqa: PLC0415
     except Exception:  # ImportError, or a broken shared library
@@ -175,7 +181,6 @@ class VideoDecoder:
         self._pts_to_index: dict[int, int] = probe["pts_to_index"]
         self._time_base: float = probe["time_base"]
         self._start: int = probe["start"]
-        self._stream_index: int = probe["stream_index"]
         rotation = probe["rotation"]
         stored_w, stored_h = probe["stored_size"]
         width, height = (stored_h, stored_w) if rotation in (90, 270) else (stored_w, stored_h)
@@ -293,7 +298,10 @@ class VideoDecoder:
         # no): find out what it did by matching its first frame against PyAV's upright one.
         if rotation:
             first = self._decord_call(lambda: vr.get_batch([0]).asnumpy()[0], "decoding frame 0")
-            self._decord_fix = _match_orientation(first, self._first_frame)
+            fix = _match_orientation(first, self._first_frame)
+            if fix is None:
+                raise VideoReadError(self._label, "cannot tell how decord oriented the rotated frames")
+            self._decord_fix = fix
         self._decord_readers[upright_size] = vr
 
     def _decord_reader_raw(self, decord: Any, width: int, height: int) -> Any:
@@ -478,18 +486,23 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {msg}" if msg else type(exc).__name__
 
 
-def _match_orientation(candidate: np.ndarray, upright: np.ndarray) -> int:
-    """Clockwise turn (0/90/180/270) that makes ``candidate`` look most like ``upright``."""
-    best, best_err = 0, np.inf
+def _match_orientation(candidate: np.ndarray, upright: np.ndarray) -> int | None:
+    """Clockwise turn (0/90/180/270) that makes ``candidate`` match ``upright``; None if unclear.
+
+    Symmetric content (a black first frame) cannot tell the turns apart: then decord is not used.
+    """
     ref = upright.astype(np.float32)
+    errs: list[tuple[float, int]] = []
     for turn in (0, 90, 180, 270):
         img = _upright(candidate, turn)
-        if img.shape != upright.shape:
-            continue
-        err = float(np.abs(img.astype(np.float32) - ref).mean())
-        if err < best_err:
-            best, best_err = turn, err
-    return best
+        if img.shape == upright.shape:
+            errs.append((float(np.abs(img.astype(np.float32) - ref).mean()), turn))
+    if not errs:
+        return None
+    errs.sort()
+    if errs[0][0] > 8.0 or (len(errs) > 1 and errs[1][0] - errs[0][0] < 8.0):
+        return None
+    return errs[0][1]
 
 
 # ---------------------------------------------------------------------- PyAV probing and decoding
@@ -501,6 +514,17 @@ def _open_container(path: str) -> Any:
     return av.open(path, mode="r", metadata_errors="ignore")
 
 
+def _video_stream(container: Any) -> Any | None:
+    """First video stream that is a real video (not cover art / a thumbnail)."""
+    import av  # noqa: PLC0415
+
+    still = int(av.stream.Disposition.attached_pic) | int(av.stream.Disposition.timed_thumbnails)
+    for stream in container.streams.video:
+        if not int(stream.disposition) & still:
+            return stream
+    return None
+
+
 def _probe_pyav(path: str, label: str) -> dict[str, Any]:
     """Demux the video stream once (no decoding) for the timestamp table, then decode frame 0."""
     import av  # noqa: PLC0415
@@ -510,10 +534,11 @@ def _probe_pyav(path: str, label: str) -> dict[str, Any]:
     except av.error.FFmpegError as exc:
         raise VideoReadError(label, f"not a readable media file ({_describe(exc)})") from exc
     try:
-        if not container.streams.video:
+        stream = _video_stream(container)
+        if stream is None:
             kinds = sorted({s.type for s in container.streams}) or ["none"]
-            raise VideoReadError(label, f"no video stream (streams: {', '.join(kinds)})")
-        stream = container.streams.video[0]
+            extra = " besides cover art" if container.streams.video else ""
+            raise VideoReadError(label, f"no video stream{extra} (streams: {', '.join(kinds)})")
         tb = stream.time_base
         if tb is None or tb == 0:
             raise VideoReadError(label, "video stream has no time base")
@@ -566,7 +591,7 @@ def _probe_pyav(path: str, label: str) -> dict[str, Any]:
         # the file, so reopen rather than trust a seek back to the start
         container.close()
         container = _open_container(path)
-        stream = container.streams.video[0]
+        stream = _video_stream(container)
         first_frame = None
         rotation = 0
         try:
@@ -596,7 +621,6 @@ def _probe_pyav(path: str, label: str) -> dict[str, Any]:
         "pts_to_index": {int(p): i for i, p in enumerate(pts)},
         "time_base": time_base,
         "start": int(start),
-        "stream_index": 0,
         "rotation": rotation,
         "stored_size": stored,
         "first_frame": np.ascontiguousarray(image),
@@ -634,7 +658,7 @@ class _PyAVSequential:
     def _open(self) -> None:
         self.close()
         self._container = _open_container(self._owner._path)
-        self._stream = self._container.streams.video[0]
+        self._stream = _video_stream(self._container)
         self._stream.thread_type = "AUTO"
         self._stream.codec_context.thread_count = self._owner._num_threads
         self._frames = self._container.decode(self._stream)

@@ -1,0 +1,400 @@
+"""VideoDecoder on real files with real decoders: every frame's drawn stamp is its true time."""
+
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import media
+from tspo_sampler import video as video_mod
+from tspo_sampler.errors import TSPOError, VideoReadError
+from tspo_sampler.video import FrameBatch, VideoDecoder, VideoMetadata, open_video
+
+HAVE_DECORD = video_mod._import_decord() is not None
+BACKENDS = ["pyav", pytest.param("decord", marks=pytest.mark.skipif(not HAVE_DECORD, reason="decord absent"))]
+
+# name -> make_video keyword arguments
+SPECS = {
+    "h264.mp4": {},
+    "h264.mkv": {},
+    "mpeg4.avi": {"codec": "mpeg4"},
+    "vp9.webm": {"codec": "libvpx-vp9"},
+    "vfr.mp4": {"vfr": True},
+    "vfr.mkv": {"vfr": True},
+    "rot90.mp4": {"rotate": 90},
+    "rot270.mkv": {"rotate": 270},
+    "clip.mp4": {"duration": 0.5},
+    "audio.mp4": {"audio": True},
+    "long.mp4": {"duration": 20.0, "gop": 10},
+}
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("videos")
+    out = {name: media.make_video(root / name, **kw) for name, kw in SPECS.items()}
+    out["audio_only.m4a"] = media.make_audio_only(root / "audio_only.m4a")
+    out["empty.mp4"] = media.make_empty(root / "empty.mp4")
+    out["corrupt.mp4"] = media.make_corrupt(root / "corrupt.mp4")
+    out["truncated.mp4"] = media.make_truncated(out["long.mp4"], root / "truncated.mp4")  # moov at end
+    return out
+
+
+@pytest.fixture(scope="session")
+def faststart_truncated(videos: dict[str, Path]) -> Path:
+    """A cut-short MP4 whose index comes first: decord 0.6 fails to open it, PyAV reads the rest."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        pytest.skip("ffmpeg not on PATH")
+    src = videos["long.mp4"]
+    fs = src.with_name("faststart.mp4")
+    subprocess.run(
+        [ffmpeg, "-v", "error", "-y", "-i", str(src), "-c", "copy", "-movflags", "+faststart", str(fs)],
+        check=True,
+        capture_output=True,
+    )
+    return media.make_truncated(fs, src.with_name("faststart_cut.mp4"), keep=0.6)
+
+
+def stamps(batch: FrameBatch) -> np.ndarray:
+    return np.array([media.read_stamp(f) for f in batch.data])
+
+
+def true_times(name: str) -> np.ndarray:
+    kw = SPECS[name]
+    return media.frame_times(kw.get("duration", 4.0), kw.get("fps", 10.0), kw.get("vfr", False))
+
+
+# ------------------------------------------------------------------ test media themselves
+
+
+def test_stamp_round_trip_and_resize() -> None:
+    from PIL import Image
+
+    for t in (0.0, 0.01, 1.37, 59.99, 600.5):
+        img = media.draw_frame(t, (160, 120))
+        assert media.read_stamp(img) == pytest.approx(t, abs=1e-9)
+        small = np.asarray(Image.fromarray(img).resize((85, 64), Image.BILINEAR))
+        assert media.read_stamp(small) == pytest.approx(t, abs=1e-9)
+    with pytest.raises(ValueError):
+        media.read_stamp(np.rot90(media.draw_frame(1.0)))  # sideways frames are refused
+
+
+def test_generated_rotation_is_visible_to_ffprobe(videos: dict[str, Path]) -> None:
+    if shutil.which("ffprobe") is None:
+        pytest.skip("ffprobe not on PATH")
+    assert media.probe_rotation(videos["rot90.mp4"]) == 90
+    assert media.probe_rotation(videos["rot270.mkv"]) == 270
+    assert media.probe_rotation(videos["h264.mp4"]) == 0
+
+
+# ------------------------------------------------------------------ decoding correctness
+
+FILES = ["h264.mp4", "h264.mkv", "mpeg4.avi", "vp9.webm", "vfr.mp4", "vfr.mkv", "rot90.mp4", "rot270.mkv", "clip.mp4"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("name", FILES)
+def test_candidate_frames_show_their_timestamps(videos: dict[str, Path], name: str, backend: str) -> None:
+    with VideoDecoder(videos[name], backend=backend) as dec:
+        meta = dec.metadata
+        assert meta.backend == backend
+        assert (meta.width, meta.height) == (160, 120)  # upright, even for rotated files
+        expected = true_times(name)
+        assert meta.num_frames == len(expected)
+        np.testing.assert_allclose(dec.frame_timestamps(), expected, atol=1e-3)
+
+        idx, ts = dec.candidates(fps=3.0)
+        assert idx[0] == 0 and np.all(np.diff(idx) > 0)
+        half_interval = 0.5 / SPECS[name].get("fps", 10.0)
+        seen = []
+        for batch in dec.iter_frames(idx, short_side=64, batch_size=4):
+            assert len(batch) <= 4 and batch.data.shape[1:] == (64, 85, 3) and batch.data.dtype == np.uint8
+            np.testing.assert_allclose(stamps(batch), batch.timestamps, atol=half_interval)
+            seen.append(batch.indices)
+        np.testing.assert_array_equal(np.concatenate(seen), idx)
+
+        few = dec.get_frames(idx[-2:])  # full resolution
+        assert few.data.shape == (len(few), 120, 160, 3)
+        np.testing.assert_allclose(stamps(few), ts[-2:], atol=half_interval)
+
+
+def test_candidate_rule_cfr(videos: dict[str, Path]) -> None:
+    with VideoDecoder(videos["h264.mp4"], backend="pyav") as dec:
+        assert dec.metadata.duration == pytest.approx(4.0)
+        assert dec.metadata.fps == pytest.approx(10.0)
+        idx, ts = dec.candidates(fps=1.0)
+        np.testing.assert_array_equal(idx, [0, 10, 20, 30])
+        np.testing.assert_allclose(ts, [0, 1, 2, 3])
+        idx, _ = dec.candidates(fps=2.0, max_candidates=3)
+        np.testing.assert_array_equal(idx, [0, 20, 35])  # evenly over [0, 5, ..., 35]
+        idx, _ = dec.candidates(fps=100.0)  # denser than the video: every frame once
+        np.testing.assert_array_equal(idx, np.arange(40))
+
+
+def test_candidate_rule_vfr_uses_real_pts(videos: dict[str, Path]) -> None:
+    with VideoDecoder(videos["vfr.mp4"], backend="pyav") as dec:
+        ts_all = dec.frame_timestamps()
+        idx, ts = dec.candidates(fps=1.0)
+        for k, (i, t) in enumerate(zip(idx, ts)):
+            # the frame on screen at k seconds: latest pts <= k
+            assert t <= k + 1e-9 and (i + 1 == len(ts_all) or ts_all[i + 1] > k)
+        # index / average fps would be wrong for this file
+        assert not np.allclose(ts, idx / dec.metadata.fps, atol=0.05)
+        batch = dec.get_frames(idx)
+        np.testing.assert_allclose(stamps(batch), ts, atol=0.011)
+
+
+def test_short_clip_has_a_candidate(videos: dict[str, Path]) -> None:
+    with VideoDecoder(videos["clip.mp4"]) as dec:
+        assert dec.metadata.duration == pytest.approx(0.5)
+        idx, ts = dec.candidates(fps=1.0)
+        np.testing.assert_array_equal(idx, [0])
+        np.testing.assert_array_equal(ts, [0.0])
+
+
+@pytest.mark.skipif(not HAVE_DECORD, reason="decord absent")
+@pytest.mark.parametrize("name", ["h264.mp4", "vfr.mkv", "rot90.mp4", "rot270.mkv", "vp9.webm"])
+def test_backends_agree(videos: dict[str, Path], name: str) -> None:
+    with VideoDecoder(videos[name], backend="decord") as a, VideoDecoder(videos[name], backend="pyav") as b:
+        assert dataclass_fields(a.metadata) == dataclass_fields(b.metadata)
+        np.testing.assert_array_equal(a.frame_timestamps(), b.frame_timestamps())
+        for x, y in zip(a.candidates(2.0), b.candidates(2.0)):
+            np.testing.assert_array_equal(x, y)
+        idx = np.arange(a.metadata.num_frames)[::3]
+        fa, fb = a.get_frames(idx), b.get_frames(idx)
+        np.testing.assert_array_equal(fa.indices, fb.indices)
+        assert np.abs(fa.data.astype(int) - fb.data.astype(int)).mean() < 3.0
+
+
+def dataclass_fields(meta: VideoMetadata) -> tuple:
+    return (meta.num_frames, meta.width, meta.height, meta.rotation, meta.codec, round(meta.duration, 6))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_rotated_frames_come_back_upright(videos: dict[str, Path], backend: str) -> None:
+    for name, rot in (("rot90.mp4", 90), ("rot270.mkv", 270)):
+        with VideoDecoder(videos[name], backend=backend) as dec:
+            assert dec.metadata.rotation == rot
+            assert (dec.metadata.width, dec.metadata.height) == (160, 120)
+            batch = dec.get_frames([0, 13])
+            assert batch.data.shape == (2, 120, 160, 3)
+            np.testing.assert_allclose(stamps(batch), [0.0, 1.3], atol=1e-6)
+            small = dec.get_frames([13], short_side=60)
+            assert small.data.shape == (1, 60, 80, 3)
+            assert media.read_stamp(small.data[0]) == pytest.approx(1.3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_get_frames_order_duplicates_and_range(videos: dict[str, Path], backend: str) -> None:
+    with VideoDecoder(videos["h264.mp4"], backend=backend) as dec:
+        batch = dec.get_frames([30, 2, 30, 7])
+        np.testing.assert_array_equal(batch.indices, [30, 2, 30, 7])
+        np.testing.assert_allclose(stamps(batch), [3.0, 0.2, 3.0, 0.7])
+        np.testing.assert_allclose(batch.timestamps, [3.0, 0.2, 3.0, 0.7])
+        # going backwards after a later request still works
+        assert media.read_stamp(dec.get_frames([1]).data[0]) == pytest.approx(0.1)
+        batches = list(dec.iter_frames([9, 3, 3, 1], batch_size=2))
+        assert [b.indices.tolist() for b in batches] == [[1, 3], [9]]
+        assert len(dec.get_frames([])) == 0
+        with pytest.raises(IndexError):
+            dec.get_frames([40])
+        with pytest.raises(IndexError):
+            list(dec.iter_frames([-1]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_short_side_resizes_and_never_upscales(videos: dict[str, Path], backend: str) -> None:
+    with VideoDecoder(videos["h264.mp4"], backend=backend) as dec:
+        assert dec.get_frames([5], short_side=48).data.shape == (1, 48, 64, 3)
+        assert dec.get_frames([5], short_side=1000).data.shape == (1, 120, 160, 3)
+        with pytest.raises(ValueError):
+            dec.get_frames([5], short_side=0)
+
+
+def test_pyav_seeks_over_long_gaps(videos: dict[str, Path]) -> None:
+    with VideoDecoder(videos["long.mp4"], backend="pyav") as dec:
+        idx = np.array([3, 95, 96, 150, 199])
+        batch = dec.get_frames(idx)
+        np.testing.assert_allclose(stamps(batch), idx / 10.0)
+        idx, ts = dec.candidates(fps=0.5)
+        np.testing.assert_allclose(stamps(dec.get_frames(idx, short_side=64)), ts)
+
+
+# ------------------------------------------------------------------ inputs
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_bytes_and_file_objects(videos: dict[str, Path], backend: str) -> None:
+    raw = videos["vfr.mp4"].read_bytes()
+    with VideoDecoder(raw, backend=backend) as dec:
+        assert dec.metadata.source == "<bytes>"
+        tmp = dec._path
+        assert os.path.exists(tmp)
+        idx, ts = dec.candidates(1.0)
+        np.testing.assert_allclose(stamps(dec.get_frames(idx)), ts, atol=0.011)
+    assert not os.path.exists(tmp)  # temporary copy removed on close
+    with VideoDecoder(io.BytesIO(raw), backend=backend) as dec:
+        assert dec.metadata.source == "<file object>"
+        assert dec.metadata.num_frames == len(true_times("vfr.mp4"))
+    with open(videos["h264.mkv"], "rb") as fh, open_video(fh, backend=backend) as dec:
+        assert media.read_stamp(dec.get_frames([12]).data[0]) == pytest.approx(1.2)
+
+
+def test_audio_track_is_ignored(videos: dict[str, Path]) -> None:
+    with VideoDecoder(videos["audio.mp4"]) as dec:
+        assert dec.metadata.num_frames == 40
+        assert media.read_stamp(dec.get_frames([39]).data[0]) == pytest.approx(3.9)
+
+
+# ------------------------------------------------------------------ errors, fallback, timeout
+
+
+@pytest.mark.parametrize("backend", ["auto", "pyav", "decord"])
+@pytest.mark.parametrize(
+    "name, reason",
+    [
+        ("missing.mp4", "not found"),
+        ("empty.mp4", "empty"),
+        ("corrupt.mp4", "not a readable media file"),
+        ("truncated.mp4", "not a readable media file"),
+        ("audio_only.m4a", "no video stream"),
+    ],
+)
+def test_bad_files_raise_video_read_error(videos: dict[str, Path], name: str, reason: str, backend: str) -> None:
+    path = videos["h264.mp4"].with_name(name)
+    with pytest.raises(VideoReadError) as info:
+        VideoDecoder(path, backend=backend)
+    assert name in str(info.value) and reason in str(info.value)
+    assert info.value.source == str(path)
+    assert isinstance(info.value, TSPOError)
+
+
+def test_bad_inputs() -> None:
+    with pytest.raises(VideoReadError, match="<bytes>"):
+        VideoDecoder(b"")
+    with pytest.raises(VideoReadError, match="<bytes>.*not a readable"):
+        VideoDecoder(b"\x00garbage" * 100)
+    with pytest.raises(ValueError):
+        VideoDecoder(b"x", backend="opencv")
+
+
+@pytest.mark.skipif(not HAVE_DECORD, reason="decord absent")
+def test_real_decord_failure_falls_back_to_pyav(faststart_truncated: Path) -> None:
+    with pytest.raises(VideoReadError, match="decord"):
+        VideoDecoder(faststart_truncated, backend="decord")
+    with VideoDecoder(faststart_truncated) as dec:
+        assert dec.metadata.backend == "pyav"
+        assert 100 < dec.metadata.num_frames < 200
+        idx, ts = dec.candidates(1.0)
+        batch = dec.get_frames(idx, short_side=64)
+        # frames missing from the cut tail are replaced by the nearest decodable one, and say so
+        np.testing.assert_allclose(stamps(batch), batch.timestamps)
+
+
+def test_decord_absent_uses_pyav(videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(video_mod, "_import_decord", lambda: None)
+    with VideoDecoder(videos["h264.mp4"]) as dec:
+        assert dec.metadata.backend == "pyav"
+    with pytest.raises(VideoReadError, match="decord is not installed"):
+        VideoDecoder(videos["h264.mp4"], backend="decord")
+
+
+def test_forced_pyav_never_touches_decord(videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom() -> None:
+        raise AssertionError("decord used")
+
+    monkeypatch.setattr(video_mod, "_import_decord", boom)
+    with VideoDecoder(videos["vp9.webm"], backend="pyav") as dec:
+        assert dec.metadata.backend == "pyav"
+        assert media.read_stamp(dec.get_frames([7]).data[0]) == pytest.approx(0.7)
+
+
+@pytest.mark.skipif(not HAVE_DECORD, reason="decord absent")
+def test_decord_batch_error_falls_back_midway(videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import decord
+
+    dec = VideoDecoder(videos["h264.mp4"])
+    assert dec.metadata.backend == "decord"
+
+    def broken(self, indices):  # noqa: ANN001
+        raise decord.DECORDError("simulated C++ failure")
+
+    monkeypatch.setattr(decord.VideoReader, "get_batch", broken)
+    batch = dec.get_frames([4, 8])
+    assert dec.metadata.backend == "pyav"
+    np.testing.assert_allclose(stamps(batch), [0.4, 0.8])
+    dec.close()
+
+
+@pytest.mark.skipif(not HAVE_DECORD, reason="decord absent")
+def test_stalled_decord_times_out(videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    import decord
+
+    def stall(self, indices):  # noqa: ANN001
+        time.sleep(3.0)
+        raise RuntimeError("should have been abandoned")
+
+    monkeypatch.setattr(decord.VideoReader, "get_batch", stall)
+    start = time.monotonic()
+    with VideoDecoder(videos["h264.mp4"], timeout=0.5) as dec:  # auto: falls back
+        batch = dec.get_frames([5])
+        assert dec.metadata.backend == "pyav"
+        assert media.read_stamp(batch.data[0]) == pytest.approx(0.5)
+    with VideoDecoder(videos["h264.mp4"], backend="decord", timeout=0.5) as dec:
+        with pytest.raises(VideoReadError, match=r"timed out after 0.5s") as info:
+            dec.get_frames([5])
+        assert "h264.mp4" in str(info.value)
+    assert time.monotonic() - start < 2.5
+
+
+def test_stalled_open_times_out(videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    class FakeDecord:
+        @staticmethod
+        def cpu(i: int) -> int:
+            return i
+
+        class VideoReader:
+            def __init__(self, *a: object, **k: object) -> None:
+                time.sleep(3.0)
+
+    monkeypatch.setattr(video_mod, "_import_decord", lambda: FakeDecord)
+    start = time.monotonic()
+    with VideoDecoder(videos["h264.mp4"], timeout=0.5) as dec:
+        assert dec.metadata.backend == "pyav"
+    with pytest.raises(VideoReadError, match="timed out"):
+        VideoDecoder(videos["h264.mp4"], backend="decord", timeout=0.5)
+    assert time.monotonic() - start < 2.5
+
+
+def test_closed_decoder_refuses_work(videos: dict[str, Path]) -> None:
+    dec = open_video(videos["h264.mp4"])
+    dec.close()
+    dec.close()  # idempotent
+    with pytest.raises(ValueError):
+        dec.get_frames([0])
+
+
+def test_orientation_matching_refuses_ambiguous_frames() -> None:
+    frame = media.draw_frame(1.0)
+    assert video_mod._match_orientation(frame, frame) == 0
+    assert video_mod._match_orientation(np.rot90(frame, k=1), frame) == 90  # turned back clockwise
+    assert video_mod._match_orientation(np.rot90(frame, k=2), frame) == 180
+    black = np.zeros_like(frame)
+    assert video_mod._match_orientation(black, black) is None
+
+
+@pytest.mark.skipif(not HAVE_DECORD, reason="decord absent")
+def test_decord_rotation_quirk_is_detected(videos: dict[str, Path]) -> None:
+    # decord 0.6 rotates MP4 (its FFmpeg 4 exposes the matrix) but not MKV: both must come out upright
+    with VideoDecoder(videos["rot90.mp4"], backend="decord") as dec:
+        assert dec._decord_fix == 0
+    with VideoDecoder(videos["rot270.mkv"], backend="decord") as dec:
+        assert dec._decord_fix == 270

@@ -1,0 +1,20 @@
+"""GRPO training of the TSPO temporal agent (CLIP and the answering MLLM stay frozen).
+
+>>> from tspo_sampler.training import GRPOConfig, train_grpo
+>>> train_grpo(GRPOConfig(data="train.jsonl", video_root="/data/videos", mllm="Qwen/Qwen2.5-VL-7B-Instruct"))  # doctest: +SKIP
+"""
+
+from .config import GRPOConfig
+from .data import BadRow, Episode, TrainExample, load_examples
+from .trainer import GRPOTrainer, latest_checkpoint, train_grpo
+
+__all__ = [
+    "BadRow",
+    "Episode",
+    "GRPOConfig",
+    "GRPOTrainer",
+    "TrainExample",
+    "latest_checkpoint",
+    "load_examples",
+    "train_grpo",
+]

@@ -1,0 +1,212 @@
+"""A simulated environment for GRPO: CLIP-like features with known relevant spans, and an answerer.
+
+Used by ``benchmarks/learnability.py`` and the fast trainer tests. The :class:`GRPOTrainer` runs on it
+unchanged: :class:`SyntheticVideos` has the sampler methods the trainer calls (``encode_video``,
+``encode_text``, ``get_frames``, ``save_pretrained``, ``agent``) and :class:`SimulatedAnswerer` the
+answerer protocol (``option_logprobs``, ``answer``).
+
+Geometry (raw CLIP similarity is an imperfect guide). The feature space has an *event* subspace, a
+*lure* subspace and a *scene* subspace. Question ``i`` asks about event ``u_i`` and also mentions a
+context ``w_i``: its text feature is ``normalize(u_i + w_i)``. Video ``i`` is a drifting scene; inside
+the relevant span the event appears (``+ a u_i``); elsewhere *lure* segments show the context
+(``+ b w_i``) with ``b`` often larger than ``a``, so they resemble the query more than the answer does.
+Features have CLIP-like norms (``feature_norm``, about that of projected ViT-L/14 embeddings).
+The agent has to learn that the event subspace matters and the lure subspace does not.
+
+The answerer sees only frames: :meth:`SyntheticVideos.get_frames` stamps each frame with its video and
+frame number, and the answerer answers right with probability ``chance + (1 - chance) * share``, where
+``share`` is the share of shown frames inside the question's span.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..agent import TemporalAgent
+from ..cache import VideoFeatures
+from ..result import Selection
+from .data import TrainExample
+from .rewards import LETTERS
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-12)
+
+
+class SyntheticVideos:
+    """``num_videos`` synthetic videos (``video-<i>``), one multiple-choice question each."""
+
+    def __init__(
+        self,
+        num_videos: int = 64,
+        num_frames: int = 96,
+        *,
+        dim: int = 256,
+        span_frac: float = 0.15,
+        lure_frac: float = 0.15,
+        event_strength: float = 1.0,
+        lure_strength: tuple[float, float] = (0.5, 1.8),
+        noise: float = 0.35,
+        num_options: int = 4,
+        specific_frac: float = 0.0,
+        feature_norm: float = 10.0,
+        agent: TemporalAgent | None = None,
+        seed: int = 0,
+    ) -> None:
+        rng = np.random.default_rng(seed)
+        self.dim = dim
+        self.num_frames = num_frames
+        sub = dim // 4
+        ev, lu = slice(0, sub), slice(sub, 2 * sub)
+        self.videos: list[str] = [f"video-{i}" for i in range(num_videos)]
+        self._features: dict[str, np.ndarray] = {}
+        self._spans: dict[str, tuple[int, int]] = {}
+        self._text: dict[str, np.ndarray] = {}
+        self._question_video: dict[str, int] = {}
+        self.examples: list[TrainExample] = []
+        for i, name in enumerate(self.videos):
+            u = np.zeros(dim)
+            u[ev] = _unit(rng.normal(size=sub))
+            w = np.zeros(dim)
+            w[lu] = _unit(rng.normal(size=sub))
+            # slowly drifting scene in the scene subspace
+            scene0 = np.zeros(dim)
+            scene0[2 * sub :] = _unit(rng.normal(size=dim - 2 * sub))
+            drift = np.cumsum(rng.normal(scale=0.08, size=(num_frames, dim)), axis=0)
+            drift[:, : 2 * sub] = 0
+            x = scene0 + drift + noise * rng.normal(size=(num_frames, dim)) / np.sqrt(dim / 64)
+            L = max(2, int(round(span_frac * num_frames)))
+            start = int(rng.integers(0, num_frames - L + 1))
+            x[start : start + L] += event_strength * u
+            # lure segments outside the span
+            n_lure = max(2, int(round(lure_frac * num_frames)))
+            free = np.setdiff1d(np.arange(num_frames), np.arange(start, start + L))
+            seg = max(2, n_lure // 2)
+            for _ in range(2):
+                s0 = int(rng.choice(free[: max(1, len(free) - seg)]))
+                idx = np.arange(s0, min(num_frames, s0 + seg))
+                idx = idx[(idx < start) | (idx >= start + L)]
+                x[idx] += rng.uniform(*lure_strength) * w
+            self._features[name] = (feature_norm * _unit(x)).astype(np.float32)
+            self._spans[name] = (start, start + L - 1)
+            question = f"Question {i}: what does the person do with object {i}?"
+            self._text[question] = (feature_norm * _unit(u + w)).astype(np.float32)
+            self._question_video[question] = i
+            options = [f"choice {j} of question {i}" for j in range(num_options)]
+            qtype = "specific" if rng.random() < specific_frac else "general"
+            self.examples.append(
+                TrainExample(
+                    video=name,
+                    question=question,
+                    options=options,
+                    answer=LETTERS[int(rng.integers(num_options))],
+                    type=qtype,
+                    span=(float(start), float(start + L - 1)),
+                    line=i + 1,
+                )
+            )
+        self.agent = agent if agent is not None else TemporalAgent(dim=dim, num_heads=8)
+        self.encoder = None
+        self.encode_calls = 0
+
+    # ---- sampler interface -------------------------------------------------------------------------
+    def encode_video(self, video: str, *, fps: float = 1.0, max_candidates: int | None = None, **_: Any) -> VideoFeatures:
+        self.encode_calls += 1
+        feats = self._features[video]
+        T = feats.shape[0]
+        return VideoFeatures(
+            features=torch.from_numpy(feats.copy()),
+            candidate_indices=np.arange(T, dtype=np.int64),
+            candidate_timestamps=np.arange(T, dtype=np.float64),
+            duration=float(T),
+            fps=1.0,
+            source=video,
+            metadata={},
+        )
+
+    def encode_text(self, questions: str | Sequence[str]) -> torch.Tensor:
+        items = [questions] if isinstance(questions, str) else list(questions)
+        return torch.from_numpy(np.stack([self._text[q] for q in items]))
+
+    def get_frames(self, video: str, indices: Sequence[int]) -> np.ndarray:
+        """Tiny frames stamped with (video number, frame index)."""
+        v = self.videos.index(video)
+        out = np.zeros((len(indices), 2, 2, 3), dtype=np.uint8)
+        for j, idx in enumerate(indices):
+            out[j, 0, 0] = (v // 256, v % 256, 0)
+            out[j, 0, 1] = (int(idx) // 256, int(idx) % 256, 0)
+        return out
+
+    def save_pretrained(self, directory: str | os.PathLike, dtype: torch.dtype | None = None) -> Path:
+        from safetensors.torch import save_file
+
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        state = {f"selector.{k}": v.detach().cpu().contiguous() for k, v in self.agent.state_dict().items()}
+        save_file(state, str(out / "model.safetensors"))
+        (out / "config.json").write_text(json.dumps({"synthetic": True, "dim": self.dim}) + "\n")
+        return out
+
+    # ---- ground truth ------------------------------------------------------------------------------
+    def relevant(self, question: str, video: int, index: int) -> bool:
+        stem = question.splitlines()[0].strip()
+        qv = self._question_video[stem]
+        if video != qv:
+            return False
+        s, e = self._spans[self.videos[qv]]
+        return s <= index <= e
+
+
+class SimulatedAnswerer:
+    """Answers right with probability ``chance + (1 - chance) * share**power`` (share of relevant frames)."""
+
+    def __init__(self, env: SyntheticVideos, *, power: float = 1.0, seed: int = 0) -> None:
+        self.env = env
+        self.power = power
+        self.rng = np.random.default_rng(seed)
+        self.calls = 0
+        self.rollouts = 0
+
+    def _share(self, selection: Selection, question: str) -> float:
+        frames = np.asarray(selection.frames)
+        vids = frames[:, 0, 0, 0].astype(int) * 256 + frames[:, 0, 0, 1]
+        idxs = frames[:, 0, 1, 0].astype(int) * 256 + frames[:, 0, 1, 1]
+        return float(np.mean([self.env.relevant(question, int(v), int(i)) for v, i in zip(vids, idxs)]))
+
+    def _draw(self, selection: Selection, question: str, letters: Sequence[str]) -> int:
+        n = len(letters)
+        stem = question.splitlines()[0].strip()
+        truth = next(e.answer for e in self.env.examples if e.question == stem)
+        chance = 1.0 / n
+        p = chance + (1 - chance) * self._share(selection, question) ** self.power
+        if self.rng.random() < p:
+            return letters.index(truth)
+        wrong = [j for j in range(n) if letters[j] != truth]
+        return int(self.rng.choice(wrong))
+
+    def option_logprobs(self, selections: Sequence[Selection], questions: Sequence[str],
+                        options: Sequence[str] = ("A", "B", "C", "D")) -> torch.Tensor:
+        self.calls += 1
+        self.rollouts += len(selections)
+        letters = list(options)
+        out = torch.full((len(selections), len(letters)), -8.0)
+        for b, (sel, q) in enumerate(zip(selections, questions)):
+            out[b, self._draw(sel, q, letters)] = -1e-3
+        return torch.log_softmax(out, dim=-1)
+
+    def answer(self, selections: Sequence[Selection], questions: Sequence[str], **_: Any) -> list[str]:
+        self.calls += 1
+        self.rollouts += len(selections)
+        out = []
+        for sel, q in zip(selections, questions):
+            n = sum(1 for line in q.splitlines() if len(line) > 2 and line[1] == "." and line[0] in LETTERS)
+            letters = list(LETTERS[: max(n, 2)])
+            out.append(f"The answer is {letters[self._draw(sel, q, letters)]}.")
+        return out

@@ -195,23 +195,31 @@ def test_missing_file_and_directory(uncached_sampler, tmp_path):
         uncached_sampler.select_frames(b"", Q, k=2)
 
 
-def test_cli_select_table_json_and_grid(checkpoint_dir, videos, tmp_path):
-    env = {**os.environ, "TSPO_SAMPLER_CACHE": str(tmp_path / "cli-cache")}
-    base = [sys.executable, "-m", "tspo_sampler.cli", "select", str(videos["mp4"]), Q, "-k", "3", "--model", str(checkpoint_dir)]
-    table = subprocess.run(base, capture_output=True, text=True, env=env, timeout=300)
-    assert table.returncode == 0, table.stderr
-    assert "3 of 10 candidates" in table.stdout and "rank" in table.stdout
+def test_cli_select_table_json_and_grid(checkpoint_dir, videos, tmp_path, monkeypatch, capsys):
+    from tspo_sampler.cli import main
+
+    monkeypatch.setenv("TSPO_SAMPLER_CACHE", str(tmp_path / "cli-cache"))
+    base = ["select", str(videos["mp4"]), Q, "-k", "3", "--model", str(checkpoint_dir)]
+    assert main(base) == 0
+    table = capsys.readouterr().out
+    assert "3 of 10 candidates" in table and "rank" in table
     grid = tmp_path / "sheet.png"
-    js = subprocess.run(base + ["--json", "--method", "bin-max", "--save-grid", str(grid)], capture_output=True, text=True, env=env, timeout=300)
-    assert js.returncode == 0, js.stderr
-    out = json.loads(js.stdout)
+    assert main(base + ["--json", "--method", "bin-max", "--save-grid", str(grid)]) == 0
+    out = json.loads(capsys.readouterr().out)
     assert out["method"] == "bin-max" and len(out["indices"]) == 3 and len(out["timestamps"]) == 3
     from PIL import Image
 
     sheet = Image.open(grid)
     assert sheet.size[0] == 3 * 320 and sheet.size[1] > 200
-    bad = subprocess.run(base[:-2] + ["-k", "0", "--model", str(checkpoint_dir)], capture_output=True, text=True, env=env, timeout=300)
-    assert bad.returncode == 1 and "k must be a positive integer" in bad.stderr
-    missing = subprocess.run([sys.executable, "-m", "tspo_sampler.cli", "select", str(tmp_path / "x.mp4"), Q, "--model", str(checkpoint_dir)],
-                             capture_output=True, text=True, env=env, timeout=300)
-    assert missing.returncode == 1 and "x.mp4" in missing.stderr and "Traceback" not in missing.stderr
+    assert main(base[:3] + ["-k", "0", "--model", str(checkpoint_dir)]) == 1
+    assert "k must be a positive integer" in capsys.readouterr().err
+    assert main(["select", str(tmp_path / "x.mp4"), Q, "--model", str(checkpoint_dir)]) == 1
+    assert "x.mp4" in capsys.readouterr().err
+
+
+def test_console_script_entry_point(checkpoint_dir, videos, tmp_path):
+    """`python -m tspo_sampler.cli` in a fresh process: errors are one line, never a traceback."""
+    env = {**os.environ, "TSPO_SAMPLER_CACHE": str(tmp_path / "cli-cache")}
+    cmd = [sys.executable, "-m", "tspo_sampler.cli", "select", str(tmp_path / "x.mp4"), Q, "--model", str(checkpoint_dir)]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 1 and "x.mp4" in res.stderr and "Traceback" not in res.stderr

@@ -1,0 +1,292 @@
+"""Tiny, randomly initialised video-LLMs with real Hugging Face classes, built fully offline.
+
+Each builder returns ``(model, processor)`` where the processor is the model's real processor class
+(real image/video processor classes with small sizes) and its tokenizer is a byte-level BPE built
+with the ``tokenizers`` library: every byte is a token, plus the model family's special tokens, and a
+chat template written for these tests in the same prompt format as the released checkpoints.
+
+Sizes are chosen so that one frame costs only a handful of visual tokens:
+
+* Qwen2.5-VL: 56 x 56 px frames -> 4 x 4 patches of 14 px -> 4 tokens per temporal patch (2 frames).
+* LLaVA-OneVision: 56 px SigLIP input -> 4 x 4 patches -> pooled to 2 x 2 = 4 tokens per frame, +1.
+* InternVL: 56 px tiles -> 4 x 4 patches -> pixel shuffle 0.5 -> 4 tokens per frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import PreTrainedTokenizerFast
+
+TEXT = dict(
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=1,
+    num_attention_heads=2,
+    num_key_value_heads=1,
+    max_position_embeddings=4096,
+)
+
+# Chat templates written for these tests; they render the same strings as the released checkpoints'
+# templates for the message shapes the adapters produce (text, image and video parts).
+QWEN2_5_VL_TEMPLATE = (
+    "{% for m in messages %}"
+    "{% if loop.first and m['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n' }}"
+    "{% endif %}"
+    "{{ '<|im_start|>' + m['role'] + '\\n' }}"
+    "{% if m['content'] is string %}{{ m['content'] }}"
+    "{% else %}{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}{{ '<|vision_start|><|image_pad|><|vision_end|>' }}"
+    "{% elif c['type'] == 'video' %}{{ '<|vision_start|><|video_pad|><|vision_end|>' }}"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}{{ '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+LLAVA_ONEVISION_TEMPLATE = (
+    "{% for m in messages %}"
+    "{{ '<|im_start|>' + m['role'] + '\\n' }}"
+    "{% if m['content'] is string %}{{ m['content'] }}"
+    "{% else %}"
+    "{% for c in m['content'] if c['type'] == 'image' %}{{ '<image>\\n' }}{% endfor %}"
+    "{% for c in m['content'] if c['type'] == 'video' %}{{ '<video>\\n' }}{% endfor %}"
+    "{% for c in m['content'] if c['type'] == 'text' %}{{ c['text'] }}{% endfor %}"
+    "{% endif %}{{ '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+INTERNVL_TEMPLATE = (
+    "{% for m in messages %}"
+    "{% if loop.first and m['role'] != 'system' %}"
+    "{{ '<|im_start|>system\\n你是书生·万象，英文名是InternVL。<|im_end|>\\n' }}"
+    "{% endif %}"
+    "{{ '<|im_start|>' + m['role'] + '\\n' }}"
+    "{% if m['content'] is string %}{{ m['content'] }}"
+    "{% else %}{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}{{ '<IMG_CONTEXT>\\n' }}"
+    "{% elif c['type'] == 'video' %}{{ '<video>\\n' }}"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}{{ '<|im_end|>\\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+def build_tokenizer(
+    special_tokens: list[str],
+    *,
+    chat_template: str | None = None,
+    eos_token: str = "<|im_end|>",
+    pad_token: str = "<|endoftext|>",
+    extra_special_tokens: dict[str, str] | None = None,
+) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer (one token per byte, no merges) with the given special tokens."""
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {ch: i for i, ch in enumerate(alphabet)}
+    backend = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    backend.decoder = decoders.ByteLevel()
+    specials = list(dict.fromkeys([pad_token, eos_token, *special_tokens, *(extra_special_tokens or {}).values()]))
+    backend.add_special_tokens(specials)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        eos_token=eos_token,
+        pad_token=pad_token,
+        extra_special_tokens=extra_special_tokens or {},
+        padding_side="left",
+    )
+    if chat_template is not None:
+        tok.chat_template = chat_template
+    return tok
+
+
+def _seed(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+
+
+# ------------------------------------------------------------------------------------------ Qwen2.5-VL
+
+
+def build_qwen2_5_vl(seed: int = 0):
+    from transformers import (
+        Qwen2_5_VLConfig,
+        Qwen2_5_VLForConditionalGeneration,
+        Qwen2_5_VLProcessor,
+        Qwen2VLImageProcessor,
+        Qwen2VLVideoProcessor,
+    )
+
+    specials = ["<|im_start|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+    tok = build_tokenizer(specials, chat_template=QWEN2_5_VL_TEMPLATE)
+    size = {"shortest_edge": 28 * 28, "longest_edge": 56 * 56}
+    processor = Qwen2_5_VLProcessor(
+        image_processor=Qwen2VLImageProcessor(size=size),
+        tokenizer=tok,
+        video_processor=Qwen2VLVideoProcessor(size=size, cap_pixels_per_frame=False),
+        chat_template=QWEN2_5_VL_TEMPLATE,
+    )
+    ids = tok.convert_tokens_to_ids
+    head_dim = TEXT["hidden_size"] // TEXT["num_attention_heads"]
+    config = Qwen2_5_VLConfig(
+        text_config=dict(
+            **TEXT,
+            vocab_size=len(tok),
+            rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
+            bos_token_id=None,
+            eos_token_id=ids("<|im_end|>"),
+            pad_token_id=ids("<|endoftext|>"),
+        ),
+        vision_config=dict(
+            depth=1,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=TEXT["hidden_size"],
+            fullatt_block_indexes=[0],
+            window_size=56,
+            tokens_per_second=2,
+        ),
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+    )
+    assert head_dim // 2 == sum(config.text_config.rope_parameters["mrope_section"])
+    _seed(seed)
+    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    _generation_ids(model, tok)
+    return model, processor
+
+
+# ------------------------------------------------------------------------------------- LLaVA-OneVision
+
+
+def build_llava_onevision(seed: int = 0):
+    from transformers import (
+        LlavaOnevisionConfig,
+        LlavaOnevisionForConditionalGeneration,
+        LlavaOnevisionImageProcessor,
+        LlavaOnevisionProcessor,
+        LlavaOnevisionVideoProcessor,
+    )
+
+    specials = ["<|im_start|>", "<image>", "<video>"]
+    tok = build_tokenizer(specials, chat_template=LLAVA_ONEVISION_TEMPLATE)
+    image_size, patch = 56, 14
+    image_processor = LlavaOnevisionImageProcessor(
+        size={"height": image_size, "width": image_size},
+        image_grid_pinpoints=[[image_size, image_size]],
+    )
+    video_processor = LlavaOnevisionVideoProcessor(size={"height": image_size, "width": image_size})
+    processor = LlavaOnevisionProcessor(
+        image_processor=image_processor,
+        tokenizer=tok,
+        video_processor=video_processor,
+        num_image_tokens=(image_size // patch) ** 2,
+        vision_feature_select_strategy="full",
+        chat_template=LLAVA_ONEVISION_TEMPLATE,
+    )
+    ids = tok.convert_tokens_to_ids
+    config = LlavaOnevisionConfig(
+        vision_config=dict(
+            model_type="siglip_vision_model",
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=image_size,
+            patch_size=patch,
+        ),
+        text_config=dict(
+            model_type="qwen2",
+            **TEXT,
+            vocab_size=len(tok),
+            eos_token_id=ids("<|im_end|>"),
+            pad_token_id=ids("<|endoftext|>"),
+        ),
+        image_token_index=ids("<image>"),
+        video_token_index=ids("<video>"),
+        vision_feature_select_strategy="full",
+        vision_feature_layer=-1,
+        image_grid_pinpoints=[[image_size, image_size]],
+    )
+    _seed(seed)
+    model = LlavaOnevisionForConditionalGeneration(config).eval()
+    _generation_ids(model, tok)
+    return model, processor
+
+
+# ---------------------------------------------------------------------------------------------- InternVL
+
+
+def build_internvl(seed: int = 0):
+    from transformers import (
+        GotOcr2ImageProcessor,
+        InternVLConfig,
+        InternVLForConditionalGeneration,
+        InternVLProcessor,
+        InternVLVideoProcessor,
+    )
+
+    extra = {
+        "start_image_token": "<img>",
+        "end_image_token": "</img>",
+        "context_image_token": "<IMG_CONTEXT>",
+        "video_token": "<video>",
+    }
+    tok = build_tokenizer(["<|im_start|>"], chat_template=INTERNVL_TEMPLATE, extra_special_tokens=extra)
+    image_size, patch = 56, 14
+    image_seq_length = (image_size // patch) ** 2 // 4
+    processor = InternVLProcessor(
+        image_processor=GotOcr2ImageProcessor(
+            size={"height": image_size, "width": image_size}, crop_to_patches=False, max_patches=1
+        ),
+        tokenizer=tok,
+        video_processor=InternVLVideoProcessor(size={"height": image_size, "width": image_size}),
+        image_seq_length=image_seq_length,
+        chat_template=INTERNVL_TEMPLATE,
+    )
+    ids = tok.convert_tokens_to_ids
+    config = InternVLConfig(
+        vision_config=dict(
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=[image_size, image_size],
+            patch_size=[patch, patch],
+        ),
+        text_config=dict(
+            model_type="qwen2",
+            **TEXT,
+            vocab_size=len(tok),
+            eos_token_id=ids("<|im_end|>"),
+            pad_token_id=ids("<|endoftext|>"),
+        ),
+        image_token_id=ids("<IMG_CONTEXT>"),
+        image_seq_length=image_seq_length,
+        downsample_ratio=0.5,
+        vision_feature_select_strategy="default",
+    )
+    _seed(seed)
+    model = InternVLForConditionalGeneration(config).eval()
+    _generation_ids(model, tok)
+    return model, processor
+
+
+def _generation_ids(model, tok) -> None:
+    gc = model.generation_config
+    gc.eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
+    gc.pad_token_id = tok.pad_token_id
+    gc.do_sample = False
+
+
+def synthetic_frames(k: int, size: int = 56, seed: int = 0) -> np.ndarray:
+    """``k`` distinct uint8 RGB frames ``k x size x size x 3``."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(k, size, size, 3), dtype=np.uint8)

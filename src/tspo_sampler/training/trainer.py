@@ -15,6 +15,7 @@ One optimisation step, on every process:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import math
@@ -224,6 +225,8 @@ class GRPOTrainer:
                 feats = self.sampler.encode_video(
                     video, fps=self.config.fps, max_candidates=self.config.max_candidates, progress=False
                 )
+            # a plain (not inference-mode) float32 copy: the agent's backward pass saves it
+            feats = dataclasses.replace(feats, features=torch.as_tensor(feats.features).detach().float().clone())
             self._features[video] = feats
             if len(self._features) > FEATURE_MEMORY:
                 self._features.popitem(last=False)
@@ -235,7 +238,7 @@ class GRPOTrainer:
         t = self._text.get(question)
         if t is None:
             with torch.no_grad():
-                t = self.sampler.encode_text([question]).detach().float().cpu().reshape(1, -1)
+                t = self.sampler.encode_text([question]).detach().float().cpu().reshape(1, -1).clone()
             self._text[question] = t
         return t
 
@@ -376,7 +379,7 @@ class GRPOTrainer:
                 if r["ref_logits"] is not None:
                     kl = categorical_kl(logits, r["ref_logits"])
                     loss = loss + c.kl_beta * kl
-                    stats["kl"].append(float(kl))
+                    stats["kl"].append(float(kl.detach()))
                 total = total + loss
                 stats["clip_frac"].append(st["clip_frac"])
             total = total / len(rollouts)

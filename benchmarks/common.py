@@ -58,7 +58,18 @@ def make_vit_b32_checkpoint(directory: Path, *, seed: int = 0) -> Path:
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
+    """Peak resident memory of this process so far, in MiB.
+
+    Reads ``VmHWM`` from ``/proc/self/status``: unlike ``ru_maxrss``, it restarts at ``exec``, so a worker
+    started from a large parent process reports only its own peak.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

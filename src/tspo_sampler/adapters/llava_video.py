@@ -1,0 +1,205 @@
+"""LLaVA-Video: feed a TSPO :class:`~tspo_sampler.result.Selection` to LLaVA-Video in both its forms.
+
+**Hugging Face form** (``LlavaOnevisionForConditionalGeneration`` + ``LlavaOnevisionProcessor``, e.g.
+``llava-hf/LLaVA-Video-7B-Qwen2-hf``): the frames go to the processor as one video; each frame costs
+a fixed number of tokens (196 at 384 px after 2 x 2 pooling) plus one newline token per video. The
+HF chat template writes no timestamps; ``time_instruction=True`` prepends LLaVA-Video's time
+instruction built from the CHOSEN frames.
+
+**Original form** (LLaVA-NeXT code, ``lmms-lab/LLaVA-Video-7B-Qwen2``): ``image_processor.preprocess``
+of the frames (``pixel_values`` ``k x 3 x 384 x 384``), the ``qwen_1_5`` conversation template with
+one ``<image>`` placeholder, tokenised with ``IMAGE_TOKEN_INDEX = -200`` in its place, and the call
+``model.generate(input_ids, images=[pixel_values], modalities=["video"], ...)``. LLaVA-Video was
+trained with a time instruction (video duration, number of frames, the seconds at which they lie);
+this adapter writes it from the chosen frames' timestamps (the TSPO reference evaluation listed all
+candidates' times instead, which describes frames the model never sees).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from ..result import Selection
+from .base import Answerer, as_batch, move_to, selection_frames, time_instruction
+
+__all__ = [
+    "DEFAULT_IMAGE_TOKEN",
+    "IMAGE_TOKEN_INDEX",
+    "LLAVA_VIDEO_TIME_INSTRUCTION",
+    "QWEN_SYSTEM",
+    "LlavaVideoAnswerer",
+    "build_messages",
+    "build_original_prompt",
+    "prepare_inputs",
+    "prepare_original_inputs",
+    "tokenize_with_image_token",
+]
+
+# LLaVA-NeXT constants (llava/constants.py): the placeholder string and the id it is tokenised to.
+IMAGE_TOKEN_INDEX = -200
+DEFAULT_IMAGE_TOKEN = "<image>"
+QWEN_SYSTEM = "You are a helpful assistant."
+
+# LLaVA-Video's time instruction, in the exact wording the model was trained and evaluated with
+# (including "uniformly" and the missing space before "Please"); fields as in base.time_instruction.
+LLAVA_VIDEO_TIME_INSTRUCTION = (
+    "The video lasts for {duration:.2f} seconds, and {num_frames} frames are uniformly sampled from it. "
+    "These frames are located at {frame_times}.Please answer the following questions related to this video."
+)
+
+
+def _question_text(selection: Selection, question: str, add_time: bool, template: str) -> str:
+    if add_time:
+        return f"{time_instruction(selection, template)}\n{question}"
+    return question
+
+
+# ------------------------------------------------------------------------------- Hugging Face form
+
+
+def build_messages(
+    selection: Selection,
+    question: str | None = None,
+    *,
+    time_instruction: bool = False,
+    time_template: str = LLAVA_VIDEO_TIME_INSTRUCTION,
+    system: str | None = None,
+    video: Any = None,
+) -> list[dict[str, Any]]:
+    """Chat messages for the HF LLaVA-OneVision template: one user turn ``[video, text]``."""
+    (sel,), (q,) = as_batch(selection, question)
+    part: dict[str, Any] = {"type": "video"}
+    if video is not None:
+        part["video"] = video
+    messages: list[dict[str, Any]] = []
+    if system is not None:
+        messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
+    text = _question_text(sel, q, time_instruction, time_template)
+    messages.append({"role": "user", "content": [part, {"type": "text", "text": text}]})
+    return messages
+
+
+def prepare_inputs(
+    processor: Any,
+    selection: Selection | Sequence[Selection],
+    question: str | Sequence[str] | None = None,
+    *,
+    time_instruction: bool = False,
+    time_template: str = LLAVA_VIDEO_TIME_INSTRUCTION,
+    system: str | None = None,
+    device: Any = None,
+    dtype: Any = None,
+    **processor_kwargs: Any,
+) -> Any:
+    """Processor batch (``input_ids``, ``attention_mask``, ``pixel_values_videos``) for
+    ``LlavaOnevisionForConditionalGeneration``; left-padded when batched.
+
+    All selections of one batch must have the same ``k`` (the processor stacks the videos).
+    """
+    sels, qs = as_batch(selection, question)
+    texts, videos = [], []
+    for sel, q in zip(sels, qs):
+        videos.append(selection_frames(sel))
+        messages = build_messages(sel, q, time_instruction=time_instruction, time_template=time_template, system=system)
+        texts.append(processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
+    if len({v.shape[0] for v in videos}) > 1:
+        raise ValueError("all selections in one LLaVA-Video batch must have the same number of frames")
+    kwargs: dict[str, Any] = dict(padding=True, padding_side="left", return_tensors="pt", do_sample_frames=False)
+    kwargs.update(processor_kwargs)
+    batch = processor(text=texts, videos=videos, **kwargs)
+    return move_to(batch, device, dtype)
+
+
+class LlavaVideoAnswerer(Answerer):
+    """:class:`~tspo_sampler.adapters.base.Answerer` over ``LlavaOnevisionForConditionalGeneration``."""
+
+    def prepare(self, selections: Sequence[Selection], questions: Sequence[str], **options: Any) -> Any:
+        return prepare_inputs(self.processor, selections, questions, **options)
+
+
+# ---------------------------------------------------------------------------------- original form
+
+
+def build_original_prompt(
+    question: str,
+    *,
+    time_instruction: str | None = None,
+    system: str | None = QWEN_SYSTEM,
+    num_images: int = 1,
+) -> str:
+    """The ``qwen_1_5`` (ChatML) conversation prompt of LLaVA-NeXT with the ``<image>`` placeholder::
+
+        <|im_start|>system\\nYou are a helpful assistant.<|im_end|>\\n<|im_start|>user\\n<image>\\n
+        {time instruction}\\n{question}<|im_end|>\\n<|im_start|>assistant\\n
+    """
+    user = DEFAULT_IMAGE_TOKEN * num_images + "\n"
+    if time_instruction:
+        user += time_instruction + "\n"
+    user += question
+    head = "" if not system else f"<|im_start|>system\n{system}<|im_end|>\n"
+    return f"{head}<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n"
+
+
+def tokenize_with_image_token(
+    prompt: str, tokenizer: Any, image_token_index: int = IMAGE_TOKEN_INDEX, image_token: str = DEFAULT_IMAGE_TOKEN
+) -> torch.Tensor:
+    """Token ids of ``prompt`` with each ``<image>`` replaced by ``image_token_index`` (1-D LongTensor).
+
+    Equivalent to LLaVA-NeXT's ``tokenizer_image_token`` for tokenizers that add no BOS (Qwen2); when
+    the tokenizer does add a BOS it is kept once, at the start.
+    """
+    chunks = [tokenizer(chunk).input_ids for chunk in prompt.split(image_token)]
+    bos = getattr(tokenizer, "bos_token_id", None)
+    ids: list[int] = []
+    for n, chunk in enumerate(chunks):
+        if n > 0:
+            ids.append(image_token_index)
+            if bos is not None and chunk and chunk[0] == bos:
+                chunk = chunk[1:]
+        ids.extend(chunk)
+    return torch.tensor(ids, dtype=torch.long)
+
+
+def prepare_original_inputs(
+    tokenizer: Any,
+    image_processor: Any,
+    selection: Selection,
+    question: str | None = None,
+    *,
+    time_instruction: bool = True,
+    time_template: str = LLAVA_VIDEO_TIME_INSTRUCTION,
+    system: str | None = QWEN_SYSTEM,
+    device: Any = None,
+    dtype: Any = None,
+) -> dict[str, Any]:
+    """Inputs for the original LLaVA-NeXT ``LlavaQwenForCausalLM`` (batch of one, as its eval code).
+
+    Returns ``{"input_ids": [1, L] with -200 at the image, "attention_mask", "images": [pixel_values
+    k x 3 x H x W], "modalities": ["video"], "prompt": str}``; call
+    ``model.generate(inputs["input_ids"], images=inputs["images"], modalities=inputs["modalities"], ...)``.
+    """
+    (sel,), (q,) = as_batch(selection, question)
+    frames = selection_frames(sel)
+    pixel_values = image_processor.preprocess(list(frames), return_tensors="pt")["pixel_values"]
+    ti = _instruction(sel, time_instruction, time_template)
+    prompt = build_original_prompt(q, time_instruction=ti, system=system)
+    input_ids = tokenize_with_image_token(prompt, tokenizer).unsqueeze(0)
+    if device is not None:
+        input_ids = input_ids.to(device)
+        pixel_values = pixel_values.to(device)
+    if dtype is not None:
+        pixel_values = pixel_values.to(dtype)
+    return {
+        "input_ids": input_ids,
+        "attention_mask": torch.ones_like(input_ids),
+        "images": [pixel_values],
+        "modalities": ["video"],
+        "prompt": prompt,
+    }
+
+
+def _instruction(selection: Selection, add: bool, template: str) -> str | None:
+    return time_instruction(selection, template) if add else None

@@ -519,11 +519,8 @@ def _describe(exc: BaseException) -> tuple[str, str]:
 
 
 class _TextFeatures:
-    """Text features of a fixed list of questions, encoded lazily in fixed batches.
-
-    Batches are cut from the whole list (not from what is left to do), so a resumed run encodes a
-    question in the same batch as an uninterrupted one.
-    """
+    """Text features of a list of questions (in the order they will be asked for), encoded lazily in
+    batches of ``batch_size`` distinct questions; only the current batch is kept."""
 
     def __init__(self, encode: Callable[[list[str]], Any], questions: Sequence[str], batch_size: int) -> None:
         self._encode = encode
@@ -617,14 +614,15 @@ def index_dataset(
     barrier()  # nobody appends before everyone has read what was done
 
     if mine:
+        groups = group_by_video(mine)
         texts = _TextFeatures(lambda qs: sampler.encode_text(qs),
-                              [r.question for r in mine if r.problem is None], text_batch_size)
+                              [r.question for g in groups for r in g if r.problem is None], text_batch_size)
         from tqdm.auto import tqdm
 
         bar = tqdm(total=len(mine), desc=f"tspo index [{rank}/{world_size}]" if world_size > 1 else "tspo index",
                    unit="q", disable=not (progress and rank == 0), dynamic_ncols=True)
         with JsonlAppender(part_path(out, rank, world_size), fsync=fsync) as sink, bar:
-            for group in group_by_video(mine):
+            for group in groups:
                 good = [r for r in group if r.problem is None]
                 for r in group:
                     if r.problem is not None:

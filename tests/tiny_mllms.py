@@ -290,3 +290,27 @@ def synthetic_frames(k: int, size: int = 56, seed: int = 0) -> np.ndarray:
     """``k`` distinct uint8 RGB frames ``k x size x size x 3``."""
     rng = np.random.default_rng(seed)
     return rng.integers(0, 256, size=(k, size, size, 3), dtype=np.uint8)
+
+
+def make_selection(k: int, *, seed: int = 0, size: int = 56, fps: float = 10.0, duration: float = 30.0, question: str = "What happens?"):
+    """A ``Selection`` of ``k`` synthetic frames, chosen among 1 fps candidates of a ``duration`` s video."""
+    from tspo_sampler.result import Selection
+
+    rng = np.random.default_rng(seed)
+    n_cand = int(duration)
+    cand_idx = [int(round(t * fps)) for t in range(n_cand)]
+    positions = sorted(rng.choice(n_cand, size=k, replace=False).tolist())
+    indices = [cand_idx[p] for p in positions]
+    return Selection(
+        indices=indices,
+        timestamps=[i / fps for i in indices],
+        frames=synthetic_frames(k, size=size, seed=seed),
+        scores=rng.random(n_cand).astype(np.float32),
+        candidate_indices=cand_idx,
+        candidate_timestamps=[float(t) for t in range(n_cand)],
+        method="topk",
+        duration=duration,
+        fps=fps,
+        question=question,
+        positions=positions,
+    )

@@ -308,11 +308,14 @@ def make_long_video(
     size: tuple[int, int] = (1280, 720),
     fps: float = 2.0,
     threads: int = 1,
+    gop: int | None = None,
 ) -> Path:
     """A long H.264 benchmark video from ffmpeg's ``testsrc2`` with a hue that drifts over time.
 
     ``ultrafast`` at a low frame rate keeps generation to seconds and the file to a few MB per
     hour. Frames are not stamped (``testsrc2`` draws its own clock); use for throughput only.
+    ``gop`` is the keyframe interval in frames (default: 10 s worth, at least 1); x264's scene-cut
+    detection may add keyframes in between.
     """
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
@@ -325,7 +328,7 @@ def make_long_video(
         ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
         "-f", "lavfi", "-i", src,
         "-vf", "hue=h=t*6",
-        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "36", "-g", str(max(1, int(fps * 10))),
+        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "36", "-g", str(max(1, int(gop if gop is not None else fps * 10))),
         "-pix_fmt", "yuv420p", "-threads", str(threads),
         str(path),
     ]  # fmt: skip

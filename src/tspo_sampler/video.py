@@ -20,7 +20,18 @@ portrait clip reads 90).  Frames are always returned upright, and ``width``/``he
 
 **Candidate rule.** Target instants ``k / fps`` (``k = 0, 1, ...``, ``< duration``) map to the frame
 on screen at that instant: the latest frame whose timestamp is ``<=`` the target (frame 0 for
-targets before the first frame).  Duplicates are dropped.
+targets before the first frame).  Duplicates are dropped.  In ``mode="keyframes"`` (for very long
+videos) each target maps instead to the nearest keyframe (the earlier one on a tie), so candidates
+are the stream's keyframes, thinned to about ``fps`` per second where they are denser, and decoding
+them decodes only those keyframes.
+
+**Decode path per request.** With ``backend="auto"`` each request (one :meth:`get_frames` call, or
+one whole :meth:`iter_frames` index list) is routed to the path measured fastest for its shape
+(``benchmarks/decode_speed.py``): only keyframes -> PyAV seeking to each keyframe and decoding just
+that frame, single-threaded (frame threads would decode frames past it); frames in more than one
+GOP -> PyAV sequential with frame threads, seeking over the GOPs that hold no requested frame and
+converting only the requested frames (decord converts every frame it decodes and decodes far more
+after its seeks); frames within one GOP -> decord's batch.  A forced backend always uses its own.
 """
 
 from __future__ import annotations
@@ -45,6 +56,11 @@ __all__ = ["VideoMetadata", "FrameBatch", "VideoDecoder", "open_video"]
 os.environ.setdefault("DECORD_EOF_RETRY_MAX", "20480")
 
 _BACKENDS = ("auto", "decord", "pyav")
+_CANDIDATE_MODES = ("fps", "keyframes")
+# decode paths (see the module docstring); the one last used is in VideoDecoder._last_path
+_PATH_DECORD = "decord"
+_PATH_SEQUENTIAL = "pyav-sequential"
+_PATH_KEYFRAMES = "pyav-keyframes"
 _T = TypeVar("_T")
 
 
@@ -171,6 +187,8 @@ class VideoDecoder:
         self._decord_readers: dict[tuple[int, int], Any] = {}
         self._decord_fix = 0  # extra clockwise turn needed on decord's output
         self._pyav: _PyAVSequential | None = None
+        self._pyav_keys: _PyAVSequential | None = None  # unthreaded, for keyframe-only requests
+        self._last_path: str | None = None
         self._closed = False
         self._label, self._path = self._resolve_source(source)
         self._finalizer = weakref.finalize(self, _cleanup_tmp, self._tmpdir)
@@ -341,22 +359,26 @@ class VideoDecoder:
 
     # ------------------------------------------------------------------ PyAV
 
-    def _decode_pyav(self, indices: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        if self._pyav is None:
-            self._pyav = _PyAVSequential(self)
-        reader = self._pyav
+    def _decode_pyav(
+        self, indices: np.ndarray, size: tuple[int, int], keyframes: bool = False
+    ) -> tuple[np.ndarray, np.ndarray]:
+        attr = "_pyav_keys" if keyframes else "_pyav"
+        reader = getattr(self, attr)
+        if reader is None:
+            reader = _PyAVSequential(self, threaded=not keyframes)
+            setattr(self, attr, reader)
         try:
             return _run_with_timeout(lambda: reader.decode(indices, size), self._timeout)
         except _Timeout:
-            self._pyav = None  # abandoned with its worker thread
+            setattr(self, attr, None)  # abandoned with its worker thread
             raise VideoReadError(
                 self._label, f"decoder timed out after {self._timeout:g}s while decoding frames"
             ) from None
         except VideoReadError:
-            self._pyav = None
+            setattr(self, attr, None)
             raise
         except Exception as exc:
-            self._pyav = None
+            setattr(self, attr, None)
             raise VideoReadError(self._label, f"error while decoding frames: {_describe(exc)}") from exc
 
     # ------------------------------------------------------------------ public API
@@ -365,21 +387,31 @@ class VideoDecoder:
         """Presentation time (s) of every frame, ascending; built from packets, without decoding."""
         return self._ts.copy()
 
-    def candidates(self, fps: float = 1.0, max_candidates: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def candidates(
+        self, fps: float = 1.0, max_candidates: int | None = None, mode: str = "fps"
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Frames sampled at ``fps`` over the whole video: ``(indices, timestamps)``, ascending.
 
-        Target instants ``0, 1/fps, ...`` below the duration map to the frame on screen at that
-        instant (latest timestamp ``<=`` target); duplicates are removed.  ``max_candidates``
-        keeps that many, spread evenly over the list.  Always at least frame 0.
+        Target instants ``0, 1/fps, ...`` below the duration map to a frame; duplicates are
+        removed.  ``mode="fps"``: the frame on screen at that instant (latest timestamp ``<=``
+        target).  ``mode="keyframes"``: the nearest keyframe (the earlier one on a tie), i.e. the
+        stream's keyframes thinned to about ``fps`` per second where they are denser; decoding
+        these decodes only the keyframes, and each stands for its targets with an error up to half
+        the keyframe interval (:meth:`candidate_error` measures it).  A stream that flags no
+        keyframe after its first frame falls back to ``"fps"``.  ``max_candidates`` keeps that
+        many, spread evenly over the list.  Always at least frame 0.
         """
         if fps <= 0:
             raise ValueError("fps must be positive")
+        if mode not in _CANDIDATE_MODES:
+            raise ValueError(f"mode must be one of {_CANDIDATE_MODES}, got {mode!r}")
         ts = self._ts
-        duration = self.metadata.duration
-        n_targets = max(1, int(np.ceil(duration * fps - 1e-9)))
-        targets = np.arange(n_targets, dtype=np.float64) / fps
-        idx = np.searchsorted(ts, targets + 1e-9, side="right") - 1
-        idx = np.unique(np.clip(idx, 0, len(ts) - 1)).astype(np.int64)
+        targets = self._targets(fps)
+        if mode == "keyframes" and len(self._keyframes) > 1:
+            idx = np.unique(self._nearest_keyframes(targets))
+        else:
+            idx = np.searchsorted(ts, targets + 1e-9, side="right") - 1
+            idx = np.unique(np.clip(idx, 0, len(ts) - 1)).astype(np.int64)
         if max_candidates is not None:
             if max_candidates < 1:
                 raise ValueError("max_candidates must be >= 1")
@@ -387,6 +419,36 @@ class VideoDecoder:
                 pick = np.unique(np.round(np.linspace(0, len(idx) - 1, max_candidates)).astype(np.int64))
                 idx = idx[pick]
         return idx, ts[idx].copy()
+
+    def candidate_error(self, fps: float = 1.0, mode: str = "keyframes") -> np.ndarray:
+        """Per target instant ``k / fps``: seconds between it and the frame that stands for it.
+
+        For ``mode="keyframes"`` the nearest keyframe; for ``"fps"`` the latest frame at or
+        before the instant (at most one frame interval).  Before any ``max_candidates`` thinning.
+        """
+        if fps <= 0:
+            raise ValueError("fps must be positive")
+        if mode not in _CANDIDATE_MODES:
+            raise ValueError(f"mode must be one of {_CANDIDATE_MODES}, got {mode!r}")
+        targets = self._targets(fps)
+        if mode == "keyframes" and len(self._keyframes) > 1:
+            idx = self._nearest_keyframes(targets)
+        else:
+            idx = np.clip(np.searchsorted(self._ts, targets + 1e-9, side="right") - 1, 0, len(self._ts) - 1)
+        return np.abs(self._ts[idx] - targets)
+
+    def _targets(self, fps: float) -> np.ndarray:
+        n_targets = max(1, int(np.ceil(self.metadata.duration * fps - 1e-9)))
+        return np.arange(n_targets, dtype=np.float64) / fps
+
+    def _nearest_keyframes(self, targets: np.ndarray) -> np.ndarray:
+        """Index of the keyframe nearest each target (the earlier one on a tie)."""
+        keys = self._keyframes
+        kt = self._ts[keys]
+        after = np.clip(np.searchsorted(kt, targets + 1e-9, side="right"), 1, len(keys) - 1)
+        before = after - 1
+        later = (kt[after] - targets) < (targets - kt[before]) - 1e-9
+        return keys[np.where(later, after, before)].astype(np.int64)
 
     def iter_frames(
         self, indices: Iterable[int], *, short_side: int | None = None, batch_size: int = 32
@@ -401,9 +463,10 @@ class VideoDecoder:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         size = _scaled_size(self.metadata.width, self.metadata.height, short_side)
+        path = self._choose_path(idx)  # once for the whole list: every batch is decoded alike
         for start in range(0, len(idx), batch_size):
             chunk = idx[start : start + batch_size]
-            data, got = self._decode(chunk, size)
+            data, got = self._decode(chunk, size, path)
             yield FrameBatch(data=data, indices=got, timestamps=self._ts[got].copy())
 
     def get_frames(self, indices: Iterable[int], *, short_side: int | None = None) -> FrameBatch:
@@ -417,7 +480,7 @@ class VideoDecoder:
         if len(uniq) == 0:
             empty = np.zeros((0, size[1], size[0], 3), dtype=np.uint8)
             return FrameBatch(empty, np.zeros(0, np.int64), np.zeros(0, np.float64))
-        data, got = self._decode(uniq, size)
+        data, got = self._decode(uniq, size, self._choose_path(uniq))
         data = data[inverse]
         got = got[inverse]
         return FrameBatch(data=data, indices=got, timestamps=self._ts[got].copy())
@@ -428,9 +491,11 @@ class VideoDecoder:
             return
         self._closed = True
         self._decord_readers.clear()
-        if self._pyav is not None:
-            self._pyav.close()
-            self._pyav = None
+        for attr in ("_pyav", "_pyav_keys"):
+            reader = getattr(self, attr)
+            if reader is not None:
+                reader.close()
+                setattr(self, attr, None)
         self._finalizer()
 
     def __enter__(self) -> VideoDecoder:
@@ -461,16 +526,34 @@ class VideoDecoder:
         if arr.size and (arr.min() < 0 or arr.max() >= len(self._ts)):
             raise IndexError(f"frame index out of range [0, {len(self._ts)}) in {self._label}")
 
-    def _decode(self, idx: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    def _choose_path(self, idx: np.ndarray) -> str:
+        """Fastest correct decode path for sorted unique ``idx`` (module docstring, measured)."""
+        if len(idx) and bool(np.isin(idx, self._keyframes, assume_unique=True).all()) and (
+            len(idx) == 1 or int(np.diff(idx).min()) > 1
+        ):
+            path = _PATH_KEYFRAMES  # a run of adjacent keyframes (all-intra) is decoded in order
+        else:
+            gops = np.searchsorted(self._keyframes, idx, side="right") if len(idx) else idx
+            path = _PATH_SEQUENTIAL if len(idx) and gops[0] != gops[-1] else _PATH_DECORD
+        if self._requested_backend == "decord":
+            return _PATH_DECORD
+        if self._requested_backend == "pyav" or self.metadata.backend != "decord":
+            return _PATH_SEQUENTIAL if path == _PATH_DECORD else path
+        return path
+
+    def _decode(self, idx: np.ndarray, size: tuple[int, int], path: str) -> tuple[np.ndarray, np.ndarray]:
         """Decode sorted unique ``idx`` at upright ``size``; returns (frames, indices actually used)."""
-        if self.metadata.backend == "decord":
+        if path == _PATH_DECORD and self.metadata.backend == "decord":
+            self._last_path = _PATH_DECORD
             try:
                 return self._decode_decord(idx, size), idx
             except VideoReadError as exc:
                 if self._requested_backend == "decord":
                     raise
                 self._switch_to_pyav(exc.reason)
-        return self._decode_pyav(idx, size)
+        keyframes = path == _PATH_KEYFRAMES
+        self._last_path = _PATH_KEYFRAMES if keyframes else _PATH_SEQUENTIAL
+        return self._decode_pyav(idx, size, keyframes)
 
 
 def _cleanup_tmp(tmpdir: str | None) -> None:
@@ -638,8 +721,9 @@ class _PyAVSequential:
     comes out of the decoder is replaced by the nearest decodable one (reported in ``indices``).
     """
 
-    def __init__(self, owner: VideoDecoder) -> None:
+    def __init__(self, owner: VideoDecoder, *, threaded: bool = True) -> None:
         self._owner = owner
+        self._threaded = threaded
         self._container: Any = None
         self._stream: Any = None
         self._frames: Iterator[Any] | None = None
@@ -659,8 +743,11 @@ class _PyAVSequential:
         self.close()
         self._container = _open_container(self._owner._path)
         self._stream = _video_stream(self._container)
-        self._stream.thread_type = "AUTO"
-        self._stream.codec_context.thread_count = self._owner._num_threads
+        if self._threaded:
+            self._stream.thread_type = "AUTO"
+            self._stream.codec_context.thread_count = self._owner._num_threads
+        else:  # one frame per seek: frame threads would decode the frames after it too
+            self._stream.thread_type = "SLICE"
         self._frames = self._container.decode(self._stream)
         self._pos = -1
 

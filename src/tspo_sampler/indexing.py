@@ -571,14 +571,20 @@ def index_dataset(
             ``encode_text`` and ``select_from_features``).
         rows: the dataset (:func:`read_dataset`).
         out: the output JSONL file.
-        k, method, fps, max_candidates, window_size: as in :meth:`TemporalSampler.select_frames`.
+        k: frames per row (every candidate when a video has fewer).
+        method: selection method (``topk``, ``bin-max``, ``aks``, ``uniform``, ``clip``, ``bolt``).
+        fps: candidate frames per second.
+        max_candidates: cap on candidates per video, spread evenly.
+        window_size: the agent's attention window (``None``: the sampler's default).
         video_roots: directories relative video paths are looked up in (:func:`resolve_video`).
         text_batch_size: questions per text-encoder batch.
         include_scores: also write every candidate's score, index and timestamp (large).
         retry_errors: redo rows recorded as errors by an earlier run.
         overwrite: delete ``out`` and its parts first instead of resuming.
         fail_fast: raise on the first unreadable video instead of writing an error record.
-        rank, world_size, barrier: the data-parallel set-up.
+        rank: this process's index among ``world_size`` processes.
+        world_size: number of processes sharing the work.
+        barrier: waits until every process reaches it (``None``: single process).
         progress: show a progress bar with ETA (process 0 only).
         fsync: ``fsync`` after every line (turn off only for throwaway runs).
 

@@ -2,9 +2,10 @@
 
 One :class:`VideoDecoder` wraps two backends behind the same index space:
 
-* **decord** (primary where installed): random access with ``get_batch`` and resizing inside the
-  decoder.  It is old, hangs on some files and misreads some containers, so every call runs in a
-  worker thread joined with a timeout, and any failure falls back to PyAV (``backend="auto"``).
+* **decord** (opened first where installed; with ``backend="auto"`` it serves only requests within
+  one GOP, see below): random access with ``get_batch`` and resizing inside the decoder.  It is
+  old, hangs on some files and misreads some containers, so every call runs in a worker thread
+  joined with a timeout, and any failure falls back to PyAV (``backend="auto"``).
 * **PyAV**: sequential decode with frame threading, converting (and resizing) only the requested
   frames, seeking to the keyframe before a requested frame when that skips decoding work.
 

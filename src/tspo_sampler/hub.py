@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from .agent import TemporalAgent
 from .encoders import HFCLIPEncoder, ImagePreprocessing
@@ -69,20 +69,42 @@ def resolve_checkpoint(
         raise CheckpointError(f"could not fetch checkpoint {name} from the Hub: {exc}") from exc
 
 
-def load_state_dict(directory: Path) -> dict[str, torch.Tensor]:
-    """All tensors of a checkpoint, from one safetensors file or from shards listed in an index."""
+def _read_safetensors(path: Path, dtype: torch.dtype | None, state: dict[str, torch.Tensor]) -> None:
+    """Read one file tensor by tensor, converting CLIP weights to ``dtype`` as they arrive.
+
+    Converting one tensor at a time keeps the peak near the final model size instead of holding the
+    stored (bfloat16) copy and the converted copy side by side. Agent weights stay as stored.
+    """
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        for key in f.keys():
+            tensor = f.get_tensor(key)
+            if dtype is not None and tensor.is_floating_point() and not key.startswith(AGENT_PREFIX):
+                tensor = tensor.to(dtype)
+            state[key] = tensor
+
+
+def load_state_dict(directory: Path, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """All tensors of a checkpoint, from one safetensors file or from shards listed in an index.
+
+    With ``dtype``, floating-point CLIP weights are converted while reading.
+    """
     single = directory / WEIGHTS_NAME
     index = directory / WEIGHTS_INDEX_NAME
+    state: dict[str, torch.Tensor] = {}
     try:
         if single.is_file():
-            return load_file(single)
+            _read_safetensors(single, dtype, state)
+            return state
         if index.is_file():
             weight_map = json.loads(index.read_text())["weight_map"]
-            state: dict[str, torch.Tensor] = {}
             for shard in sorted(set(weight_map.values())):
-                state.update(load_file(directory / shard))
+                _read_safetensors(directory / shard, dtype, state)
             return state
     except (OSError, ValueError, KeyError) as exc:
+        raise CheckpointError(f"cannot read the weights of {directory}: {exc}") from exc
+    except Exception as exc:  # safetensors raises its own error type on a damaged header
         raise CheckpointError(f"cannot read the weights of {directory}: {exc}") from exc
     if any(directory.glob("*.bin")) or any(directory.glob("*.pt")) or any(directory.glob("*.pth")):
         raise CheckpointError(
@@ -119,6 +141,29 @@ def build_agent(agent_state: dict[str, torch.Tensor], dim: int, source: object) 
     return agent.eval()
 
 
+def _stored_dtype(directory: Path) -> torch.dtype:
+    """The dtype the checkpoint's weights are stored in (from a safetensors header, no tensor read)."""
+    from safetensors import safe_open
+
+    single = directory / WEIGHTS_NAME
+    if not single.is_file():
+        index = directory / WEIGHTS_INDEX_NAME
+        if not index.is_file():
+            return torch.float32
+        single = directory / sorted(set(json.loads(index.read_text())["weight_map"].values()))[0]
+    try:
+        with safe_open(str(single), framework="pt") as f:
+            for key in f.keys():
+                if key.endswith("weight"):
+                    return _SAFETENSORS_DTYPES.get(f.get_slice(key).get_dtype(), torch.float32)
+    except Exception:
+        return torch.float32
+    return torch.float32
+
+
+_SAFETENSORS_DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64}
+
+
 @dataclass
 class LoadedCheckpoint:
     encoder: HFCLIPEncoder
@@ -142,8 +187,11 @@ def load_checkpoint(
         raise CheckpointError(
             f"{config_path}: model_type is {config_dict.get('model_type')!r}; TSPO checkpoints are CLIP checkpoints"
         )
-    state = load_state_dict(directory)
+    # The stored dtype (bfloat16 for released agents) is what save_pretrained writes back by default.
+    weights_dtype = _stored_dtype(directory)
+    state = load_state_dict(directory, dtype=dtype)
     clip_state, agent_state = split_agent_state(state)
+    del state
     config = CLIPConfig.from_dict(config_dict)
     dim = int(config.projection_dim)
     if agent_state:
@@ -155,7 +203,6 @@ def load_checkpoint(
         )
     else:
         agent = None
-    weights_dtype = next(iter(clip_state.values())).dtype if clip_state else torch.float32
     with torch.device("meta"):
         model = CLIPModel(config)
     result = model.load_state_dict(clip_state, strict=False, assign=True)

@@ -71,3 +71,12 @@ def test_use_tspo_per_video_questions(sampler, video, qwen):
     with pytest.raises(ValueError, match="more videos"):
         with transformers_video.use_tspo(vp, sampler, ["a", "b"], k=2):
             vp(videos=[video, video, video], return_tensors="pt")
+
+
+def test_sampler_method_gives_a_bound_sample_indices_fn(sampler, video):
+    fn = sampler.sample_indices_fn(video, "What colour is the bar?", k=3, method="bin-max")
+    frames, metadata = load_video(video, sample_indices_fn=fn, backend="pyav")
+    assert fn.selection.method == "bin-max" and len(frames) == 3
+    assert [read_stamp(f) for f in frames] == pytest.approx(fn.selection.timestamps, abs=0.011)
+    with pytest.raises(ValueError, match="question is blank"):
+        sampler.sample_indices_fn(video, " ", k=3)

@@ -576,6 +576,20 @@ class TemporalSampler:
         with self._open(source) as decoder:
             return decoder.get_frames(list(indices)).data
 
+    def sample_indices_fn(self, video: VideoInput, question: str, k: int = 16, **select_options: Any) -> Any:
+        """A ``sample_indices_fn`` for ``transformers.video_utils.load_video`` that returns TSPO frames.
+
+        transformers passes only metadata to the function, so it is bound to its video::
+
+            frames, meta = load_video(path, sample_indices_fn=sampler.sample_indices_fn(path, question, k=16))
+
+        For processors (``processor(videos=...)``) see :func:`tspo_sampler.adapters.transformers_video.use_tspo`.
+        """
+        from .adapters.transformers_video import TSPOSampleIndices
+
+        check_question(question)
+        return TSPOSampleIndices(self, video, question, check_k(k), **select_options)
+
     def __repr__(self) -> str:
         enc = type(self.encoder).__name__
         return (

@@ -51,6 +51,16 @@ def video_rows(tmp_path_factory):
     return root, data
 
 
+def _qwen_answerer():
+    """The real Qwen2.5-VL adapter on a tiny random Qwen2.5-VL (tests/tiny_mllms.py)."""
+    from tiny_mllms import build_qwen2_5_vl
+
+    from tspo_sampler.adapters import answerer_for
+
+    model, processor = build_qwen2_5_vl(seed=0)
+    return answerer_for(model, processor)
+
+
 def _sampler(checkpoint_dir, cache):
     from tspo_sampler import TemporalSampler
 
@@ -76,9 +86,9 @@ def test_real_sampler_run_checkpoint_and_resume(checkpoint_dir, video_rows, tmp_
     root, data = video_rows
     cache = tmp_path / "cache"
     sampler = _sampler(checkpoint_dir, cache)
-    answerer = PixelAnswerer()
+    answerer = _qwen_answerer()
     clip_before = _state(sampler.encoder.model)
-    mllm_before = _state(answerer)
+    mllm_before = _state(answerer.model)
     agent_before = _state(sampler.agent)
     out = tmp_path / "run"
     trainer = GRPOTrainer(_config(data, root, out), sampler=sampler, answerer=answerer)
@@ -95,8 +105,8 @@ def test_real_sampler_run_checkpoint_and_resume(checkpoint_dir, video_rows, tmp_
     changed = {k for k in after if not torch.equal(after[k], agent_before[k].float())}
     assert changed and all(not k.startswith("temporal.ffn_o") for k in changed)
     assert all(torch.equal(v, clip_before[k]) for k, v in _state(sampler.encoder.model).items())
-    assert all(torch.equal(v, mllm_before[k]) for k, v in _state(answerer).items())
-    assert answerer.calls >= 4 * 2
+    assert all(torch.equal(v, mllm_before[k]) for k, v in _state(answerer.model).items())
+    assert trainer.answerer_calls == 4 * 2 and trainer.rollouts_answered == 4 * 2 * 4
 
     # logs and checkpoints
     lines = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
@@ -113,7 +123,7 @@ def test_real_sampler_run_checkpoint_and_resume(checkpoint_dir, video_rows, tmp_
     out2.mkdir()
     shutil.copytree(out / "checkpoint-2", out2 / "checkpoint-2")
     trainer2 = GRPOTrainer(_config(data, root, out2, resume=True), sampler=_sampler(checkpoint_dir, cache),
-                           answerer=PixelAnswerer())
+                           answerer=_qwen_answerer())
     trainer2.train()
     assert [h["step"] for h in trainer2.history] == [3, 4]
     for k, v in _state(trainer2.agent).items():
@@ -123,8 +133,8 @@ def test_real_sampler_run_checkpoint_and_resume(checkpoint_dir, video_rows, tmp_
 def test_generate_mode_and_kl(checkpoint_dir, video_rows, tmp_path):
     root, data = video_rows
     cfg = _config(data, root, tmp_path / "gen", answer_mode="generate", kl_beta=0.1, estimator="reference",
-                  ppo_epochs=1, max_steps=1, save_steps=None, report_to=[], save_dtype=None)
-    trainer = GRPOTrainer(cfg, sampler=_sampler(checkpoint_dir, tmp_path / "c"), answerer=PixelAnswerer())
+                  ppo_epochs=1, max_steps=1, save_steps=None, report_to=[], save_dtype=None, max_new_tokens=3)
+    trainer = GRPOTrainer(cfg, sampler=_sampler(checkpoint_dir, tmp_path / "c"), answerer=_qwen_answerer())
     trainer.train()
     assert math.isfinite(trainer.history[-1]["loss"]) and "kl" in trainer.history[-1]
     from tspo_sampler import TemporalSampler
@@ -132,17 +142,17 @@ def test_generate_mode_and_kl(checkpoint_dir, video_rows, tmp_path):
     TemporalSampler.from_pretrained(tmp_path / "gen", device="cpu", feature_cache=False)  # bfloat16, released format
 
 
-def test_simulated_environment_learns():
-    """The trainer on the simulated environment: held-out hit rate rises above raw CLIP's."""
-    torch.manual_seed(0)
-    env = SyntheticVideos(num_videos=160, num_frames=64, dim=64, seed=1)
-    train, held = env.examples[:128], env.examples[128:]
-    cfg = GRPOConfig(output_dir="unused", max_steps=60, batch_size=4, progress=False, report_to=[], save_steps=None,
-                     k_general=8, learning_rate=2e-3)
-    trainer = GRPOTrainer(cfg, sampler=env, answerer=SimulatedAnswerer(env), train_examples=train, eval_examples=held)
-    before = trainer.evaluate(methods=("uniform", "clip", "agent"))
-    trainer.train_step()
-    assert trainer.global_step == 1
+def test_pixel_answerer_protocol_run(tmp_path):
+    """Any object with the answerer protocol works (here a frozen torch module over the real sampler's frames)."""
+    env = SyntheticVideos(num_videos=6, num_frames=20, dim=16, seed=0)
+    answerer = PixelAnswerer()
+    before = _state(answerer)
+    trainer = GRPOTrainer(GRPOConfig(output_dir=str(tmp_path), max_steps=2, num_generations=3, k_general=3,
+                                     progress=False, report_to=[], save_steps=None, accuracy="soft"),
+                          sampler=env, answerer=answerer, train_examples=env.examples)
+    trainer.train()
+    assert answerer.calls == 2 and all(torch.equal(v, before[k]) for k, v in _state(answerer).items())
+    assert 0.0 <= trainer.history[-1]["accuracy"] <= 1.0
 
 
 def test_train_grpo_function_and_errors(tmp_path):

@@ -15,7 +15,9 @@ The agent has to learn that the event subspace matters and the lure subspace doe
 
 The answerer sees only frames: :meth:`SyntheticVideos.get_frames` stamps each frame with its video and
 frame number, and the answerer answers right with probability ``chance + (1 - chance) * share``, where
-``share`` is the share of shown frames inside the question's span.
+``share`` is the share of shown frames inside the question's span: its option log-probabilities are
+``log pi + Gumbel noise`` (renormalised), so the argmax letter is right with exactly that probability
+and the probabilities themselves are a noisy, continuous signal.
 """
 
 from __future__ import annotations
@@ -173,6 +175,7 @@ class SimulatedAnswerer:
         self.rng = np.random.default_rng(seed)
         self.calls = 0
         self.rollouts = 0
+        self._truth = {e.question: e.answer for e in env.examples}
 
     def _share(self, selection: Selection, question: str) -> float:
         frames = np.asarray(selection.frames)
@@ -180,26 +183,24 @@ class SimulatedAnswerer:
         idxs = frames[:, 0, 1, 0].astype(int) * 256 + frames[:, 0, 1, 1]
         return float(np.mean([self.env.relevant(question, int(v), int(i)) for v, i in zip(vids, idxs)]))
 
-    def _draw(self, selection: Selection, question: str, letters: Sequence[str]) -> int:
+    def _belief(self, selection: Selection, question: str, letters: Sequence[str]) -> torch.Tensor:
+        """Log-probabilities over the options whose argmax is right with probability ``p`` (Gumbel-max)."""
         n = len(letters)
         stem = question.splitlines()[0].strip()
-        truth = next(e.answer for e in self.env.examples if e.question == stem)
+        truth = letters.index(self._truth[stem])
         chance = 1.0 / n
         p = chance + (1 - chance) * self._share(selection, question) ** self.power
-        if self.rng.random() < p:
-            return letters.index(truth)
-        wrong = [j for j in range(n) if letters[j] != truth]
-        return int(self.rng.choice(wrong))
+        probs = np.full(n, (1 - p) / max(n - 1, 1))
+        probs[truth] = p
+        noisy = np.log(np.maximum(probs, 1e-12)) + self.rng.gumbel(size=n)
+        return torch.log_softmax(torch.tensor(noisy, dtype=torch.float32), dim=-1)
 
     def option_logprobs(self, selections: Sequence[Selection], questions: Sequence[str],
                         options: Sequence[str] = ("A", "B", "C", "D")) -> torch.Tensor:
         self.calls += 1
         self.rollouts += len(selections)
         letters = list(options)
-        out = torch.full((len(selections), len(letters)), -8.0)
-        for b, (sel, q) in enumerate(zip(selections, questions)):
-            out[b, self._draw(sel, q, letters)] = -1e-3
-        return torch.log_softmax(out, dim=-1)
+        return torch.stack([self._belief(sel, q, letters) for sel, q in zip(selections, questions)])
 
     def answer(self, selections: Sequence[Selection], questions: Sequence[str], **_: Any) -> list[str]:
         self.calls += 1
@@ -208,5 +209,5 @@ class SimulatedAnswerer:
         for sel, q in zip(selections, questions):
             n = sum(1 for line in q.splitlines() if len(line) > 2 and line[1] == "." and line[0] in LETTERS)
             letters = list(LETTERS[: max(n, 2)])
-            out.append(f"The answer is {letters[self._draw(sel, q, letters)]}.")
+            out.append(f"The answer is {letters[int(self._belief(sel, q, letters).argmax())]}.")
         return out

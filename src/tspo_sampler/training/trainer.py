@@ -59,22 +59,25 @@ class Answerer(Protocol):
 
 
 def load_answerer(config: GRPOConfig, device: torch.device) -> Answerer:
-    """Load ``config.mllm`` through the adapters (Qwen2.5-VL, LLaVA-OneVision/Video, InternVL)."""
+    """Load ``config.mllm`` (Hub id or directory) and wrap it in its adapter's :class:`Answerer`.
+
+    Supported through ``tspo_sampler.adapters.answerer_for``: Qwen2.5-VL, LLaVA-OneVision/LLaVA-Video
+    and InternVL (transformers forms).
+    """
     if not config.mllm:
         raise ValueError("GRPOConfig.mllm is required: the MLLM that answers from the chosen frames")
-    from .. import adapters
+    import transformers
 
-    dtype = getattr(torch, config.mllm_dtype) if config.mllm_dtype else None
-    for name in ("load_answerer", "load_adapter", "from_pretrained"):
-        fn = getattr(adapters, name, None)
-        if callable(fn):
-            kwargs: dict[str, Any] = {"device": device}
-            if dtype is not None:
-                kwargs["dtype"] = dtype
-            if config.local_files_only:
-                kwargs["local_files_only"] = True
-            return fn(config.mllm, **kwargs)
-    raise ImportError("tspo_sampler.adapters provides no loader (load_answerer); pass answerer= to GRPOTrainer")
+    from ..adapters import answerer_for
+
+    kwargs: dict[str, Any] = {"local_files_only": config.local_files_only}
+    if config.mllm_dtype:
+        kwargs["dtype"] = getattr(torch, config.mllm_dtype)
+    processor = transformers.AutoProcessor.from_pretrained(config.mllm, **{"local_files_only": config.local_files_only})
+    model_cls = getattr(transformers, "AutoModelForImageTextToText", None) or transformers.AutoModelForVision2Seq
+    model = model_cls.from_pretrained(config.mllm, **kwargs).to(device).eval()
+    model.requires_grad_(False)
+    return answerer_for(model, processor)
 
 
 def _frozen_modules(obj: Any) -> list[torch.nn.Module]:

@@ -1,0 +1,38 @@
+"""Data-parallel GRPO: two CPU processes under ``accelerate launch``."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).parent
+
+
+@pytest.mark.slow
+def test_two_process_accelerate_run(tmp_path):
+    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
+    if accelerate is None:
+        pytest.skip("accelerate CLI not installed")
+    out = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(TESTS.parent / "src"))
+    cmd = [accelerate, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "--main_process_port", "0", str(TESTS / "training_ddp_worker.py"), str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    r0 = json.loads((out / "rank0.json").read_text())
+    r1 = json.loads((out / "rank1.json").read_text())
+    assert r0["world"] == r1["world"] == 2 and r0["step"] == r1["step"] == 3
+    assert r0["agent"] == r1["agent"]  # gradients all-reduced: identical agents on both processes
+    assert not set(r0["seen"]) & set(r1["seen"])  # disjoint data shards
+    assert r0["eval"] == r1["eval"]  # evaluation gathered over both shards
+    lines = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [1, 2, 3]
+    assert lines[-1]["num_rollouts"] == 2 * 2 * 4  # 2 processes x 2 questions x G=4
+    assert (out / "checkpoint-2" / "rng_state_0.pt").is_file() and (out / "checkpoint-2" / "rng_state_1.pt").is_file()
+    assert (out / "model.safetensors").is_file()

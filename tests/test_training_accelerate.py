@@ -1,4 +1,9 @@
-"""Data-parallel GRPO: two CPU processes under ``accelerate launch``."""
+"""Data-parallel GRPO: two CPU processes under ``accelerate launch``.
+
+``accelerate launch --cpu --num_processes 2`` starts a single process in accelerate 1.x (its ``--cpu``
+path is the simple launcher); two CPU processes come from ``--multi_gpu --num_processes 2`` on a machine
+without GPUs, where the trainer's ``Accelerator(cpu=True)`` joins them in a gloo group.
+"""
 
 from __future__ import annotations
 
@@ -14,15 +19,27 @@ import pytest
 TESTS = Path(__file__).parent
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.mark.slow
 def test_two_process_accelerate_run(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CPU data-parallel test (this machine has a GPU)")
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
     if accelerate is None:
         pytest.skip("accelerate CLI not installed")
     out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(TESTS.parent / "src"))
-    cmd = [accelerate, "launch", "--cpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "--main_process_port", "0", str(TESTS / "training_ddp_worker.py"), str(out)]
+    cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", "--main_process_port", str(_free_port()), str(TESTS / "training_ddp_worker.py"), str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r0 = json.loads((out / "rank0.json").read_text())

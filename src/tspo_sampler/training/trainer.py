@@ -91,6 +91,13 @@ def _frozen_modules(obj: Any) -> list[torch.nn.Module]:
     return found
 
 
+def _has_accelerator_device() -> bool:
+    if torch.cuda.is_available():
+        return True
+    xpu = getattr(torch, "xpu", None)
+    return bool(xpu is not None and xpu.is_available())
+
+
 def _rng_state(np_rng: np.random.Generator, gen: torch.Generator) -> dict[str, Any]:
     return {
         "numpy": np_rng.bit_generator.state,
@@ -128,7 +135,11 @@ class GRPOTrainer:
 
         config.validate()
         self.config = config
-        self.accelerator = accelerator if accelerator is not None else Accelerator()
+        if accelerator is None:
+            # Without an accelerator device, processes started by `accelerate launch --multi_gpu` (torchrun)
+            # form a gloo CPU group only when the Accelerator is told to use the CPU.
+            accelerator = Accelerator(cpu=not _has_accelerator_device())
+        self.accelerator = accelerator
         acc = self.accelerator
         self.device = acc.device
         self.rank = acc.process_index

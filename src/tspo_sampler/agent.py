@@ -17,6 +17,7 @@ from torch import nn
 DEFAULT_WINDOW_SIZE = 12
 DEFAULT_SCORE_TAU = 0.025
 COSINE_EPS = 1e-6
+ATTENTION_CHUNK_ELEMENTS = 1 << 23  # frames per attention chunk x window x dim (32 MB of float32)
 
 
 def positional_encoding(num_frames: int, dim: int, *, device: torch.device | None = None) -> torch.Tensor:
@@ -69,23 +70,33 @@ class WindowedSelfAttention(nn.Module):
         self.head_dim = dim // num_heads
 
     def forward(self, x: torch.Tensor, window_size: int) -> torch.Tensor:
-        """``x``: ``T x D``. Returns the concatenated head outputs, ``T x D``."""
+        """``x``: ``T x D``. Returns the concatenated head outputs, ``T x D``.
+
+        Keys and values are padded with copies of the edge frames so that the window of frame ``j`` is the
+        contiguous slice ``j .. j + w - 1`` of the padded sequence; an ``unfold`` view turns each chunk of
+        frames into batched ``w``-long dot products without materialising ``T x T`` (or ``T x w x D`` at once).
+        """
         T = x.shape[0]
-        H, hd = self.num_heads, self.head_dim
+        H, hd, w = self.num_heads, self.head_dim, window_size
         q = self.Self_q(x).view(T, H, hd)
         k = self.Self_k(x).view(T, H, hd)
         v = self.Self_v(x).view(T, H, hd)
-        pos = window_positions(T, window_size, device=x.device)  # T x w, non-decreasing along w
-        scale = 1.0 / math.sqrt(hd)
-        logits = torch.stack([(q * k[pos[:, m]]).sum(-1) for m in range(window_size)], dim=-1) * scale
+        pad = (torch.arange(T + w - 1, device=x.device) - w // 2).clamp_(0, T - 1)
+        k_pad, v_pad = k[pad], v[pad]  # (T + w - 1) x H x hd
+        pos = window_positions(T, w, device=x.device)
         # Clamping repeats edge positions; the reference's binary mask counts each position once.
         repeated = torch.zeros_like(pos, dtype=torch.bool)
         repeated[:, 1:] = pos[:, 1:] == pos[:, :-1]
-        logits = logits.masked_fill(repeated.unsqueeze(1), float("-inf"))
-        attn = torch.softmax(logits, dim=-1)  # T x H x w
-        out = torch.zeros_like(v)
-        for m in range(window_size):
-            out = out + attn[:, :, m : m + 1] * v[pos[:, m]]
+        scale = 1.0 / math.sqrt(hd)
+        out = torch.empty_like(q)
+        chunk = max(1, ATTENTION_CHUNK_ELEMENTS // (w * self.dim))
+        for s in range(0, T, chunk):
+            e = min(T, s + chunk)
+            keys = k_pad[s : e + w - 1].unfold(0, w, 1)  # n x H x hd x w (a view)
+            values = v_pad[s : e + w - 1].unfold(0, w, 1)
+            logits = torch.einsum("nhd,nhdw->nhw", q[s:e], keys) * scale
+            logits = logits.masked_fill(repeated[s:e].unsqueeze(1), float("-inf"))
+            out[s:e] = torch.einsum("nhw,nhdw->nhd", torch.softmax(logits, dim=-1), values)
         return out.reshape(T, self.dim)
 
 

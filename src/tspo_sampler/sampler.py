@@ -203,7 +203,10 @@ class TemporalSampler:
             device: defaults to CUDA when available, else CPU.
             dtype: encoder compute dtype; float32 on CPU, float16 on GPU by default. The agent always
                 computes in float32 (it is tiny and this keeps scores exact).
-            revision, cache_dir, local_files_only, token: as in ``huggingface_hub.snapshot_download``.
+            revision: Hub branch, tag or commit.
+            cache_dir: Hugging Face cache directory (default: ``HF_HUB_CACHE``).
+            local_files_only: never download; use the cache (also implied by ``HF_HUB_OFFLINE=1``).
+            token: Hub token for private or gated repositories.
             require_agent: raise when the checkpoint has no ``selector.*`` weights (else raw CLIP scores).
             **kwargs: passed to the constructor (``feature_cache``, ``window_size``, ``batch_size`` ...).
         """

@@ -105,6 +105,24 @@ def worker(kind: str, video: str, model: str, k: int, fps: float, cache_dir: str
     return out
 
 
+def reference_memory_gb(video: Path, fps: float) -> float:
+    """What the reference pipeline holds at once: every candidate at full resolution, twice (array + PIL)."""
+    import av
+
+    with av.open(str(video)) as c:
+        st = c.streams.video[0]
+        seconds = float(st.duration * st.time_base) if st.duration else float(c.duration) / 1e6
+        return 2 * seconds * fps * st.codec_context.width * st.codec_context.height * 3 / 1e9
+
+
+def available_gb() -> float:
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) / 1e6
+    return float("inf")
+
+
 def run_worker(kind: str, video: Path, model: Path, k: int, fps: float, cache_dir: str | None) -> dict:
     cmd = [sys.executable, __file__, "--worker", kind, "--video", str(video), "--model", str(model),
            "-k", str(k), "--fps", str(fps)]
@@ -149,6 +167,14 @@ def main() -> None:
             make_long_video(video, minutes, size=(w, h), fps=args.source_fps, threads=os.cpu_count() or 1)
             print(f"generated {video.name} ({video.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f}s", flush=True)
         for kind in args.pipelines:
+            if kind == "reference":
+                need_gb = reference_memory_gb(video, args.fps)
+                if need_gb > 0.7 * available_gb():
+                    r = {"pipeline": kind, "minutes": minutes,
+                         "error": f"skipped: would hold ~{need_gb:.0f} GB of frames, {available_gb():.0f} GB available"}
+                    rows.append(r)
+                    print(json.dumps(r), flush=True)
+                    continue
             cache = tempfile.mkdtemp(prefix="tspo-cache-", dir=work) if kind == "ours-warm" else None
             r = run_worker(kind, video, model, args.k, args.fps, cache)
             r["minutes"] = minutes

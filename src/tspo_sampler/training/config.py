@@ -21,9 +21,9 @@ class GRPOConfig:
     """Every knob of :func:`~tspo_sampler.training.train_grpo`.
 
     The defaults reproduce the paper's recipe (G = 8 rollouts, k = 16 / 8 frames for specific / general
-    questions, tau annealed linearly 0.025 -> 0.01, AdamW at lr 5e-4) with the estimator measured best by
-    ``benchmarks/learnability.py``: the exact Plackett-Luce log-probability with PPO-clipped ratios over
-    a few inner epochs on the same rollouts. ``estimator="reference", ppo_epochs=1`` is the paper's loss.
+    questions, tau annealed linearly 0.025 -> 0.01, AdamW at lr 5e-4, the reference estimator on-policy).
+    ``benchmarks/learnability.py`` found no estimator clearly better (see ``docs/training.md``), so the
+    paper's stays the default; ``estimator="plackett-luce"`` and ``ppo_epochs > 1`` are the alternatives.
     """
 
     # --- data ---------------------------------------------------------------------------------------
@@ -78,10 +78,10 @@ class GRPOConfig:
     max_true_clips: int = 4
     num_distractor_clips: int = 12
     # --- optimisation -------------------------------------------------------------------------------
-    estimator: str = "plackett-luce"
+    estimator: str = "reference"
     """``reference``: mean over chosen frames of exp(logp - logp.detach()) x advantage (the paper);
     ``plackett-luce``: exact log-probability of the drawn ordered sample under Gumbel top-k."""
-    ppo_epochs: int = 4
+    ppo_epochs: int = 1
     """Inner optimisation epochs on the same rollouts (1 = on-policy, the paper)."""
     clip_range: float = 0.2
     kl_beta: float = 0.0

@@ -8,6 +8,7 @@ per-frame PIL round trip.
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -148,7 +149,32 @@ def _tensor_digest(h: "hashlib._Hash", tensors: dict[str, torch.Tensor], sampled
             h.update(tensors[name].detach().float().cpu().contiguous().numpy().tobytes())
 
 
-class HFCLIPEncoder:
+class _TorchEncoder(ABC):
+    """What both encoders share: a torch ``model`` whose device and dtype are the encoder's."""
+
+    model: Any
+    preprocessing: ImagePreprocessing
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    @abstractmethod
+    def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        """The projected image features of preprocessed pixels."""
+
+    @torch.inference_mode()
+    def encode_images(self, frames: torch.Tensor) -> torch.Tensor:
+        """``uint8`` frames -> ``N x embed_dim`` float32 features (not normalised)."""
+        pixels = preprocess_frames(frames, self.preprocessing, device=self.device, dtype=self.dtype)
+        return self._image_features(pixels).float()
+
+
+class HFCLIPEncoder(_TorchEncoder):
     """A transformers ``CLIPModel`` (what TSPO checkpoints hold) with its tokenizer."""
 
     def __init__(self, model: Any, tokenizer: Any, preprocessing: ImagePreprocessing) -> None:
@@ -161,19 +187,9 @@ class HFCLIPEncoder:
         self.max_text_length = int(min(max_pos, tok_max))
         self._fingerprint: str | None = None
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-    @torch.inference_mode()
-    def encode_images(self, frames: torch.Tensor) -> torch.Tensor:
-        pixels = preprocess_frames(frames, self.preprocessing, device=self.device, dtype=self.dtype)
+    def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         pooled = self.model.vision_model(pixel_values=pixels).pooler_output
-        return self.model.visual_projection(pooled).float()
+        return self.model.visual_projection(pooled)
 
     @torch.inference_mode()
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
@@ -197,7 +213,7 @@ class HFCLIPEncoder:
         return self._fingerprint
 
 
-class OpenCLIPEncoder:
+class OpenCLIPEncoder(_TorchEncoder):
     """Any open_clip model, for agents trained on another backbone (or raw CLIP similarity without one)."""
 
     def __init__(self, model: Any, tokenizer: Any, preprocessing: ImagePreprocessing, name: str = "open_clip") -> None:
@@ -237,18 +253,8 @@ class OpenCLIPEncoder:
         )
         return cls(model, tokenizer, spec, name=f"{model_name}:{pretrained}")
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
-
-    @torch.inference_mode()
-    def encode_images(self, frames: torch.Tensor) -> torch.Tensor:
-        pixels = preprocess_frames(frames, self.preprocessing, device=self.device, dtype=self.dtype)
-        return self.model.encode_image(pixels).float()
+    def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model.encode_image(pixels)
 
     @torch.inference_mode()
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:

@@ -223,3 +223,13 @@ def test_console_script_entry_point(checkpoint_dir, videos, tmp_path):
     cmd = [sys.executable, "-m", "tspo_sampler.cli", "select", str(tmp_path / "x.mp4"), Q, "--model", str(checkpoint_dir)]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 1 and "x.mp4" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_keyframe_candidates(uncached_sampler, tmp_path):
+    video = media.make_video(tmp_path / "gop.mp4", duration=12.0, fps=10.0, gop=20, bframes=False)
+    sel = uncached_sampler.select_frames(video, Q, k=3, candidate_mode="keyframes")
+    assert sel.candidate_indices == list(range(0, 120, 20))  # one keyframe every 2 s
+    assert sel.candidate_timestamps == pytest.approx([0.0, 2.0, 4.0, 6.0, 8.0, 10.0])
+    assert_frames_show_their_timestamps(sel, 0.05)
+    with pytest.raises(ValueError, match="candidate_mode must be one of fps, keyframes"):
+        uncached_sampler.select_frames(video, Q, k=3, candidate_mode="scenes")

@@ -50,6 +50,8 @@ def _add_select(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--method", default="topk", choices=list(SELECTION_METHODS), help="selection method (default topk)")
     p.add_argument("--fps", type=float, default=1.0, help="candidate frames per second (default 1)")
     p.add_argument("--max-candidates", type=int, default=None, help="cap on candidates, spread evenly")
+    p.add_argument("--candidates", choices=["fps", "keyframes"], default="fps",
+                   help="candidate frames: at --fps per second (default), or the nearest keyframes (fast on very long videos)")
     p.add_argument("--window-size", type=int, default=12, help="agent attention window (default 12)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--save-grid", metavar="PNG", default=None, help="write a contact sheet of the chosen frames with the score curve")
@@ -69,6 +71,7 @@ def run_select(args: argparse.Namespace) -> int:
         fps=args.fps,
         max_candidates=args.max_candidates,
         window_size=args.window_size,
+        candidate_mode=args.candidates,
         return_frames=args.save_grid is not None,
         progress=None,
     )

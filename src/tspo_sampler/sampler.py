@@ -24,6 +24,7 @@ from .selection import check_k, check_method, select_indices
 VideoInput = str | os.PathLike[str] | bytes | BinaryIO | np.ndarray | torch.Tensor | Sequence[Any]
 
 PROGRESS_MIN_CANDIDATES = 300
+CANDIDATE_MODES = ("fps", "keyframes")
 
 
 def default_device() -> torch.device:
@@ -329,6 +330,7 @@ class TemporalSampler:
         *,
         fps: float = 1.0,
         max_candidates: int | None = None,
+        candidate_mode: str = "fps",
         progress: bool | None = None,
         use_cache: bool = True,
     ) -> VideoFeatures:
@@ -336,9 +338,13 @@ class TemporalSampler:
 
         Files: candidates at ``fps`` per second (presentation timestamps), capped evenly at
         ``max_candidates``; frames are decoded in chunks at the encoder's resolution and dropped after
-        encoding. In-memory frames: every frame is a candidate; ``fps`` is the rate they were sampled at
-        (timestamps = position / fps).
+        encoding. ``candidate_mode="keyframes"`` takes the stream's keyframes nearest to those instants
+        instead and decodes only them: far cheaper on very long videos, at the cost of timestamps up to half
+        a keyframe interval away from the 1/fps grid. In-memory frames: every frame is a candidate; ``fps``
+        is the rate they were sampled at (timestamps = position / fps).
         """
+        if candidate_mode not in CANDIDATE_MODES:
+            raise ValueError(f"candidate_mode must be one of {', '.join(CANDIDATE_MODES)}, got {candidate_mode!r}")
         if not (isinstance(fps, (int, float)) and fps > 0):
             raise ValueError(f"fps must be a positive number, got {fps!r}")
         if max_candidates is not None:
@@ -369,12 +375,15 @@ class TemporalSampler:
                 self.encoder.fingerprint(),
                 fps=float(fps),
                 max_candidates=max_candidates,
+                candidate_mode=candidate_mode,
                 short_side=self.encoder.preprocessing.shortest_edge,
             )
             hit = self.cache.get(key)
             if hit is not None:
                 return hit
-        feats = self._encode_file(source, fps=fps, max_candidates=max_candidates, progress=progress)
+        feats = self._encode_file(
+            source, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode, progress=progress
+        )
         if key is not None and self.cache is not None:
             self.cache.put(key, feats)
         return feats
@@ -409,11 +418,11 @@ class TemporalSampler:
         return VideoDecoder(source, timeout=self.decode_timeout)
 
     def _encode_file(
-        self, source: Any, *, fps: float, max_candidates: int | None, progress: bool | None
+        self, source: Any, *, fps: float, max_candidates: int | None, candidate_mode: str, progress: bool | None
     ) -> VideoFeatures:
         with self._open(source) as decoder:
             meta = decoder.metadata
-            indices, timestamps = decoder.candidates(fps=fps, max_candidates=max_candidates)
+            indices, timestamps = decoder.candidates(fps=fps, max_candidates=max_candidates, mode=candidate_mode)
             if len(indices) == 0:
                 raise VideoReadError(meta.source, "no decodable frames")
             show = (len(indices) >= PROGRESS_MIN_CANDIDATES) if progress is None else progress
@@ -446,6 +455,7 @@ class TemporalSampler:
                     "rotation": int(meta.rotation),
                     "num_frames": int(meta.num_frames),
                     "backend": meta.backend,
+                    "candidate_mode": candidate_mode,
                 },
             )
 
@@ -532,6 +542,7 @@ class TemporalSampler:
         window_size: int | None = None,
         return_frames: bool = True,
         progress: bool | None = None,
+        candidate_mode: str = "fps",
     ) -> Selection:
         """Pick the ``k`` frames of ``video`` most relevant to ``question``.
 
@@ -546,6 +557,8 @@ class TemporalSampler:
             window_size: the agent's attention window (default 12).
             return_frames: decode and return the chosen frames at full resolution.
             progress: show a progress bar (default: only for long videos).
+            candidate_mode: ``"fps"`` (frames on screen at ``0, 1/fps, 2/fps ...``) or ``"keyframes"``
+                (the keyframes nearest to those instants; decodes only keyframes, for very long videos).
 
         Returns:
             A :class:`~tspo_sampler.Selection`.
@@ -555,7 +568,9 @@ class TemporalSampler:
         check_question(question)
         if is_file_source(video):
             source, _ = self._file_source(video)  # validates early; reused below without re-reading a stream
-            feats = self.encode_video(source, fps=fps, max_candidates=max_candidates, progress=progress)
+            feats = self.encode_video(
+                source, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode, progress=progress
+            )
             selection = self.select_from_features(feats, question, k, method=method, window_size=window_size)
             if return_frames:
                 selection.frames = self.get_frames(source, selection.indices)

@@ -78,11 +78,17 @@ def _read_safetensors(path: Path, dtype: torch.dtype | None, state: dict[str, to
     from safetensors import safe_open
 
     with safe_open(str(path), framework="pt") as f:
-        for key in f.keys():
-            tensor = f.get_tensor(key)
-            if dtype is not None and tensor.is_floating_point() and not key.startswith(AGENT_PREFIX):
-                tensor = tensor.to(dtype)
-            state[key] = tensor
+        keys = list(f.keys())
+    # safetensors memory-maps the file and the mapped pages count as resident until the file is closed;
+    # reopening per group of tensors keeps only a slice of the file mapped at a time.
+    group = 16
+    for start in range(0, len(keys), group):
+        with safe_open(str(path), framework="pt") as f:
+            for key in keys[start : start + group]:
+                tensor = f.get_tensor(key)
+                if dtype is not None and tensor.is_floating_point() and not key.startswith(AGENT_PREFIX):
+                    tensor = tensor.to(dtype)
+                state[key] = tensor
 
 
 def load_state_dict(directory: Path, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:

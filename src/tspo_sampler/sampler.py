@@ -151,7 +151,8 @@ class TemporalSampler:
         feature_cache: ``True`` for the default cache directory, a path for another, ``False`` for none.
         window_size: default attention window of the agent.
         tau: score temperature.
-        batch_size: frames per encoder batch.
+        batch_size: frames per encoder batch (default 32 on the CPU, where bigger batches only cost memory,
+            and 128 on accelerators).
     """
 
     def __init__(
@@ -162,7 +163,7 @@ class TemporalSampler:
         feature_cache: bool | str | os.PathLike[str] = True,
         window_size: int = DEFAULT_WINDOW_SIZE,
         tau: float = DEFAULT_SCORE_TAU,
-        batch_size: int = 64,
+        batch_size: int | None = None,
         decode_timeout: float = 120.0,
     ) -> None:
         self.encoder = encoder
@@ -177,6 +178,10 @@ class TemporalSampler:
             self.cache = FeatureCache(feature_cache)
         self.window_size = window_size
         self.tau = tau
+        if batch_size is None:
+            batch_size = 32 if encoder.device.type == "cpu" else 128
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
         self.decode_timeout = decode_timeout
         self.checkpoint_dir: Path | None = None

@@ -129,6 +129,51 @@ def time_instruction(
     )
 
 
+def with_time_instruction(selection: Selection, question: str, add: bool, template: str = TIME_INSTRUCTION) -> str:
+    """``question``, preceded by the filled time instruction when ``add``."""
+    return f"{time_instruction(selection, template)}\n{question}" if add else question
+
+
+def video_turn(text: str, *, system: str | None = None, video: Any = None) -> list[dict[str, Any]]:
+    """Chat messages with one user turn ``[video, text]`` (after an optional system turn): the form the
+    Hugging Face processors of Qwen2.5-VL, LLaVA-OneVision and InternVL take."""
+    part: dict[str, Any] = {"type": "video"}
+    if video is not None:
+        part["video"] = video
+    messages: list[dict[str, Any]] = []
+    if system is not None:
+        messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
+    messages.append({"role": "user", "content": [part, {"type": "text", "text": text}]})
+    return messages
+
+
+def stacked_video_batch(
+    processor: Any,
+    selections: Sequence[Selection],
+    questions: Sequence[str],
+    build_messages: Any,
+    *,
+    model_name: str,
+    device: Any = None,
+    dtype: Any = None,
+    **processor_kwargs: Any,
+) -> Any:
+    """Left-padded processor batch for processors that stack the videos of a batch (so one ``k`` for all).
+
+    ``build_messages(selection, question)`` gives each row's chat; frames go to the processor as they
+    are (``do_sample_frames=False``: the frames were already chosen).
+    """
+    texts, videos = [], []
+    for sel, q in zip(selections, questions):
+        videos.append(selection_frames(sel))
+        texts.append(processor.apply_chat_template(build_messages(sel, q), tokenize=False, add_generation_prompt=True))
+    if len({v.shape[0] for v in videos}) > 1:
+        raise ValueError(f"all selections in one {model_name} batch must have the same number of frames")
+    kwargs: dict[str, Any] = dict(padding=True, padding_side="left", return_tensors="pt", do_sample_frames=False)
+    kwargs.update(processor_kwargs)
+    return move_to(processor(text=texts, videos=videos, **kwargs), device, dtype)
+
+
 # Floating tensors that carry time, not pixels: never cast to a low-precision model dtype.
 KEEP_FLOAT32 = frozenset({"second_per_grid_ts"})
 

@@ -25,7 +25,15 @@ import numpy as np
 import torch
 
 from ..result import Selection
-from .base import TIME_INSTRUCTION, Answerer, as_batch, move_to, selection_frames, time_instruction
+from .base import (
+    TIME_INSTRUCTION,
+    Answerer,
+    as_batch,
+    selection_frames,
+    stacked_video_batch,
+    video_turn,
+    with_time_instruction,
+)
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -50,10 +58,6 @@ IMG_END_TOKEN = "</img>"
 IMG_CONTEXT_TOKEN = "<IMG_CONTEXT>"
 
 
-def _with_time(selection: Selection, question: str, add: bool, template: str) -> str:
-    return f"{time_instruction(selection, template)}\n{question}" if add else question
-
-
 # ------------------------------------------------------------------------------- Hugging Face form
 
 
@@ -68,16 +72,7 @@ def build_messages(
 ) -> list[dict[str, Any]]:
     """Chat messages for the HF InternVL template: one user turn ``[video, text]``."""
     (sel,), (q,) = as_batch(selection, question)
-    part: dict[str, Any] = {"type": "video"}
-    if video is not None:
-        part["video"] = video
-    messages: list[dict[str, Any]] = []
-    if system is not None:
-        messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
-    messages.append(
-        {"role": "user", "content": [part, {"type": "text", "text": _with_time(sel, q, time_instruction, time_template)}]}
-    )
-    return messages
+    return video_turn(with_time_instruction(sel, q, time_instruction, time_template), system=system, video=video)
 
 
 def prepare_inputs(
@@ -96,17 +91,13 @@ def prepare_inputs(
     ``InternVLForConditionalGeneration``; left-padded. All selections of a batch need the same ``k``.
     """
     sels, qs = as_batch(selection, question)
-    texts, videos = [], []
-    for sel, q in zip(sels, qs):
-        videos.append(selection_frames(sel))
-        messages = build_messages(sel, q, time_instruction=time_instruction, time_template=time_template, system=system)
-        texts.append(processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-    if len({v.shape[0] for v in videos}) > 1:
-        raise ValueError("all selections in one InternVL batch must have the same number of frames")
-    kwargs: dict[str, Any] = dict(padding=True, padding_side="left", return_tensors="pt", do_sample_frames=False)
-    kwargs.update(processor_kwargs)
-    batch = processor(text=texts, videos=videos, **kwargs)
-    return move_to(batch, device, dtype)
+
+    def messages(sel: Selection, q: str) -> list[dict[str, Any]]:
+        return build_messages(sel, q, time_instruction=time_instruction, time_template=time_template, system=system)
+
+    return stacked_video_batch(
+        processor, sels, qs, messages, model_name="InternVL", device=device, dtype=dtype, **processor_kwargs
+    )
 
 
 class InternVLAnswerer(Answerer):
@@ -229,7 +220,7 @@ def prepare_original_inputs(
     )
     if device is not None or dtype is not None:
         pixel_values = pixel_values.to(device=device, dtype=dtype)
-    text = _with_time(sel, q, time_instruction, time_template)
+    text = with_time_instruction(sel, q, time_instruction, time_template)
     return {
         "pixel_values": pixel_values,
         "num_patches_list": num_patches,

@@ -23,7 +23,15 @@ from typing import Any
 import torch
 
 from ..result import Selection
-from .base import Answerer, as_batch, move_to, selection_frames, time_instruction
+from .base import (
+    Answerer,
+    as_batch,
+    selection_frames,
+    stacked_video_batch,
+    time_instruction,
+    video_turn,
+    with_time_instruction,
+)
 
 __all__ = [
     "DEFAULT_IMAGE_TOKEN",
@@ -51,12 +59,6 @@ LLAVA_VIDEO_TIME_INSTRUCTION = (
 )
 
 
-def _question_text(selection: Selection, question: str, add_time: bool, template: str) -> str:
-    if add_time:
-        return f"{time_instruction(selection, template)}\n{question}"
-    return question
-
-
 # ------------------------------------------------------------------------------- Hugging Face form
 
 
@@ -71,15 +73,7 @@ def build_messages(
 ) -> list[dict[str, Any]]:
     """Chat messages for the HF LLaVA-OneVision template: one user turn ``[video, text]``."""
     (sel,), (q,) = as_batch(selection, question)
-    part: dict[str, Any] = {"type": "video"}
-    if video is not None:
-        part["video"] = video
-    messages: list[dict[str, Any]] = []
-    if system is not None:
-        messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
-    text = _question_text(sel, q, time_instruction, time_template)
-    messages.append({"role": "user", "content": [part, {"type": "text", "text": text}]})
-    return messages
+    return video_turn(with_time_instruction(sel, q, time_instruction, time_template), system=system, video=video)
 
 
 def prepare_inputs(
@@ -100,17 +94,13 @@ def prepare_inputs(
     All selections of one batch must have the same ``k`` (the processor stacks the videos).
     """
     sels, qs = as_batch(selection, question)
-    texts, videos = [], []
-    for sel, q in zip(sels, qs):
-        videos.append(selection_frames(sel))
-        messages = build_messages(sel, q, time_instruction=time_instruction, time_template=time_template, system=system)
-        texts.append(processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
-    if len({v.shape[0] for v in videos}) > 1:
-        raise ValueError("all selections in one LLaVA-Video batch must have the same number of frames")
-    kwargs: dict[str, Any] = dict(padding=True, padding_side="left", return_tensors="pt", do_sample_frames=False)
-    kwargs.update(processor_kwargs)
-    batch = processor(text=texts, videos=videos, **kwargs)
-    return move_to(batch, device, dtype)
+
+    def messages(sel: Selection, q: str) -> list[dict[str, Any]]:
+        return build_messages(sel, q, time_instruction=time_instruction, time_template=time_template, system=system)
+
+    return stacked_video_batch(
+        processor, sels, qs, messages, model_name="LLaVA-Video", device=device, dtype=dtype, **processor_kwargs
+    )
 
 
 class LlavaVideoAnswerer(Answerer):

@@ -41,7 +41,16 @@ from typing import Any
 import numpy as np
 
 from ..result import Selection
-from .base import TIME_INSTRUCTION, Answerer, as_batch, move_to, selection_frames, time_instruction, video_duration
+from .base import (
+    TIME_INSTRUCTION,
+    Answerer,
+    as_batch,
+    move_to,
+    selection_frames,
+    time_instruction,
+    video_duration,
+    video_turn,
+)
 
 __all__ = [
     "ODD_FRAMES",
@@ -186,16 +195,7 @@ def build_messages(
     (sel,), (q,) = as_batch(selection, question)
     _, _, times = even_frames(sel, odd_frames, need_frames=False)
     real_times = times[: len(sel.timestamps)] if len(times) > len(sel.timestamps) else times
-    part: dict[str, Any] = {"type": "video"}
-    if video is not None:
-        part["video"] = video
-    messages: list[dict[str, Any]] = []
-    if system is not None:
-        messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
-    messages.append(
-        {"role": "user", "content": [part, {"type": "text", "text": _text(sel, q, timestamps, time_template, real_times)}]}
-    )
-    return messages
+    return video_turn(_text(sel, q, timestamps, time_template, real_times), system=system, video=video)
 
 
 def build_qwen_vl_utils_messages(

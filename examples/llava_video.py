@@ -10,37 +10,23 @@ from __future__ import annotations
 
 import argparse
 
-import torch
+from _common import device_and_dtype, example_parser, select
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--video", required=True, help="video file")
-    p.add_argument("--question", required=True)
-    p.add_argument("--k", type=int, default=16, help="frames to select (all selections of a batch share k)")
-    p.add_argument("--mllm", default="llava-hf/LLaVA-Video-7B-Qwen2-hf", help="Hub id or directory")
-    p.add_argument("--sampler", default="hzf666/TSPO-0.4B", help="TSPO checkpoint: Hub id or directory")
+    p = example_parser(__doc__.splitlines()[0], default_mllm="llava-hf/LLaVA-Video-7B-Qwen2-hf", k_help="frames to select (all selections of a batch share k)")
     p.add_argument("--time-instruction", action="store_true", help="list the chosen frames' times in the prompt")
-    p.add_argument("--method", default="topk", help="selection method (topk, bin-max, uniform, ...)")
-    p.add_argument("--max-new-tokens", type=int, default=128)
-    p.add_argument("--device", default=None, help="cuda / cpu (default: cuda when available)")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> None:
     from transformers import AutoProcessor, LlavaOnevisionForConditionalGeneration
 
-    from tspo_sampler import TemporalSampler
     from tspo_sampler.adapters import llava_video
 
     args = parse_args(argv)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-
-    sampler = TemporalSampler.from_pretrained(args.sampler, device=device)
-    selection = sampler.select_frames(args.video, args.question, k=args.k, method=args.method)
-    print(f"{selection.k} frames of {selection.duration or 0:.1f} s chosen at:")
-    print("  " + ", ".join(f"{t:.2f}s" for t in selection.timestamps))
+    device, dtype = device_and_dtype(args)
+    selection = select(args, device)
 
     model = LlavaOnevisionForConditionalGeneration.from_pretrained(args.mllm, dtype=dtype, device_map=device)
     processor = AutoProcessor.from_pretrained(args.mllm)

@@ -51,6 +51,19 @@ def check_question(question: object, name: str = "question") -> str:
     return question
 
 
+def check_candidate_settings(fps: object, max_candidates: object, candidate_mode: object) -> int | None:
+    """Validate the candidate arguments; returns ``max_candidates`` as ``int`` (or ``None``)."""
+    if candidate_mode not in CANDIDATE_MODES:
+        raise ValueError(f"candidate_mode must be one of {', '.join(CANDIDATE_MODES)}, got {candidate_mode!r}")
+    if isinstance(fps, bool) or not (isinstance(fps, (int, float)) and fps > 0):
+        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    if max_candidates is None:
+        return None
+    if isinstance(max_candidates, bool) or not isinstance(max_candidates, (int, np.integer)) or max_candidates < 1:
+        raise ValueError(f"max_candidates must be a positive integer or None, got {max_candidates!r}")
+    return int(max_candidates)
+
+
 def is_file_source(video: object) -> bool:
     return isinstance(video, (str, os.PathLike, bytes, bytearray, memoryview)) or (
         hasattr(video, "read") and callable(video.read)
@@ -348,14 +361,7 @@ class TemporalSampler:
         a keyframe interval away from the 1/fps grid. In-memory frames: every frame is a candidate; ``fps``
         is the rate they were sampled at (timestamps = position / fps).
         """
-        if candidate_mode not in CANDIDATE_MODES:
-            raise ValueError(f"candidate_mode must be one of {', '.join(CANDIDATE_MODES)}, got {candidate_mode!r}")
-        if not (isinstance(fps, (int, float)) and fps > 0):
-            raise ValueError(f"fps must be a positive number, got {fps!r}")
-        if max_candidates is not None:
-            if isinstance(max_candidates, bool) or not isinstance(max_candidates, (int, np.integer)) or max_candidates < 1:
-                raise ValueError(f"max_candidates must be a positive integer or None, got {max_candidates!r}")
-            max_candidates = int(max_candidates)
+        max_candidates = check_candidate_settings(fps, max_candidates, candidate_mode)
         if not is_file_source(video):
             frames = frames_to_uint8(video)
             if max_candidates is not None and len(frames) > max_candidates:
@@ -373,6 +379,23 @@ class TemporalSampler:
                 metadata={"num_frames": int(len(frames)), "height": int(frames.shape[1]), "width": int(frames.shape[2])},
             )
         source, identity = self._file_source(video)
+        return self._file_features(
+            source, identity, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode,
+            progress=progress, use_cache=use_cache,
+        )
+
+    def _file_features(
+        self,
+        source: Any,
+        identity: str,
+        *,
+        fps: float,
+        max_candidates: int | None,
+        candidate_mode: str,
+        progress: bool | None,
+        use_cache: bool = True,
+    ) -> VideoFeatures:
+        """Features of a normalised file source (path string or bytes), through the cache."""
         key = None
         if self.cache is not None and use_cache:
             key = FeatureCache.make_key(
@@ -393,8 +416,9 @@ class TemporalSampler:
             self.cache.put(key, feats)
         return feats
 
-    def _file_source(self, video: Any) -> tuple[Any, str]:
-        """Normalise a file-like input and compute its content identity (for the cache)."""
+    def _file_source(self, video: Any, *, identify: bool = True) -> tuple[Any, str]:
+        """Normalise a file-like input (path -> ``str``, buffers and streams -> ``bytes``) and compute its
+        content identity for the cache (``""`` with ``identify=False``)."""
         if isinstance(video, (str, os.PathLike)):
             path = Path(video)
             if not path.exists():
@@ -403,19 +427,20 @@ class TemporalSampler:
                 raise VideoReadError(path, "is a directory, not a video file")
             if path.stat().st_size == 0:
                 raise VideoReadError(path, "file is empty (0 bytes)")
-            return str(path), file_identity(path)
+            return str(path), file_identity(path) if identify else ""
         if isinstance(video, (bytearray, memoryview)):
             video = bytes(video)
         if isinstance(video, bytes):
             if not video:
                 raise VideoReadError("<bytes>", "no data (0 bytes)")
-            return video, bytes_identity(video)
+            return video, bytes_identity(video) if identify else ""
         data = video.read()
         if not isinstance(data, (bytes, bytearray)):
             raise TypeError("video file object must be opened in binary mode")
         if not data:
             raise VideoReadError(getattr(video, "name", "<file object>"), "no data (0 bytes)")
-        return bytes(data), bytes_identity(bytes(data))
+        data = bytes(data)
+        return data, bytes_identity(data) if identify else ""
 
     def _open(self, source: Any) -> Any:
         from .video import VideoDecoder
@@ -572,9 +597,11 @@ class TemporalSampler:
         method = check_method(method)
         check_question(question)
         if is_file_source(video):
-            source, _ = self._file_source(video)  # validates early; reused below without re-reading a stream
-            feats = self.encode_video(
-                source, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode, progress=progress
+            max_candidates = check_candidate_settings(fps, max_candidates, candidate_mode)
+            source, identity = self._file_source(video)  # read a stream once, hash once
+            feats = self._file_features(
+                source, identity, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode,
+                progress=progress,
             )
             selection = self.select_from_features(feats, question, k, method=method, window_size=window_size)
             if return_frames:
@@ -595,7 +622,7 @@ class TemporalSampler:
         if not is_file_source(video):
             frames = frames_to_uint8(video)
             return frames[torch.as_tensor(list(indices), dtype=torch.long)].numpy()
-        source, _ = self._file_source(video) if not isinstance(video, bytes) else (video, "")
+        source, _ = self._file_source(video, identify=False)
         with self._open(source) as decoder:
             return decoder.get_frames(list(indices)).data
 

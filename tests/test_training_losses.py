@@ -78,12 +78,13 @@ def test_group_advantages_match_reference_formula():
     assert torch.allclose(group_advantages(torch.ones(4)), torch.zeros(4))
 
 
-def test_on_policy_loss_equals_reference_loss_and_gradient():
+@pytest.mark.parametrize("ratio_level", ["rollout", "frame"])
+def test_on_policy_loss_equals_reference_loss_and_gradient(ratio_level):
     logits = torch.randn(9, requires_grad=True)
     samples = torch.tensor([[0, 4, 2], [1, 2, 8], [5, 6, 7]])
     adv = torch.tensor([0.5, -1.0, 0.5])
     lp = reference_log_probs(logits, samples)
-    loss, stats = policy_loss(lp, lp.detach(), adv, clip_range=0.2)
+    loss, stats = policy_loss(lp, lp.detach(), adv, clip_range=0.2, ratio_level=ratio_level)
     (g,) = torch.autograd.grad(loss, logits)
     # the paper: -(mean_g A_g * mean_j exp(lp - lp.detach()))
     logits2 = logits.detach().clone().requires_grad_(True)
@@ -119,6 +120,30 @@ def test_ppo_clipping_stops_gradient_beyond_the_range():
     loss2, _ = policy_loss(new2, torch.zeros(1), torch.tensor([1.0]), clip_range=0.2)
     (g2,) = torch.autograd.grad(loss2, new2)
     assert float(g2) == pytest.approx(-0.9)
+
+
+def test_reference_ppo_clips_whole_rollouts_by_default():
+    # rollout 0 (A > 0): one frame's ratio is far above the range, the other's below 1; the rollout's
+    # geometric-mean ratio exp(mean log ratio) = 1.05 is inside it
+    new = torch.tensor([[math.log(1.5), math.log(1.05**2 / 1.5)]], requires_grad=True)
+    old = torch.zeros(1, 2)
+    adv = torch.tensor([1.0])
+    loss, stats = policy_loss(new, old, adv, clip_range=0.2)
+    (g,) = torch.autograd.grad(loss, new)
+    assert stats["clip_frac"] == 0.0
+    assert torch.allclose(g, torch.full((1, 2), -1.05 / 2))  # both frames keep their gradient
+    # per frame, the first frame's term is dropped and only the second keeps a gradient
+    loss_f, stats_f = policy_loss(new, old, adv, clip_range=0.2, ratio_level="frame")
+    (gf,) = torch.autograd.grad(loss_f, new)
+    assert stats_f["clip_frac"] == 0.5
+    assert float(gf[0, 0]) == 0.0 and float(gf[0, 1]) < 0
+    # a rollout whose mean ratio leaves the range is clipped as a whole
+    far = torch.tensor([[math.log(1.5), math.log(1.4)]], requires_grad=True)
+    loss2, stats2 = policy_loss(far, old, adv, clip_range=0.2)
+    (g2,) = torch.autograd.grad(loss2, far)
+    assert torch.allclose(g2, torch.zeros(1, 2)) and stats2["clip_frac"] == 1.0
+    with pytest.raises(ValueError, match="ratio_level"):
+        policy_loss(new, old, adv, ratio_level="token")
 
 
 def test_kl_and_entropy():

@@ -13,6 +13,7 @@ ESTIMATORS = ("reference", "plackett-luce")
 ANSWER_MODES = ("logits", "generate")
 ACCURACY_MODES = ("hard", "soft")
 TEMPORAL_REWARD_MODES = ("specific", "known", "never")
+PPO_RATIOS = ("rollout", "frame")
 SCHEDULERS = ("constant", "linear", "cosine", "constant_with_warmup")
 
 
@@ -84,6 +85,9 @@ class GRPOConfig:
     ppo_epochs: int = 1
     """Inner optimisation epochs on the same rollouts (1 = on-policy, the paper)."""
     clip_range: float = 0.2
+    ppo_ratio: str = "rollout"
+    """Reference estimator under PPO: clip one ratio per rollout (``rollout``, the geometric mean of its
+    frames' ratios) or one per chosen frame (``frame``). Identical on-policy (``ppo_epochs=1``)."""
     kl_beta: float = 0.0
     """Weight of KL(agent || initial agent) over the candidate distribution (0: no penalty)."""
     learning_rate: float = 5e-4
@@ -126,6 +130,7 @@ class GRPOConfig:
         _choice("accuracy", self.accuracy, ACCURACY_MODES)
         _choice("temporal_reward", self.temporal_reward, TEMPORAL_REWARD_MODES)
         _choice("lr_scheduler", self.lr_scheduler, SCHEDULERS)
+        _choice("ppo_ratio", self.ppo_ratio, PPO_RATIOS)
         if self.num_generations < 2:
             raise ValueError(f"num_generations must be >= 2 (advantages are group-relative), got {self.num_generations}")
         for name in ("k_specific", "k_general", "batch_size", "ppo_epochs", "window_size", "clip_length",

@@ -91,15 +91,30 @@ def policy_loss(
     advantages: torch.Tensor,
     *,
     clip_range: float | None = 0.2,
+    ratio_level: str = "rollout",
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """PPO-clipped policy-gradient loss, averaged over rollouts.
 
     ``new_log_probs``/``old_log_probs``: ``G`` (sequence-level, Plackett-Luce) or ``G x k`` (per chosen
-    frame, reference: the ratio is taken per frame and averaged over the frames of a rollout).
-    ``advantages``: ``G``. With ``old = new.detach()`` and no clipping this is exactly the reference
-    loss ``-mean_g A_g * mean_j exp(logp_gj - logp_gj.detach())``.
+    frame, reference). ``advantages``: ``G``.
+
+    ``ratio_level`` (``G x k`` inputs only): ``"rollout"`` (default) clips one ratio per rollout,
+    ``exp(mean_j (logp_gj - logp_old_gj))``; ``"frame"`` clips each frame's ratio and averages the
+    clipped objectives over the rollout's frames. On-policy (``old = new.detach()``) both have exactly the
+    gradient of the paper's loss ``-mean_g A_g * mean_j exp(logp_gj - logp_gj.detach())``. They differ
+    once ``ppo_epochs > 1`` moves the policy: per-frame clipping drops single frames' terms from a
+    rollout, and since ``log_softmax`` shares one normaliser, the group's normaliser gradients (which
+    cancel on-policy because the advantages sum to zero) stop cancelling; the frames promoted by good
+    rollouts clip first, so what is left pushes up the normaliser, i.e. the currently dominant frames,
+    and the agent's distribution collapses onto them (``benchmarks/learnability.py``: no learning at
+    all with 4 epochs). Clipping whole rollouts keeps each rollout's terms together.
     """
-    ratio = torch.exp(new_log_probs - old_log_probs.detach())
+    if ratio_level not in ("rollout", "frame"):
+        raise ValueError(f"ratio_level must be 'rollout' or 'frame', got {ratio_level!r}")
+    delta = new_log_probs - old_log_probs.detach()
+    if delta.ndim == 2 and ratio_level == "rollout":
+        delta = delta.mean(dim=1)
+    ratio = torch.exp(delta)
     adv = advantages.detach()
     if ratio.ndim == 2:
         adv = adv.unsqueeze(1)

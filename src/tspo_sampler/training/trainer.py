@@ -389,7 +389,8 @@ class GRPOTrainer:
             for r in rollouts:
                 logits = self.agent_logits(self.model, r["episode"], tau)
                 new_lp = sample_log_probs(logits, r["samples"], c.estimator)
-                loss, st = policy_loss(new_lp, r["old_lp"], r["advantages"], clip_range=c.clip_range)
+                loss, st = policy_loss(new_lp, r["old_lp"], r["advantages"], clip_range=c.clip_range,
+                                       ratio_level=c.ppo_ratio)
                 if r["ref_logits"] is not None:
                     kl = categorical_kl(logits, r["ref_logits"])
                     loss = loss + c.kl_beta * kl

@@ -3,11 +3,15 @@
 The environment (``tspo_sampler.training.simulation``): CLIP-like features where raw similarity is an
 imperfect guide (lure segments resemble the question more than the answer does) and an answerer whose
 chance of answering right grows with the share of relevant frames it is shown. The real
-:class:`~tspo_sampler.training.GRPOTrainer` runs on it unchanged but for the answerer.
+:class:`~tspo_sampler.training.GRPOTrainer` runs on it unchanged but for the answerer. The rows carry
+their span, so (as for the paper's "specific" samples) the reward is accuracy plus the temporal reward
+(``temporal_reward="known"``); one variant trains on accuracy alone for comparison.
 
 Printed and written (``--json``): held-out hit rate (share of top-k frames inside the span) of uniform
 sampling, raw-CLIP top-k, the agent before training and after training with each estimator, with the
-number of answerer calls (MLLM forward passes over one rollout) each run needed.
+number of answerer calls (MLLM answers, one per rollout) each run made and the number after which the
+held-out hit rate (measured every ``--eval-every`` steps) first reached the target
+(+0.30 over uniform and +0.15 over raw CLIP).
 
     python benchmarks/learnability.py [--steps N] [--json OUT]
 """

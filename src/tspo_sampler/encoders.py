@@ -93,13 +93,13 @@ def preprocess_frames(
     if torch.device(device).type == "cuda" and x.device.type == "cpu":
         x = x.pin_memory()  # uint8 goes over the bus (4x smaller than float), asynchronously
     x = x.to(device=device, non_blocking=True)
-    x = x.float()
     _, _, h, w = x.shape
     short, long = (h, w) if h <= w else (w, h)
     new_short = spec.shortest_edge
     new_long = int(new_short * long / short)
     size = (new_short, new_long) if h <= w else (new_long, new_short)
     if size != (h, w):
+        x = x.float()
         # PIL resizes uint8 images in two separable passes (width, then height), rounding to uint8 after
         # each; doing the same keeps us within one grey level of CLIPImageProcessor.
         if size[1] != w:
@@ -115,10 +115,13 @@ def preprocess_frames(
         x = F.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
         _, _, h, w = x.shape
         top, left = (h - spec.crop_height) // 2, (w - spec.crop_width) // 2
+    # Crop before converting frames that need no resize (decoders already deliver the encoder's size):
+    # the float copy is then only as large as the encoder's input.
     x = x[:, :, top : top + spec.crop_height, left : left + spec.crop_width]
+    x = x.float() if x.dtype != torch.float32 else x.clone()  # never normalise the caller's tensor in place
     mean = torch.tensor(spec.mean, device=x.device).view(1, 3, 1, 1)
     std = torch.tensor(spec.std, device=x.device).view(1, 3, 1, 1)
-    return ((x / 255.0 - mean) / std).to(dtype)
+    return x.div_(255.0).sub_(mean).div_(std).to(dtype)
 
 
 @runtime_checkable

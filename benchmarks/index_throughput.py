@@ -65,7 +65,8 @@ def main() -> int:
     for v in range(args.videos):
         path = work / f"video{v:03d}.mp4"
         if not path.exists():
-            make_long_video(path, args.minutes, size=(width, height), fps=args.video_fps)
+            # distinct content per video: identical files would share one cache entry
+            make_long_video(path, args.minutes, size=(width, height), fps=args.video_fps, hue_offset=37.0 * v)
         videos.append(path.name)
     dataset = work / "dataset.jsonl"
     with dataset.open("w") as f:

@@ -309,8 +309,11 @@ def make_long_video(
     fps: float = 2.0,
     threads: int = 1,
     gop: int | None = None,
+    hue_offset: float = 0.0,
 ) -> Path:
     """A long H.264 benchmark video from ffmpeg's ``testsrc2`` with a hue that drifts over time.
+
+    ``hue_offset`` (degrees) makes otherwise identical videos differ in content (and so in cache identity).
 
     ``ultrafast`` at a low frame rate keeps generation to seconds and the file to a few MB per
     hour. Frames are not stamped (``testsrc2`` draws its own clock); use for throughput only.
@@ -327,7 +330,7 @@ def make_long_video(
     args = [
         ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
         "-f", "lavfi", "-i", src,
-        "-vf", "hue=h=t*6",
+        "-vf", f"hue=h=t*6+{float(hue_offset):g}",
         "-c:v", "libx264", "-preset", "ultrafast", "-crf", "36", "-g", str(max(1, int(gop if gop is not None else fps * 10))),
         "-pix_fmt", "yuv420p", "-threads", str(threads),
         str(path),

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import numpy as np
+import torch
 import pytest
 
 import media
@@ -233,3 +234,13 @@ def test_keyframe_candidates(uncached_sampler, tmp_path):
     assert_frames_show_their_timestamps(sel, 0.05)
     with pytest.raises(ValueError, match="candidate_mode must be one of fps, keyframes"):
         uncached_sampler.select_frames(video, Q, k=3, candidate_mode="scenes")
+
+
+def test_overlapped_and_inline_decoding_agree(checkpoint_dir, videos):
+    inline = TemporalSampler.from_pretrained(checkpoint_dir, feature_cache=False)
+    overlapped = TemporalSampler.from_pretrained(checkpoint_dir, feature_cache=False, overlap_decoding=True)
+    assert inline.overlap_decoding is False and overlapped.overlap_decoding is True  # CPU default: inline
+    a = inline.encode_video(videos["vfr"], fps=2.0)
+    b = overlapped.encode_video(videos["vfr"], fps=2.0)
+    assert np.array_equal(a.candidate_indices, b.candidate_indices)
+    assert torch.equal(a.features, b.features)

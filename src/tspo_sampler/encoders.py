@@ -17,6 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 
+from .weights import compute_dtype, stored_state_dict
+
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -144,9 +146,10 @@ class ImageTextEncoder(Protocol):
 
 
 def _tensor_digest(h: "hashlib._Hash", tensors: dict[str, torch.Tensor], sampled: Sequence[str]) -> None:
+    # Names, shapes and sampled values, not storage dtypes: weights kept compact (stored bfloat16, widened
+    # on use) give the same features as the same weights widened at load, so they share cache entries.
     for name in sorted(tensors):
-        t = tensors[name]
-        h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+        h.update(f"{name}:{tuple(tensors[name].shape)};".encode())
     for name in sampled:
         if name in tensors:
             h.update(tensors[name].detach().float().cpu().contiguous().numpy().tobytes())
@@ -164,7 +167,8 @@ class _TorchEncoder(ABC):
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+        """The compute dtype (weights kept compact are stored narrower, see :mod:`tspo_sampler.weights`)."""
+        return compute_dtype(self.model)
 
     @abstractmethod
     def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
@@ -207,7 +211,7 @@ class HFCLIPEncoder(_TorchEncoder):
     def fingerprint(self) -> str:
         if self._fingerprint is None:
             h = hashlib.sha256(b"hf-clip-v1;")
-            vision = {n: p for n, p in self.model.state_dict().items() if n.startswith(("vision_model.", "visual_projection."))}
+            vision = {n: p for n, p in stored_state_dict(self.model).items() if n.startswith(("vision_model.", "visual_projection."))}
             names = sorted(vision)
             _tensor_digest(h, vision, [names[0], names[len(names) // 2], "visual_projection.weight"])
             h.update(json.dumps(asdict(self.preprocessing), sort_keys=True).encode())
@@ -267,7 +271,7 @@ class OpenCLIPEncoder(_TorchEncoder):
     def fingerprint(self) -> str:
         if self._fingerprint is None:
             h = hashlib.sha256(f"open-clip-v1;{self.name};".encode())
-            visual = {n: p for n, p in self.model.state_dict().items() if n.startswith("visual.")}
+            visual = {n: p for n, p in stored_state_dict(self.model).items() if n.startswith("visual.")}
             names = sorted(visual)
             _tensor_digest(h, visual, [names[0], names[len(names) // 2], names[-1]])
             h.update(json.dumps(asdict(self.preprocessing), sort_keys=True).encode())

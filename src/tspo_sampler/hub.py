@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from .agent import TemporalAgent
 from .encoders import HFCLIPEncoder, ImagePreprocessing
 from .errors import CheckpointError
+from .weights import keep_weights_compact, stored_state_dict, widening_is_exact
 
 AGENT_PREFIX = "selector."
 WEIGHTS_NAME = "model.safetensors"
@@ -86,9 +87,10 @@ def _read_safetensors(path: Path, dtype: torch.dtype | None, state: dict[str, to
         with safe_open(str(path), framework="pt") as f:
             for key in keys[start : start + group]:
                 tensor = f.get_tensor(key)
-                if dtype is not None and tensor.is_floating_point() and not key.startswith(AGENT_PREFIX):
-                    tensor = tensor.to(dtype)
-                state[key] = tensor
+                convert = dtype is not None and tensor.is_floating_point() and not key.startswith(AGENT_PREFIX)
+                # Always a copy: a tensor left on the file's mapping would fault (SIGBUS) if the file
+                # were later rewritten in place, e.g. by saving a model over the same directory.
+                state[key] = tensor.to(dtype if convert else tensor.dtype, copy=True)
 
 
 def load_state_dict(directory: Path, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
@@ -180,9 +182,19 @@ class LoadedCheckpoint:
 
 
 def load_checkpoint(
-    directory: Path, *, device: torch.device, dtype: torch.dtype, require_agent: bool = True
+    directory: Path,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    require_agent: bool = True,
+    compact_weights: bool | None = False,
 ) -> LoadedCheckpoint:
-    """Build the CLIP encoder and the agent from a checkpoint directory in the released format."""
+    """Build the CLIP encoder and the agent from a checkpoint directory in the released format.
+
+    ``compact_weights`` keeps the encoder's weights in their stored dtype and widens them to ``dtype`` as
+    each layer runs (identical outputs, see :mod:`tspo_sampler.weights`). ``None`` does so on the CPU
+    whenever the stored dtype widens exactly to ``dtype``; ``True`` requires that it does.
+    """
     from transformers import AutoTokenizer, CLIPConfig, CLIPModel
 
     config_path = directory / "config.json"
@@ -195,7 +207,15 @@ def load_checkpoint(
         )
     # The stored dtype (bfloat16 for released agents) is what save_pretrained writes back by default.
     weights_dtype = _stored_dtype(directory)
-    state = load_state_dict(directory, dtype=dtype)
+    exact = weights_dtype != dtype and widening_is_exact(weights_dtype, dtype)
+    if compact_weights is None:
+        compact_weights = exact and device.type == "cpu"
+    elif compact_weights and not exact:
+        raise ValueError(
+            f"compact_weights=True needs weights stored in a narrower dtype than the compute dtype; {directory} "
+            f"stores {str(weights_dtype).replace('torch.', '')} and the compute dtype is {str(dtype).replace('torch.', '')}"
+        )
+    state = load_state_dict(directory, dtype=None if compact_weights else dtype)
     clip_state, agent_state = split_agent_state(state)
     del state
     config = CLIPConfig.from_dict(config_dict)
@@ -226,7 +246,11 @@ def load_checkpoint(
                     module.register_buffer(name, torch.arange(buf.shape[-1]).expand(buf.shape), persistent=False)
                 else:
                     raise CheckpointError(f"{directory}: buffer {name} missing from the checkpoint")
-    model = model.to(device=device, dtype=dtype).eval()
+    if compact_weights:
+        keep_weights_compact(model.to(device=device), dtype)
+    else:
+        model = model.to(device=device, dtype=dtype)
+    model.eval()
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory)
     except Exception as exc:
@@ -259,7 +283,7 @@ def save_checkpoint(
     if extra_config:
         config.update(extra_config)
     (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in encoder.model.state_dict().items() if not k.endswith("position_ids")}
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in stored_state_dict(encoder.model).items() if not k.endswith("position_ids")}
     if agent is not None:
         tensors.update({AGENT_PREFIX + k: v.detach().to("cpu", dtype).contiguous() for k, v in agent.state_dict().items()})
     tmp = out / (WEIGHTS_NAME + ".tmp")

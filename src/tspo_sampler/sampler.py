@@ -18,6 +18,7 @@ from .agent import DEFAULT_SCORE_TAU, DEFAULT_WINDOW_SIZE, TemporalAgent
 from .cache import FeatureCache, VideoFeatures, bytes_identity, file_identity
 from .encoders import HFCLIPEncoder, ImageTextEncoder, OpenCLIPEncoder
 from .errors import TSPOError, VideoReadError
+from .heap import trim_heap
 from .result import Selection
 from .selection import check_k, check_method, select_indices
 
@@ -351,9 +352,17 @@ class TemporalSampler:
         with tqdm(total=len(frames), desc="encoding frames", unit="frame", disable=not show) as bar:
             for start in range(0, len(frames), self.batch_size):
                 batch = frames[start : start + self.batch_size]
-                out.append(self.encoder.encode_images(batch).cpu())
+                out.append(self._encode_batch(batch))
                 bar.update(len(batch))
         return torch.cat(out)
+
+    def _encode_batch(self, frames: torch.Tensor) -> torch.Tensor:
+        """Features of one batch of frames, on the CPU. After a batch on a CPU encoder the C heap's free
+        pages go back to the OS, which keeps memory flat over hour-long videos (see :mod:`tspo_sampler.heap`)."""
+        features = self.encoder.encode_images(frames).cpu()
+        if self.encoder.device.type == "cpu":
+            trim_heap()
+        return features
 
     def encode_video(
         self,
@@ -478,7 +487,7 @@ class TemporalSampler:
             name = Path(meta.source).name if meta.source and not meta.source.startswith("<") else meta.source
             with tqdm(total=len(indices), desc=f"encoding {name}", unit="frame", disable=not show) as bar:
                 for batch in _prefetch(batches) if self.overlap_decoding else batches:
-                    chunks.append(self.encoder.encode_images(torch.from_numpy(batch.data)).cpu())
+                    chunks.append(self._encode_batch(torch.from_numpy(batch.data)))
                     got_idx.append(np.asarray(batch.indices, dtype=np.int64))
                     got_ts.append(np.asarray(batch.timestamps, dtype=np.float64))
                     bar.update(len(batch.indices))

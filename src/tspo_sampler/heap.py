@@ -1,0 +1,39 @@
+"""Hand the C heap's free pages back to the operating system between encoder batches.
+
+A CPU run over an hour of video frees and reallocates gigabytes: activations, decoded frames, weights
+widened for one layer. glibc keeps freed memory in its heaps, and with decoding and encoding interleaved
+the free space fragments, so resident memory crept up by about 300 MB over an hour-long video although
+nothing live grew. ``malloc_trim(0)`` returns every free page, including those between live blocks;
+after each batch it costs a few milliseconds against about a second of encoding.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import sys
+from typing import Any
+
+
+@functools.lru_cache(maxsize=1)
+def _malloc_trim() -> Any | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim  # glibc only (musl and others do not have it)
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return trim
+
+
+def trim_heap() -> bool:
+    """Return free heap memory to the OS (glibc); ``False`` where the C library cannot do that."""
+    trim = _malloc_trim()
+    if trim is None:
+        return False
+    trim(0)
+    return True

@@ -2,9 +2,12 @@
 
 Every pipeline runs in its own process (so peak RSS is its own) on the same file, in the same run:
 
-- ``ours``: ``TemporalSampler.select_frames`` (chunked decode at encoder size overlapped with encoding,
-  banded attention, full resolution only for the k returned frames), feature cache off.
+- ``ours``: ``TemporalSampler.select_frames`` (chunked decode at encoder size, weights kept in their
+  stored bfloat16 and widened per layer, banded attention, full resolution only for the k returned
+  frames), feature cache off.
 - ``ours-warm``: a second question about the same video with the feature cache warm.
+- ``ours-widened`` (not run by default): ``ours`` with ``compact_weights=False``, every weight widened to
+  float32 at load, the way it was before compact weights.
 - ``reference``: what the TSPO reference does: decord decodes every candidate at full resolution into memory,
   ``CLIPProcessor`` preprocesses each frame through PIL, one encoder pass, dense T x T attention.
 - ``decode``: PyAV decoding the same candidates at full resolution and dropping them (the decoding floor).
@@ -39,10 +42,12 @@ def worker(kind: str, video: str, model: str, k: int, fps: float, cache_dir: str
     torch.set_num_threads(os.cpu_count() or 1)
     base_rss = peak_rss_mb()
     out: dict = {"pipeline": kind}
-    if kind in ("ours", "ours-warm"):
+    if kind in ("ours", "ours-warm", "ours-widened"):
         from tspo_sampler import TemporalSampler
 
-        sampler = TemporalSampler.from_pretrained(model, device="cpu", feature_cache=cache_dir or False)
+        sampler = TemporalSampler.from_pretrained(
+            model, device="cpu", feature_cache=cache_dir or False, compact_weights=kind != "ours-widened"
+        )
         if kind == "ours-warm":
             sampler.select_frames(video, QUESTION, k, fps=fps, progress=False)  # fills the cache
         t0 = time.perf_counter()
@@ -141,7 +146,8 @@ def main() -> None:
     ap.add_argument("--source-fps", type=float, default=5.0, help="frame rate of the generated video")
     ap.add_argument("--fps", type=float, default=1.0, help="candidates per second")
     ap.add_argument("-k", type=int, default=16)
-    ap.add_argument("--pipelines", nargs="+", default=["ours", "ours-warm", "reference", "decode"])
+    ap.add_argument("--pipelines", nargs="+", default=["ours", "ours-warm", "reference", "decode"],
+                    choices=["ours", "ours-warm", "ours-widened", "reference", "decode"])
     ap.add_argument("--workdir", default=None, help="where videos and the checkpoint are kept (default: a temp dir)")
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)

@@ -207,7 +207,7 @@ def load_checkpoint(
         )
     # The stored dtype (bfloat16 for released agents) is what save_pretrained writes back by default.
     weights_dtype = _stored_dtype(directory)
-    exact = weights_dtype != dtype and widening_is_exact(weights_dtype, dtype)
+    exact = widening_is_exact(weights_dtype, dtype)
     if compact_weights is None:
         compact_weights = exact and device.type == "cpu"
     elif compact_weights and not exact:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -403,20 +404,32 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _launch(dataset: Path, out: Path, checkpoint_dir: Path, home: Path) -> subprocess.Popen:
-    """`accelerate launch ... -m tspo_sampler.cli index` with 2 CPU processes (torchrun under the hood).
+LAUNCHERS = ["torchrun", "mpirun"]
 
-    `accelerate launch --cpu --num_processes 2` starts only one process unless mpirun is installed, so the
-    test uses the torchrun launcher; indexing joins the processes as CPU (gloo) workers when no GPU exists.
+
+def _launch(dataset: Path, out: Path, checkpoint_dir: Path, home: Path, launcher: str) -> subprocess.Popen:
+    """`accelerate launch ... -m tspo_sampler.cli index` with 2 CPU processes.
+
+    ``mpirun`` is the issue's `accelerate launch --cpu --num_processes 2`: accelerate starts CPU processes
+    through MPI (`--mpirun_hostfile`; without it `--cpu` starts one process). ``torchrun`` is accelerate's
+    GPU launcher (`--multi_gpu`); with no GPU, indexing joins its processes as CPU (gloo) workers.
     """
     accelerate = Path(sys.executable).with_name("accelerate")
+    if launcher == "mpirun":
+        hostfile = home / "hostfile"
+        hostfile.write_text("localhost:2\n")
+        how = ["--cpu", "--mpirun_hostfile", str(hostfile)]
+        port = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
+    else:
+        how = ["--multi_gpu", "--main_process_port", str(_free_port())]
+        port = {}
     cmd = [
-        str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", str(_free_port()),
+        str(accelerate), "launch", *how, "--num_processes", "2", "--num_machines", "1",
+        "--mixed_precision", "no", "--dynamo_backend", "no",
         "-m", "tspo_sampler.cli", "index", str(dataset), "--out", str(out), "--model", str(checkpoint_dir),
         "--device", "cpu", *INDEX_ARGS,
     ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HOME": str(home), "CUDA_VISIBLE_DEVICES": "",
+    env = {**os.environ, **port, "OMP_NUM_THREADS": "1", "HF_HOME": str(home), "CUDA_VISIBLE_DEVICES": "",
            "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(cmd, cwd=dataset.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
@@ -462,10 +475,17 @@ def _complete_lines(parts: Path) -> int:
     return n
 
 
+@pytest.fixture(scope="module", params=LAUNCHERS)
+def launcher(request):
+    if request.param == "mpirun" and shutil.which("mpirun") is None:
+        pytest.skip("needs an MPI launcher (apt-get install mpich); .ci/run installs one")
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def uninterrupted(video_dataset, checkpoint_dir, tmp_path_factory):
+def uninterrupted(video_dataset, checkpoint_dir, tmp_path_factory, launcher):
     out = tmp_path_factory.mktemp("uninterrupted") / "frames.jsonl"
-    log = _finish(_launch(video_dataset, out, checkpoint_dir, out.parent))
+    log = _finish(_launch(video_dataset, out, checkpoint_dir, out.parent, launcher))
     assert "[0/2]" in log and "[1/2]" in log, log[-2000:]  # two processes really took part
     return out
 
@@ -492,11 +512,11 @@ def test_accelerate_two_processes_equal_one_process(uninterrupted, video_dataset
     assert export_index(uninterrupted, fi, allow_errors=True) == n_rows
 
 
-def test_kill_then_resume_gives_the_uninterrupted_file(uninterrupted, video_dataset, checkpoint_dir, tmp_path):
+def test_kill_then_resume_gives_the_uninterrupted_file(uninterrupted, video_dataset, checkpoint_dir, tmp_path, launcher):
     out = tmp_path / "frames.jsonl"
     parts = parts_dir_for(out)
     total = N_VIDEOS * len(QUESTIONS) + 2
-    proc = _launch(video_dataset, out, checkpoint_dir, tmp_path)
+    proc = _launch(video_dataset, out, checkpoint_dir, tmp_path, launcher)
     deadline = time.monotonic() + 120
     while _complete_lines(parts) < 4:
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -511,7 +531,7 @@ def test_kill_then_resume_gives_the_uninterrupted_file(uninterrupted, video_data
     part = sorted(parts.glob("part-*.jsonl"))[0]
     with part.open("ab") as f:
         f.write(b'{"row": 3, "id": "c3-0", "video": "clip3.mp4", "quest')
-    log = _finish(_launch(video_dataset, out, checkpoint_dir, tmp_path))
+    log = _finish(_launch(video_dataset, out, checkpoint_dir, tmp_path, launcher))
     assert "already done" in log
     skipped = sum(int(x.split("; ")[1].split()[0]) for x in log.splitlines() if "already done" in x)
     assert skipped == 2 * done  # both processes saw the same finished rows

@@ -166,3 +166,28 @@ def test_train_grpo_function_and_errors(tmp_path):
                     train_examples=env.examples)
     with pytest.raises(ValueError, match="estimator"):
         GRPOConfig(estimator="nope")
+
+
+def test_train_grpo_leaves_the_process_group_only_when_it_owns_the_accelerator(tmp_path, monkeypatch):
+    """``train_grpo`` ends what it started (a gloo group left to the interpreter's exit can abort the
+    process); a caller's own Accelerator is left running for the caller."""
+    from accelerate import Accelerator
+
+    ended: list[int] = []
+    monkeypatch.setattr(Accelerator, "end_training", lambda self: ended.append(id(self)))
+    env = SyntheticVideos(num_videos=4, num_frames=20, dim=16, seed=0)
+    common = dict(max_steps=1, num_generations=2, k_general=3, progress=False, sampler=env,
+                  answerer=SimulatedAnswerer(env), train_examples=env.examples, report_to=["jsonl"], save_steps=None)
+    train_grpo(output_dir=str(tmp_path / "own"), **common)
+    assert len(ended) == 1
+    mine = Accelerator(cpu=True)
+    train_grpo(output_dir=str(tmp_path / "theirs"), accelerator=mine, **common)
+    assert len(ended) == 1
+
+    trainer = GRPOTrainer(GRPOConfig(output_dir=str(tmp_path / "t"), max_steps=1, num_generations=2, k_general=3,
+                                     progress=False, report_to=["jsonl"], save_steps=None),
+                          sampler=env, answerer=SimulatedAnswerer(env), train_examples=env.examples)
+    trainer._open_sinks()
+    assert trainer._metrics_file is not None
+    trainer.end_training()
+    assert trainer._metrics_file is None and ended == [ended[0], id(trainer.accelerator)]

@@ -27,6 +27,7 @@ def main(out: str) -> None:
     record = {"rank": trainer.rank, "world": trainer.world, "step": trainer.global_step, "agent": digest.hexdigest(),
               "seen": sorted(e.line for s in range(3) for e in trainer._step_examples(s)), "eval": ev}
     Path(out, f"rank{trainer.rank}.json").write_text(json.dumps(record))
+    trainer.end_training()
 
 
 def trainer_seed() -> int:

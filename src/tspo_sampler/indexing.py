@@ -770,13 +770,19 @@ def run_index(args: argparse.Namespace) -> int:
                         id_field=args.id_field or None, format=args.dataset_format,
                         video_template=args.video_template)
     roots = args.video_root or [os.getcwd(), str(Path(args.dataset).resolve().parent)]
-    sampler = load_sampler(args)
-    stats = index_dataset(
-        sampler, rows, args.out, k=args.k, method=args.method, fps=args.fps, max_candidates=args.max_candidates,
-        window_size=args.window_size, video_roots=roots, text_batch_size=args.text_batch_size,
-        include_scores=args.scores, retry_errors=args.retry_errors, overwrite=args.overwrite,
-        fail_fast=args.fail_fast, rank=rank, world_size=world, barrier=barrier, progress=not args.no_progress,
-    )
+    try:
+        sampler = load_sampler(args)
+        stats = index_dataset(
+            sampler, rows, args.out, k=args.k, method=args.method, fps=args.fps, max_candidates=args.max_candidates,
+            window_size=args.window_size, video_roots=roots, text_batch_size=args.text_batch_size,
+            include_scores=args.scores, retry_errors=args.retry_errors, overwrite=args.overwrite,
+            fail_fast=args.fail_fast, rank=rank, world_size=world, barrier=barrier, progress=not args.no_progress,
+        )
+    finally:
+        # Leave the process group before exit: a gloo group torn down by the interpreter's exit can abort
+        # a process whose work is finished ("terminate called without an active exception").
+        if state is not None and world > 1:
+            state.destroy_process_group()
     rate = stats.questions_per_second
     print(
         f"tspo index [{rank}/{world}]: {stats.written} rows written ({stats.errors} errors) from {stats.videos} "

@@ -686,6 +686,16 @@ class GRPOTrainer:
         self._close_sinks()
         return self.output_dir
 
+    def end_training(self) -> None:
+        """Close the logs and leave the process group; call it last, after ``train`` and ``evaluate``.
+
+        In a data-parallel run a gloo group still alive at interpreter exit can be torn down while its
+        threads run, which aborts the process (``terminate called without an active exception``) after
+        all the work is done. ``train_grpo`` calls this for you.
+        """
+        self._close_sinks()
+        self.accelerator.end_training()
+
 
 KNOWN_METRICS = {
     "reward", "reward_std", "accuracy", "entropy", "tau", "lr", "rollout_s", "step_s", "loss", "clip_frac",
@@ -729,4 +739,9 @@ def train_grpo(config: GRPOConfig | None = None, **kwargs: Any) -> Path:
         trainer_keys = {"sampler", "answerer", "train_examples", "eval_examples", "accelerator"}
         config = GRPOConfig(**{k: v for k, v in kwargs.items() if k not in trainer_keys})
         kwargs = {k: v for k, v in kwargs.items() if k in trainer_keys}
-    return GRPOTrainer(config, **kwargs).train()
+    trainer = GRPOTrainer(config, **kwargs)
+    try:
+        return trainer.train()
+    finally:
+        if "accelerator" not in kwargs:  # a caller's own Accelerator stays theirs to end
+            trainer.end_training()

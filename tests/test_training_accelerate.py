@@ -1,8 +1,9 @@
-"""Data-parallel GRPO: two CPU processes under ``accelerate launch``.
+"""Data-parallel GRPO: two CPU processes under ``accelerate launch``, through both of its CPU routes.
 
-``accelerate launch --cpu --num_processes 2`` starts a single process in accelerate 1.x (its ``--cpu``
-path is the simple launcher); two CPU processes come from ``--multi_gpu --num_processes 2`` on a machine
-without GPUs, where the trainer's ``Accelerator(cpu=True)`` joins them in a gloo group.
+``accelerate launch --cpu --num_processes 2`` starts two CPU processes only through MPI
+(``--mpirun_hostfile``; without it accelerate 1.x starts one). ``--multi_gpu --num_processes 2`` on a
+machine without GPUs starts them through torchrun, and ``Accelerator(cpu=True)`` joins them in a gloo
+group. Both must train the same agent.
 """
 
 from __future__ import annotations
@@ -27,8 +28,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
-def test_two_process_accelerate_run(tmp_path):
+def _run(tmp_path: Path, launcher: str) -> dict:
     import torch
 
     if torch.cuda.is_available():
@@ -36,10 +36,19 @@ def test_two_process_accelerate_run(tmp_path):
     accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
     if accelerate is None:
         pytest.skip("accelerate CLI not installed")
-    out = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(TESTS.parent / "src"))
-    cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", "--main_process_port", str(_free_port()), str(TESTS / "training_ddp_worker.py"), str(out)]
+    if launcher == "mpirun":
+        if shutil.which("mpirun") is None:
+            pytest.skip("needs an MPI launcher (apt-get install mpich); .ci/run installs one")
+        hostfile = tmp_path / "hostfile"
+        hostfile.write_text("localhost:2\n")
+        how = ["--cpu", "--mpirun_hostfile", str(hostfile)]
+        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
+    else:
+        how = ["--multi_gpu", "--main_process_port", str(_free_port())]
+    out = tmp_path / launcher
+    cmd = [accelerate, "launch", *how, "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+           "--dynamo_backend", "no", str(TESTS / "training_ddp_worker.py"), str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r0 = json.loads((out / "rank0.json").read_text())
@@ -53,3 +62,12 @@ def test_two_process_accelerate_run(tmp_path):
     assert lines[-1]["num_rollouts"] == 2 * 2 * 4  # 2 processes x 2 questions x G=4
     assert (out / "checkpoint-2" / "rng_state_0.pt").is_file() and (out / "checkpoint-2" / "rng_state_1.pt").is_file()
     assert (out / "model.safetensors").is_file()
+    return r0
+
+
+@pytest.mark.slow
+def test_two_process_accelerate_run_both_launchers_train_the_same_agent(tmp_path):
+    via_torchrun = _run(tmp_path, "torchrun")
+    via_mpi = _run(tmp_path, "mpirun")
+    assert via_mpi["agent"] == via_torchrun["agent"] and via_mpi["seen"] == via_torchrun["seen"]
+    assert via_mpi["eval"] == via_torchrun["eval"]

@@ -1,4 +1,4 @@
-"""Run by tests/test_training_accelerate.py under ``accelerate launch --cpu --num_processes 2``."""
+"""Run by tests/test_training_accelerate.py under ``accelerate launch`` with two CPU processes."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import torch
+from accelerate import Accelerator
 
 from tspo_sampler.training import GRPOConfig, GRPOTrainer
 from tspo_sampler.training.simulation import SimulatedAnswerer, SyntheticVideos
@@ -16,11 +17,12 @@ from tspo_sampler.training.simulation import SimulatedAnswerer, SyntheticVideos
 def main(out: str) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
+    accelerator = Accelerator(cpu=True)  # the rank, whichever launcher (torchrun: RANK, MPI: PMI_RANK)
     env = SyntheticVideos(num_videos=16, num_frames=24, dim=32, seed=0)
     cfg = GRPOConfig(output_dir=out, max_steps=3, save_steps=2, batch_size=2, num_generations=4, k_general=4,
                      ppo_epochs=2, progress=False, report_to=["jsonl"], kl_beta=0.05)
-    trainer = GRPOTrainer(cfg, sampler=env, answerer=SimulatedAnswerer(env, seed=trainer_seed()),
-                          train_examples=env.examples, eval_examples=env.examples[:6])
+    trainer = GRPOTrainer(cfg, sampler=env, answerer=SimulatedAnswerer(env, seed=accelerator.process_index),
+                          train_examples=env.examples, eval_examples=env.examples[:6], accelerator=accelerator)
     trainer.train()
     ev = trainer.evaluate(methods=("agent", "uniform"))
     digest = hashlib.sha256(b"".join(v.detach().numpy().tobytes() for v in trainer.agent.state_dict().values()))
@@ -28,12 +30,6 @@ def main(out: str) -> None:
               "seen": sorted(e.line for s in range(3) for e in trainer._step_examples(s)), "eval": ev}
     Path(out, f"rank{trainer.rank}.json").write_text(json.dumps(record))
     trainer.end_training()
-
-
-def trainer_seed() -> int:
-    import os
-
-    return int(os.environ.get("RANK", "0"))
 
 
 if __name__ == "__main__":

@@ -743,5 +743,5 @@ def train_grpo(config: GRPOConfig | None = None, **kwargs: Any) -> Path:
     try:
         return trainer.train()
     finally:
-        if "accelerator" not in kwargs:  # a caller's own Accelerator stays theirs to end
+        if kwargs.get("accelerator") is None:  # a caller's own Accelerator stays theirs to end
             trainer.end_training()

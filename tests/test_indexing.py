@@ -8,9 +8,7 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,6 +17,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from launchers import LAUNCHERS, accelerate_launch
 
 from tspo_sampler.errors import VideoReadError
 from tspo_sampler.export import ExportError, export_index, load_index, to_frame_index_json, to_id_map
@@ -398,39 +397,14 @@ def video_dataset(tmp_path_factory):
     return write_jsonl(root / "dataset.jsonl", rows)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-LAUNCHERS = ["torchrun", "mpirun"]
-
-
 def _launch(dataset: Path, out: Path, checkpoint_dir: Path, home: Path, launcher: str) -> subprocess.Popen:
-    """`accelerate launch ... -m tspo_sampler.cli index` with 2 CPU processes.
-
-    ``mpirun`` is the issue's `accelerate launch --cpu --num_processes 2`: accelerate starts CPU processes
-    through MPI (`--mpirun_hostfile`; without it `--cpu` starts one process). ``torchrun`` is accelerate's
-    GPU launcher (`--multi_gpu`); with no GPU, indexing joins its processes as CPU (gloo) workers.
-    """
-    accelerate = Path(sys.executable).with_name("accelerate")
-    if launcher == "mpirun":
-        hostfile = home / "hostfile"
-        hostfile.write_text("localhost:2\n")
-        how = ["--cpu", "--mpirun_hostfile", str(hostfile)]
-        port = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port())}
-    else:
-        how = ["--multi_gpu", "--main_process_port", str(_free_port())]
-        port = {}
+    """`accelerate launch ... -m tspo_sampler.cli index` with 2 CPU processes (see :mod:`launchers`)."""
+    launch, launch_env = accelerate_launch(launcher, home)
     cmd = [
-        str(accelerate), "launch", *how, "--num_processes", "2", "--num_machines", "1",
-        "--mixed_precision", "no", "--dynamo_backend", "no",
-        "-m", "tspo_sampler.cli", "index", str(dataset), "--out", str(out), "--model", str(checkpoint_dir),
+        *launch, "-m", "tspo_sampler.cli", "index", str(dataset), "--out", str(out), "--model", str(checkpoint_dir),
         "--device", "cpu", *INDEX_ARGS,
     ]  # fmt: skip
-    env = {**os.environ, **port, "OMP_NUM_THREADS": "1", "HF_HOME": str(home), "CUDA_VISIBLE_DEVICES": "",
-           "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, **launch_env, "HF_HOME": str(home), "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(cmd, cwd=dataset.parent, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             start_new_session=True)
 
@@ -477,7 +451,7 @@ def _complete_lines(parts: Path) -> int:
 
 @pytest.fixture(scope="module", params=LAUNCHERS)
 def launcher(request):
-    if request.param == "mpirun" and shutil.which("mpirun") is None:
+    if request.param == "mpirun" and shutil.which("mpirun") is None:  # skip before the module's fixtures run
         pytest.skip("needs an MPI launcher (apt-get install mpich); .ci/run installs one")
     return request.param
 

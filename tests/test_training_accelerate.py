@@ -10,22 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from launchers import accelerate_launch
 
 TESTS = Path(__file__).parent
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _run(tmp_path: Path, launcher: str) -> dict:
@@ -33,22 +24,10 @@ def _run(tmp_path: Path, launcher: str) -> dict:
 
     if torch.cuda.is_available():
         pytest.skip("CPU data-parallel test (this machine has a GPU)")
-    accelerate = shutil.which("accelerate", path=str(Path(sys.executable).parent)) or shutil.which("accelerate")
-    if accelerate is None:
-        pytest.skip("accelerate CLI not installed")
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=str(TESTS.parent / "src"))
-    if launcher == "mpirun":
-        if shutil.which("mpirun") is None:
-            pytest.skip("needs an MPI launcher (apt-get install mpich); .ci/run installs one")
-        hostfile = tmp_path / "hostfile"
-        hostfile.write_text("localhost:2\n")
-        how = ["--cpu", "--mpirun_hostfile", str(hostfile)]
-        env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()))
-    else:
-        how = ["--multi_gpu", "--main_process_port", str(_free_port())]
+    launch, launch_env = accelerate_launch(launcher, tmp_path)
+    env = {**os.environ, **launch_env, "PYTHONPATH": str(TESTS.parent / "src")}
     out = tmp_path / launcher
-    cmd = [accelerate, "launch", *how, "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
-           "--dynamo_backend", "no", str(TESTS / "training_ddp_worker.py"), str(out)]
+    cmd = [*launch, str(TESTS / "training_ddp_worker.py"), str(out)]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r0 = json.loads((out / "rank0.json").read_text())

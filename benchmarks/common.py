@@ -22,8 +22,8 @@ def make_vit_b32_checkpoint(directory: Path, *, seed: int = 0) -> Path:
     import torch
     from transformers import CLIPConfig, CLIPModel
 
-    from tspo_sampler.agent import TemporalAgent
-    from tspo_sampler.hub import AGENT_PREFIX
+    from tspo_sampler._agent import TemporalAgent
+    from tspo_sampler._hub import AGENT_PREFIX
 
     directory = Path(directory)
     if (directory / "model.safetensors").is_file():

@@ -1,6 +1,6 @@
 """Which GRPO estimator teaches the temporal agent fastest? A simulated environment with known spans.
 
-The environment (``tspo_sampler.training.simulation``): CLIP-like features where raw similarity is an
+The environment (``tspo_sampler.training._simulation``): CLIP-like features where raw similarity is an
 imperfect guide (lure segments resemble the question more than the answer does) and an answerer whose
 chance of answering right grows with the share of relevant frames it is shown. The real
 :class:`~tspo_sampler.training.GRPOTrainer` runs on it unchanged but for the answerer. The rows carry
@@ -26,9 +26,9 @@ import time
 
 import torch
 
-from tspo_sampler.agent import TemporalAgent
+from tspo_sampler._agent import TemporalAgent
 from tspo_sampler.training import GRPOConfig, GRPOTrainer
-from tspo_sampler.training.simulation import SimulatedAnswerer, SyntheticVideos
+from tspo_sampler.training._simulation import SimulatedAnswerer, SyntheticVideos
 
 # Every variant gets the paper's temporal reward (share of chosen frames inside the span) on top of
 # accuracy: the rows carry their span, as "specific" rows do in the paper, and ``temporal_reward="known"``

@@ -40,7 +40,6 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
 
     from tiny_mllms import build_qwen2_5_vl, make_selection
-
     from tspo_sampler.adapters import answerer_for
 
     model, processor = build_qwen2_5_vl(seed=0)

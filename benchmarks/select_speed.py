@@ -29,14 +29,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, make_vit_b32_checkpoint, peak_rss_mb, print_table  # noqa: E402
+from common import make_vit_b32_checkpoint, peak_rss_mb, print_table  # noqa: E402
 
 QUESTION = "when does the colour change to blue?"
 SECOND_QUESTION = "what is written on the screen at the end?"
 
 
 def worker(kind: str, video: str, model: str, k: int, fps: float, cache_dir: str | None) -> dict:
-    import numpy as np
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -60,8 +59,8 @@ def worker(kind: str, video: str, model: str, k: int, fps: float, cache_dir: str
         from PIL import Image
         from transformers import CLIPProcessor
 
-        from tspo_sampler.agent import dense_reference_scores
-        from tspo_sampler.hub import load_checkpoint
+        from tspo_sampler._agent import dense_reference_scores
+        from tspo_sampler._hub import load_checkpoint
 
         loaded = load_checkpoint(Path(model), device=torch.device("cpu"), dtype=torch.float32)
         processor = CLIPProcessor.from_pretrained(model)

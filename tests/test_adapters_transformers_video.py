@@ -6,11 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from transformers.video_utils import VideoMetadata, load_video
 
 from media import make_video, read_stamp
 from tiny_mllms import build_qwen2_5_vl, make_selection
 from tspo_sampler.adapters import qwen2_5_vl, transformers_video
-from transformers.video_utils import VideoMetadata, load_video
 
 DURATION, FPS = 8.0, 10.0
 

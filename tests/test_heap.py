@@ -11,14 +11,14 @@ import pytest
 import torch
 
 import media
-from tspo_sampler import TemporalSampler, heap
+from tspo_sampler import _heap as heap
 
 linux_glibc = pytest.mark.skipif(heap._malloc_trim() is None, reason="needs glibc's malloc_trim")
 
 FRAGMENT_AND_TRIM = textwrap.dedent(
     """
     import ctypes, json
-    from tspo_sampler.heap import trim_heap
+    from tspo_sampler._heap import trim_heap
 
     def anon_mb():
         for line in open("/proc/self/status"):
@@ -56,7 +56,7 @@ def test_trim_heap_returns_fragmented_free_memory():
 def test_sampler_trims_after_every_cpu_batch(uncached_sampler, tmp_path, monkeypatch):
     video = media.make_video(tmp_path / "clip.mp4", duration=10.0, fps=10.0)
     calls = []
-    monkeypatch.setattr("tspo_sampler.sampler.trim_heap", lambda: calls.append(1) or True)
+    monkeypatch.setattr("tspo_sampler._sampler.trim_heap", lambda: calls.append(1) or True)
     monkeypatch.setattr(uncached_sampler, "batch_size", 4)
     sel = uncached_sampler.select_frames(video, "what happens?", k=3, fps=1.0)
     assert len(sel.candidate_indices) == 10

@@ -17,9 +17,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-from launchers import LAUNCHERS, accelerate_launch
 
-from tspo_sampler.errors import VideoReadError
+from launchers import LAUNCHERS, accelerate_launch
+from tspo_sampler._errors import VideoReadError
+from tspo_sampler._result import Selection
+from tspo_sampler._selection import select_indices
 from tspo_sampler.export import ExportError, export_index, load_index, to_frame_index_json, to_id_map
 from tspo_sampler.indexing import (
     IndexRow,
@@ -33,8 +35,6 @@ from tspo_sampler.indexing import (
     resolve_video,
     shard_rows,
 )
-from tspo_sampler.result import Selection
-from tspo_sampler.selection import select_indices
 
 # ------------------------------------------------------------------------------------------ helpers
 

@@ -9,12 +9,12 @@ import subprocess
 import sys
 
 import numpy as np
-import torch
 import pytest
+import torch
 
 import media
 from tspo_sampler import TemporalSampler, VideoReadError
-from tspo_sampler.cache import FeatureCache, default_cache_dir
+from tspo_sampler._cache import FeatureCache, default_cache_dir
 
 Q = "when does the bar reach the right edge?"
 

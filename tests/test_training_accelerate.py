@@ -14,6 +14,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+
 from launchers import accelerate_launch
 
 TESTS = Path(__file__).parent

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from tspo_sampler.cache import VideoFeatures
-from tspo_sampler.training.data import compose_clips, general_episode, load_examples, parse_row, specific_episode
+from tspo_sampler._cache import VideoFeatures
+from tspo_sampler.training._data import compose_clips, general_episode, load_examples, parse_row, specific_episode
 
 
 def _write(path, rows):
@@ -108,7 +108,7 @@ def test_composition_mask_matches_spliced_clips():
 
 
 def test_specific_episode_features_and_sources():
-    from tspo_sampler.training.data import TrainExample
+    from tspo_sampler.training._data import TrainExample
 
     own = _feats("own", 80)
     d1, d2 = _feats("d1", 70, offset=10000), _feats("d2", 60, offset=20000)
@@ -126,7 +126,7 @@ def test_specific_episode_features_and_sources():
 
 
 def test_general_episode_mask_from_span():
-    from tspo_sampler.training.data import TrainExample
+    from tspo_sampler.training._data import TrainExample
 
     own = _feats("own", 10)
     ex = TrainExample(video="own", question="q", options=["x", "y"], answer="A", span=(2.0, 4.0))

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from tspo_sampler.training.losses import (
+from tspo_sampler.training._losses import (
     categorical_kl,
     entropy,
     group_advantages,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tspo_sampler.training.rewards import (
+from tspo_sampler.training._rewards import (
     accuracy_reward,
     parse_answer_letter,
     parse_solution_letter,

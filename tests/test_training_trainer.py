@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from tspo_sampler.training import GRPOConfig, GRPOTrainer, latest_checkpoint, train_grpo
-from tspo_sampler.training.data import TrainExample
-from tspo_sampler.training.simulation import SimulatedAnswerer, SyntheticVideos
+from tspo_sampler.training._simulation import SimulatedAnswerer, SyntheticVideos
 
 OPTIONS = ["red", "green", "blue", "white"]
 
@@ -54,7 +52,6 @@ def video_rows(tmp_path_factory):
 def _qwen_answerer():
     """The real Qwen2.5-VL adapter on a tiny random Qwen2.5-VL (tests/tiny_mllms.py)."""
     from tiny_mllms import build_qwen2_5_vl
-
     from tspo_sampler.adapters import answerer_for
 
     model, processor = build_qwen2_5_vl(seed=0)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 import os
-import subprocess
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -14,7 +14,7 @@ import pytest
 
 import media
 from tspo_sampler import video as video_mod
-from tspo_sampler.errors import TSPOError, VideoReadError
+from tspo_sampler._errors import TSPOError, VideoReadError
 from tspo_sampler.video import FrameBatch, VideoDecoder, VideoMetadata, open_video
 
 HAVE_DECORD = video_mod._import_decord() is not None

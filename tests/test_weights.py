@@ -7,10 +7,10 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from tspo_sampler import TemporalSampler
-from tspo_sampler.weights import MIN_COMPACT_NUMEL, is_compact, keep_weights_compact, stored_state_dict
+from tspo_sampler._weights import MIN_COMPACT_NUMEL, is_compact, keep_weights_compact, stored_state_dict
 
 
 def _stored_bytes(model: torch.nn.Module, min_numel: int = 0) -> int:

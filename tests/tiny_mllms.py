@@ -294,7 +294,7 @@ def synthetic_frames(k: int, size: int = 56, seed: int = 0) -> np.ndarray:
 
 def make_selection(k: int, *, seed: int = 0, size: int = 56, fps: float = 10.0, duration: float = 30.0, question: str = "What happens?"):
     """A ``Selection`` of ``k`` synthetic frames, chosen among 1 fps candidates of a ``duration`` s video."""
-    from tspo_sampler.result import Selection
+    from tspo_sampler._result import Selection
 
     rng = np.random.default_rng(seed)
     n_cand = int(duration)

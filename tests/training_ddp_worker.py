@@ -11,7 +11,7 @@ import torch
 from accelerate import Accelerator
 
 from tspo_sampler.training import GRPOConfig, GRPOTrainer
-from tspo_sampler.training.simulation import SimulatedAnswerer, SyntheticVideos
+from tspo_sampler.training._simulation import SimulatedAnswerer, SyntheticVideos
 
 
 def main(out: str) -> None:

@@ -9,12 +9,12 @@ selection = sampler.select_frames("lecture.mp4", "What does the speaker write on
 
 from __future__ import annotations
 
-from .agent import TemporalAgent
-from .cache import FeatureCache, VideoFeatures
-from .errors import CheckpointError, TSPOError, VideoReadError
-from .result import Selection
-from .sampler import TemporalSampler
-from .selection import SELECTION_METHODS, select_indices
+from ._agent import TemporalAgent
+from ._cache import FeatureCache, VideoFeatures
+from ._errors import CheckpointError, TSPOError, VideoReadError
+from ._result import Selection
+from ._sampler import TemporalSampler
+from ._selection import SELECTION_METHODS, select_indices
 
 __version__ = "0.1.0"
 

@@ -24,7 +24,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_sampler(args: argparse.Namespace):  # noqa: ANN201 - imported lazily to keep `tspo --help` fast
-    from .sampler import TemporalSampler
+    from ._sampler import TemporalSampler
 
     cache: object = False if args.no_cache else (args.cache_dir or True)
     return TemporalSampler.from_pretrained(
@@ -37,7 +37,7 @@ def load_sampler(args: argparse.Namespace):  # noqa: ANN201 - imported lazily to
 
 
 def _add_select(subparsers: argparse._SubParsersAction) -> None:
-    from .selection import SELECTION_METHODS
+    from ._selection import SELECTION_METHODS
 
     p = subparsers.add_parser(
         "select",
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``tspo`` console script."""
-    from .errors import TSPOError
+    from ._errors import TSPOError
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -511,7 +511,7 @@ def error_record(row: IndexRow, error: str, reason: str) -> dict[str, Any]:
 
 
 def _describe(exc: BaseException) -> tuple[str, str]:
-    from .errors import VideoReadError
+    from ._errors import VideoReadError
 
     if isinstance(exc, VideoReadError):
         return type(exc).__name__, exc.reason
@@ -591,7 +591,7 @@ def index_dataset(
     Returns:
         This process's :class:`IndexStats`.
     """
-    from .selection import check_k, check_method
+    from ._selection import check_k, check_method
 
     k = check_k(k)
     method = check_method(method)
@@ -717,8 +717,8 @@ def _add_dataset_arguments(p: argparse.ArgumentParser) -> None:
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``tspo index`` and ``tspo export`` to the ``tspo`` command line."""
+    from ._selection import SELECTION_METHODS
     from .cli import add_model_arguments
-    from .selection import SELECTION_METHODS
 
     p = subparsers.add_parser(
         "index",

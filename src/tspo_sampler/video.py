@@ -43,12 +43,13 @@ import shutil
 import tempfile
 import threading
 import weakref
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import numpy as np
 
-from .errors import VideoReadError
+from ._errors import VideoReadError
 
 __all__ = ["VideoMetadata", "FrameBatch", "VideoDecoder", "open_video"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from .result import Selection
+from ._result import Selection
 
 
 def format_time(seconds: float) -> str:

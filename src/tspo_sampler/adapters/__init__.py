@@ -1,4 +1,4 @@
-"""Adapters: a TSPO :class:`~tspo_sampler.result.Selection` straight into a video-LLM.
+"""Adapters: a TSPO :class:`~tspo_sampler._result.Selection` straight into a video-LLM.
 
 ```python
 from tspo_sampler.adapters import qwen2_5_vl
@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from .base import MC_INSTRUCTION, TIME_INSTRUCTION, Answerer, option_token_ids, time_instruction
+from ._base import MC_INSTRUCTION, TIME_INSTRUCTION, Answerer, option_token_ids, time_instruction
 
 __all__ = [
     "ANSWERERS",

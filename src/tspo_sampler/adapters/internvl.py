@@ -1,4 +1,4 @@
-"""InternVL: feed a TSPO :class:`~tspo_sampler.result.Selection` to InternVL in both its forms.
+"""InternVL: feed a TSPO :class:`~tspo_sampler._result.Selection` to InternVL in both its forms.
 
 **Hugging Face form** (``InternVLForConditionalGeneration`` + ``InternVLProcessor``, ``*-hf``
 checkpoints such as ``OpenGVLab/InternVL3-8B-hf``): the frames go to the processor as one video; it
@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..result import Selection
-from .base import (
+from .._result import Selection
+from ._base import (
     TIME_INSTRUCTION,
     Answerer,
     as_batch,
@@ -101,7 +101,7 @@ def prepare_inputs(
 
 
 class InternVLAnswerer(Answerer):
-    """:class:`~tspo_sampler.adapters.base.Answerer` over ``InternVLForConditionalGeneration``."""
+    """:class:`~tspo_sampler.adapters._base.Answerer` over ``InternVLForConditionalGeneration``."""
 
     def prepare(self, selections: Sequence[Selection], questions: Sequence[str], **options: Any) -> Any:
         return prepare_inputs(self.processor, selections, questions, **options)

@@ -1,4 +1,4 @@
-"""LLaVA-Video: feed a TSPO :class:`~tspo_sampler.result.Selection` to LLaVA-Video in both its forms.
+"""LLaVA-Video: feed a TSPO :class:`~tspo_sampler._result.Selection` to LLaVA-Video in both its forms.
 
 **Hugging Face form** (``LlavaOnevisionForConditionalGeneration`` + ``LlavaOnevisionProcessor``, e.g.
 ``llava-hf/LLaVA-Video-7B-Qwen2-hf``): the frames go to the processor as one video; each frame costs
@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
-from ..result import Selection
-from .base import (
+from .._result import Selection
+from ._base import (
     Answerer,
     as_batch,
     selection_frames,
@@ -104,7 +104,7 @@ def prepare_inputs(
 
 
 class LlavaVideoAnswerer(Answerer):
-    """:class:`~tspo_sampler.adapters.base.Answerer` over ``LlavaOnevisionForConditionalGeneration``."""
+    """:class:`~tspo_sampler.adapters._base.Answerer` over ``LlavaOnevisionForConditionalGeneration``."""
 
     def prepare(self, selections: Sequence[Selection], questions: Sequence[str], **options: Any) -> Any:
         return prepare_inputs(self.processor, selections, questions, **options)

@@ -1,4 +1,4 @@
-"""Qwen2.5-VL: feed a TSPO :class:`~tspo_sampler.result.Selection` to ``Qwen2_5_VLForConditionalGeneration``.
+"""Qwen2.5-VL: feed a TSPO :class:`~tspo_sampler._result.Selection` to ``Qwen2_5_VLForConditionalGeneration``.
 
 Two things need care with this model:
 
@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from ..result import Selection
-from .base import (
+from .._result import Selection
+from ._base import (
     TIME_INSTRUCTION,
     Answerer,
     as_batch,
@@ -288,7 +288,7 @@ def prepare_inputs(
 
 
 class Qwen2_5_VLAnswerer(Answerer):
-    """:class:`~tspo_sampler.adapters.base.Answerer` over ``Qwen2_5_VLForConditionalGeneration``.
+    """:class:`~tspo_sampler.adapters._base.Answerer` over ``Qwen2_5_VLForConditionalGeneration``.
 
     ``Qwen2_5_VLAnswerer(model, processor, timestamps="prompt")`` fixes adapter options for all calls.
     """

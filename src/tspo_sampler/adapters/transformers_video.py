@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..result import Selection
+from .._result import Selection
 
 __all__ = ["TSPOSampleIndices", "load_video", "sample_indices_fn", "selection_metadata", "use_tspo"]
 
@@ -128,7 +128,7 @@ def use_tspo(
 
     ``question`` is one string for all videos or one per video, in the order the videos are passed
     (several processor calls consume the questions in turn). Yields the list that receives each
-    :class:`~tspo_sampler.result.Selection` as it is made::
+    :class:`~tspo_sampler._result.Selection` as it is made::
 
         with use_tspo(processor, sampler, question, k=16) as selections:
             inputs = processor(text=[prompt], videos=["match.mp4"], return_tensors="pt")

@@ -4,9 +4,9 @@
 >>> train_grpo(GRPOConfig(data="train.jsonl", video_root="/data/videos", mllm="Qwen/Qwen2.5-VL-7B-Instruct"))  # doctest: +SKIP
 """
 
-from .config import GRPOConfig
-from .data import BadRow, Episode, TrainExample, load_examples
-from .trainer import GRPOTrainer, latest_checkpoint, train_grpo
+from ._config import GRPOConfig
+from ._data import BadRow, Episode, TrainExample, load_examples
+from ._trainer import GRPOTrainer, latest_checkpoint, train_grpo
 
 __all__ = [
     "BadRow",

@@ -10,7 +10,7 @@ import typing
 from collections.abc import Sequence
 from typing import Any
 
-from .config import GRPOConfig, load_config_file
+from ._config import GRPOConfig, load_config_file
 
 _SHORT_HELP = "fine-tune the temporal agent with GRPO (CLIP and the MLLM stay frozen)"
 # Friendlier spellings of a few options (the dataclass names work too).
@@ -98,7 +98,7 @@ def config_from_args(args: argparse.Namespace) -> GRPOConfig:
 
 
 def run_train_grpo(args: argparse.Namespace) -> int:
-    from .trainer import train_grpo
+    from ._trainer import train_grpo
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:

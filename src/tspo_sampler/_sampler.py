@@ -14,13 +14,13 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .agent import DEFAULT_SCORE_TAU, DEFAULT_WINDOW_SIZE, TemporalAgent
-from .cache import FeatureCache, VideoFeatures, bytes_identity, file_identity
-from .encoders import HFCLIPEncoder, ImageTextEncoder, OpenCLIPEncoder
-from .errors import TSPOError, VideoReadError
-from .heap import trim_heap
-from .result import Selection
-from .selection import check_k, check_method, select_indices
+from ._agent import DEFAULT_SCORE_TAU, DEFAULT_WINDOW_SIZE, TemporalAgent
+from ._cache import FeatureCache, VideoFeatures, bytes_identity, file_identity
+from ._encoders import HFCLIPEncoder, ImageTextEncoder, OpenCLIPEncoder
+from ._errors import TSPOError, VideoReadError
+from ._heap import trim_heap
+from ._result import Selection
+from ._selection import check_k, check_method, select_indices
 
 VideoInput = str | os.PathLike[str] | bytes | BinaryIO | np.ndarray | torch.Tensor | Sequence[Any]
 
@@ -241,7 +241,7 @@ class TemporalSampler:
                 CPU when the stored dtype widens exactly to ``dtype``; ``True`` raises if it does not.
             **kwargs: passed to the constructor (``feature_cache``, ``window_size``, ``batch_size`` ...).
         """
-        from .hub import load_checkpoint, resolve_checkpoint
+        from ._hub import load_checkpoint, resolve_checkpoint
 
         dev = torch.device(device) if device is not None else default_device()
         dt = dtype if dtype is not None else default_dtype(dev)
@@ -275,7 +275,7 @@ class TemporalSampler:
         if agent is not None and not isinstance(agent, TemporalAgent):
             from safetensors.torch import load_file
 
-            from .hub import build_agent, split_agent_state
+            from ._hub import build_agent, split_agent_state
 
             state = load_file(str(agent))
             _, agent_state = split_agent_state(state)
@@ -292,7 +292,7 @@ class TemporalSampler:
         if not isinstance(self.encoder, HFCLIPEncoder):
             raise TSPOError("save_pretrained needs a transformers CLIP encoder; open_clip samplers save the agent only "
                             "(use save_agent)")
-        from .hub import save_checkpoint
+        from ._hub import save_checkpoint
 
         return save_checkpoint(save_directory, self.encoder, self.agent, dtype=dtype or self.checkpoint_dtype)
 
@@ -321,7 +321,7 @@ class TemporalSampler:
 
         from huggingface_hub import HfApi
 
-        from .model_card import write_model_card
+        from ._model_card import write_model_card
 
         api = HfApi(token=token)
         api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
@@ -358,7 +358,7 @@ class TemporalSampler:
 
     def _encode_batch(self, frames: torch.Tensor) -> torch.Tensor:
         """Features of one batch of frames, on the CPU. After a batch on a CPU encoder the C heap's free
-        pages go back to the OS, which keeps memory flat over hour-long videos (see :mod:`tspo_sampler.heap`)."""
+        pages go back to the OS, which keeps memory flat over hour-long videos (see :mod:`tspo_sampler._heap`)."""
         features = self.encoder.encode_images(frames).cpu()
         if self.encoder.device.type == "cpu":
             trim_heap()

@@ -33,11 +33,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..result import Selection
-from .config import GRPOConfig
-from .data import Episode, TrainExample, general_episode, load_examples, specific_episode
-from .losses import categorical_kl, entropy, group_advantages, gumbel_topk, policy_loss, sample_log_probs
-from .rewards import accuracy_reward, parse_answer_letter, temporal_reward
+from .._result import Selection
+from ._config import GRPOConfig
+from ._data import Episode, TrainExample, general_episode, load_examples, specific_episode
+from ._losses import categorical_kl, entropy, group_advantages, gumbel_topk, policy_loss, sample_log_probs
+from ._rewards import accuracy_reward, parse_answer_letter, temporal_reward
 
 logger = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ class GRPOTrainer:
 
         # --- models ------------------------------------------------------------------------------------
         if sampler is None:
-            from ..sampler import TemporalSampler
+            from .._sampler import TemporalSampler
 
             sampler = TemporalSampler.from_pretrained(
                 config.init,
@@ -183,7 +183,7 @@ class GRPOTrainer:
             )
         self.sampler = sampler
         if getattr(sampler, "agent", None) is None:
-            from ..agent import TemporalAgent
+            from .._agent import TemporalAgent
 
             sampler.agent = TemporalAgent(dim=int(sampler.encoder.embed_dim))
         agent = sampler.agent.to(device=self.device, dtype=torch.float32)
@@ -472,7 +472,7 @@ class GRPOTrainer:
         ``uniform``. With ``answers``, also the MLLM's accuracy on each method's frames. Episodes are
         composed with a fixed seed, so every method and every call sees the same ones.
         """
-        from ..selection import select_indices
+        from .._selection import select_indices
 
         examples = self.eval_examples if examples is None else list(examples)
         tau = self.tau_at(self.global_step)
@@ -517,7 +517,7 @@ class GRPOTrainer:
 
     # ------------------------------------------------------------------ checkpoints
     def _save_released(self, directory: Path) -> None:
-        save = getattr(self.sampler, "save_pretrained")
+        save = self.sampler.save_pretrained
         dtype = getattr(torch, self.config.save_dtype) if self.config.save_dtype else None
         try:
             save(directory, dtype=dtype) if dtype is not None else save(directory)

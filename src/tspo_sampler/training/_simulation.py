@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..agent import TemporalAgent
-from ..cache import VideoFeatures
-from ..result import Selection
-from .data import TrainExample
-from .rewards import LETTERS
+from .._agent import TemporalAgent
+from .._cache import VideoFeatures
+from .._result import Selection
+from ._data import TrainExample
+from ._rewards import LETTERS
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -12,10 +12,10 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from .agent import TemporalAgent
-from .encoders import HFCLIPEncoder, ImagePreprocessing
-from .errors import CheckpointError
-from .weights import keep_weights_compact, stored_state_dict, widening_is_exact
+from ._agent import TemporalAgent
+from ._encoders import HFCLIPEncoder, ImagePreprocessing
+from ._errors import CheckpointError
+from ._weights import keep_weights_compact, stored_state_dict, widening_is_exact
 
 AGENT_PREFIX = "selector."
 WEIGHTS_NAME = "model.safetensors"
@@ -192,7 +192,7 @@ def load_checkpoint(
     """Build the CLIP encoder and the agent from a checkpoint directory in the released format.
 
     ``compact_weights`` keeps the encoder's weights in their stored dtype and widens them to ``dtype`` as
-    each layer runs (identical outputs, see :mod:`tspo_sampler.weights`). ``None`` does so on the CPU
+    each layer runs (identical outputs, see :mod:`tspo_sampler._weights`). ``None`` does so on the CPU
     whenever the stored dtype widens exactly to ``dtype``; ``True`` requires that it does.
     """
     from transformers import AutoTokenizer, CLIPConfig, CLIPModel

@@ -1,6 +1,6 @@
 """Shared pieces of the MLLM adapters: input normalisation, time instructions and the ``Answerer``.
 
-An adapter turns one or more :class:`~tspo_sampler.result.Selection` objects (the frames TSPO chose,
+An adapter turns one or more :class:`~tspo_sampler._result.Selection` objects (the frames TSPO chose,
 with their source indices and timestamps) plus questions into the exact inputs a video-LLM expects.
 The :class:`Answerer` wraps a Hugging Face model and its processor behind two batched calls that the
 GRPO trainer and evaluation code use: free-form :meth:`Answerer.answer` and multiple-choice
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..result import Selection
+from .._result import Selection
 
 __all__ = [
     "Answerer",

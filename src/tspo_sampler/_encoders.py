@@ -8,8 +8,8 @@ per-frame PIL round trip.
 from __future__ import annotations
 
 import hashlib
-from abc import ABC, abstractmethod
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 
-from .weights import compute_dtype, stored_state_dict
+from ._weights import compute_dtype, stored_state_dict
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -145,7 +145,7 @@ class ImageTextEncoder(Protocol):
         """A short content hash of what determines image features (weights, preprocessing, dtype)."""
 
 
-def _tensor_digest(h: "hashlib._Hash", tensors: dict[str, torch.Tensor], sampled: Sequence[str]) -> None:
+def _tensor_digest(h: hashlib._Hash, tensors: dict[str, torch.Tensor], sampled: Sequence[str]) -> None:
     # Names, shapes and sampled values, not storage dtypes: weights kept compact (stored bfloat16, widened
     # on use) give the same features as the same weights widened at load, so they share cache entries.
     for name in sorted(tensors):
@@ -167,7 +167,7 @@ class _TorchEncoder(ABC):
 
     @property
     def dtype(self) -> torch.dtype:
-        """The compute dtype (weights kept compact are stored narrower, see :mod:`tspo_sampler.weights`)."""
+        """The compute dtype (weights kept compact are stored narrower, see :mod:`tspo_sampler._weights`)."""
         return compute_dtype(self.model)
 
     @abstractmethod

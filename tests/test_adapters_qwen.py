@@ -108,7 +108,7 @@ def test_generate_and_option_logprobs_batched(qwen):
 
     # equals the log-softmax of a full forward pass at the last position, row by row
     ids = [processor.tokenizer.convert_tokens_to_ids(c) for c in "ABC"]
-    for i, (s, q) in enumerate(zip(sels, qs)):
+    for i, (s, q) in enumerate(zip(sels, qs, strict=True)):
         q2 = q + "\n" + MC_INSTRUCTION
         single = qwen2_5_vl.prepare_inputs(processor, s, q2)
         with torch.no_grad():
@@ -131,12 +131,14 @@ def test_qwen_vl_utils_message_form(qwen):
     model, processor = qwen
     sel = make_selection(4, seed=2)
     for mode, expected in (("uniform", 1.0), ("metadata", 2 * 30.0 / 4)):
-        msgs = qwen2_5_vl.build_qwen_vl_utils_messages(sel, "Q?", timestamps=mode, max_pixels=56 * 56, min_pixels=28 * 28)
+        msgs = qwen2_5_vl.build_qwen_vl_utils_messages(
+            sel, "Q?", timestamps=mode, max_pixels=56 * 56, min_pixels=28 * 28
+        )
         video = msgs[0]["content"][0]
         assert video["type"] == "video" and len(video["video"]) == 4
         text = processor.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
         _, videos, video_kwargs = qvu.process_vision_info(msgs, return_video_kwargs=True, return_video_metadata=True)
-        videos, metadata = zip(*videos)
+        videos, metadata = zip(*videos, strict=True)
         inputs = processor(
             text=[text], videos=list(videos), video_metadata=list(metadata), return_tensors="pt", **video_kwargs
         )

@@ -292,7 +292,9 @@ def synthetic_frames(k: int, size: int = 56, seed: int = 0) -> np.ndarray:
     return rng.integers(0, 256, size=(k, size, size, 3), dtype=np.uint8)
 
 
-def make_selection(k: int, *, seed: int = 0, size: int = 56, fps: float = 10.0, duration: float = 30.0, question: str = "What happens?"):
+def make_selection(
+    k: int, *, seed: int = 0, size: int = 56, fps: float = 10.0, duration: float = 30.0, question: str = "What happens?"
+):
     """A ``Selection`` of ``k`` synthetic frames, chosen among 1 fps candidates of a ``duration`` s video."""
     from tspo_sampler._result import Selection
 

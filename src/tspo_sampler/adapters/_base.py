@@ -83,7 +83,8 @@ def selection_frames(selection: Selection) -> np.ndarray:
     if selection.frames is None:
         raise ValueError(
             "this Selection has no frames (it was made with return_frames=False); call "
-            "select_frames(..., return_frames=True) or fill selection.frames = sampler.get_frames(video, selection.indices)"
+            "select_frames(..., return_frames=True) or fill "
+            "selection.frames = sampler.get_frames(video, selection.indices)"
         )
     frames = np.asarray(selection.frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
@@ -164,7 +165,7 @@ def stacked_video_batch(
     are (``do_sample_frames=False``: the frames were already chosen).
     """
     texts, videos = [], []
-    for sel, q in zip(selections, questions):
+    for sel, q in zip(selections, questions, strict=True):
         videos.append(selection_frames(sel))
         texts.append(processor.apply_chat_template(build_messages(sel, q), tokenize=False, add_generation_prompt=True))
     if len({v.shape[0] for v in videos}) > 1:

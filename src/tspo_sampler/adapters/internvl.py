@@ -25,15 +25,8 @@ import numpy as np
 import torch
 
 from .._result import Selection
-from ._base import (
-    TIME_INSTRUCTION,
-    Answerer,
-    as_batch,
-    selection_frames,
-    stacked_video_batch,
-    video_turn,
-    with_time_instruction,
-)
+from ._base import TIME_INSTRUCTION, Answerer, as_batch, selection_frames, with_time_instruction
+from ._stacked import stacked_adapter
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -61,43 +54,13 @@ IMG_CONTEXT_TOKEN = "<IMG_CONTEXT>"
 # ------------------------------------------------------------------------------- Hugging Face form
 
 
-def build_messages(
-    selection: Selection,
-    question: str | None = None,
-    *,
-    time_instruction: bool = False,
-    time_template: str = TIME_INSTRUCTION,
-    system: str | None = None,
-    video: Any = None,
-) -> list[dict[str, Any]]:
-    """Chat messages for the HF InternVL template: one user turn ``[video, text]``."""
-    (sel,), (q,) = as_batch(selection, question)
-    return video_turn(with_time_instruction(sel, q, time_instruction, time_template), system=system, video=video)
-
-
-def prepare_inputs(
-    processor: Any,
-    selection: Selection | Sequence[Selection],
-    question: str | Sequence[str] | None = None,
-    *,
-    time_instruction: bool = False,
-    time_template: str = TIME_INSTRUCTION,
-    system: str | None = None,
-    device: Any = None,
-    dtype: Any = None,
-    **processor_kwargs: Any,
-) -> Any:
-    """Processor batch (``input_ids``, ``attention_mask``, ``pixel_values`` with one tile per frame) for
-    ``InternVLForConditionalGeneration``; left-padded. All selections of a batch need the same ``k``.
-    """
-    sels, qs = as_batch(selection, question)
-
-    def messages(sel: Selection, q: str) -> list[dict[str, Any]]:
-        return build_messages(sel, q, time_instruction=time_instruction, time_template=time_template, system=system)
-
-    return stacked_video_batch(
-        processor, sels, qs, messages, model_name="InternVL", device=device, dtype=dtype, **processor_kwargs
-    )
+build_messages, prepare_inputs = stacked_adapter(
+    "InternVL",
+    TIME_INSTRUCTION,
+    module=__name__,
+    processor_class="InternVLProcessor",
+    model_class="InternVLForConditionalGeneration",
+)
 
 
 class InternVLAnswerer(Answerer):
@@ -192,7 +155,8 @@ def expand_image_placeholders(prompt: str, num_patches_list: Sequence[int], num_
     """What ``model.chat`` does to the prompt: each ``<image>`` becomes
     ``<img>`` + ``<IMG_CONTEXT>`` x (``num_image_token`` x patches) + ``</img>``, in order."""
     for n in num_patches_list:
-        prompt = prompt.replace("<image>", IMG_START_TOKEN + IMG_CONTEXT_TOKEN * (num_image_token * n) + IMG_END_TOKEN, 1)
+        tile = IMG_START_TOKEN + IMG_CONTEXT_TOKEN * (num_image_token * n) + IMG_END_TOKEN
+        prompt = prompt.replace("<image>", tile, 1)
     return prompt
 
 

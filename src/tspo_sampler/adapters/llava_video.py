@@ -23,15 +23,8 @@ from typing import Any
 import torch
 
 from .._result import Selection
-from ._base import (
-    Answerer,
-    as_batch,
-    selection_frames,
-    stacked_video_batch,
-    time_instruction,
-    video_turn,
-    with_time_instruction,
-)
+from ._base import Answerer, as_batch, selection_frames, time_instruction
+from ._stacked import stacked_adapter
 
 __all__ = [
     "DEFAULT_IMAGE_TOKEN",
@@ -62,45 +55,13 @@ LLAVA_VIDEO_TIME_INSTRUCTION = (
 # ------------------------------------------------------------------------------- Hugging Face form
 
 
-def build_messages(
-    selection: Selection,
-    question: str | None = None,
-    *,
-    time_instruction: bool = False,
-    time_template: str = LLAVA_VIDEO_TIME_INSTRUCTION,
-    system: str | None = None,
-    video: Any = None,
-) -> list[dict[str, Any]]:
-    """Chat messages for the HF LLaVA-OneVision template: one user turn ``[video, text]``."""
-    (sel,), (q,) = as_batch(selection, question)
-    return video_turn(with_time_instruction(sel, q, time_instruction, time_template), system=system, video=video)
-
-
-def prepare_inputs(
-    processor: Any,
-    selection: Selection | Sequence[Selection],
-    question: str | Sequence[str] | None = None,
-    *,
-    time_instruction: bool = False,
-    time_template: str = LLAVA_VIDEO_TIME_INSTRUCTION,
-    system: str | None = None,
-    device: Any = None,
-    dtype: Any = None,
-    **processor_kwargs: Any,
-) -> Any:
-    """Processor batch (``input_ids``, ``attention_mask``, ``pixel_values_videos``) for
-    ``LlavaOnevisionForConditionalGeneration``; left-padded when batched.
-
-    All selections of one batch must have the same ``k`` (the processor stacks the videos).
-    """
-    sels, qs = as_batch(selection, question)
-
-    def messages(sel: Selection, q: str) -> list[dict[str, Any]]:
-        return build_messages(sel, q, time_instruction=time_instruction, time_template=time_template, system=system)
-
-    return stacked_video_batch(
-        processor, sels, qs, messages, model_name="LLaVA-Video", device=device, dtype=dtype, **processor_kwargs
-    )
+build_messages, prepare_inputs = stacked_adapter(
+    "LLaVA-Video",
+    LLAVA_VIDEO_TIME_INSTRUCTION,
+    module=__name__,
+    processor_class="LlavaOnevisionProcessor",
+    model_class="LlavaOnevisionForConditionalGeneration",
+)
 
 
 class LlavaVideoAnswerer(Answerer):

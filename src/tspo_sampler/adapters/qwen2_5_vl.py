@@ -241,9 +241,8 @@ def build_qwen_vl_utils_messages(
     messages: list[dict[str, Any]] = []
     if system is not None:
         messages.append({"role": "system", "content": [{"type": "text", "text": system}]})
-    messages.append(
-        {"role": "user", "content": [element, {"type": "text", "text": _text(sel, q, timestamps, time_template, real_times)}]}
-    )
+    text = _text(sel, q, timestamps, time_template, real_times)
+    messages.append({"role": "user", "content": [element, {"type": "text", "text": text}]})
     return messages
 
 
@@ -271,7 +270,7 @@ def prepare_inputs(
     sels, qs = as_batch(selection, question)
     _check_mode(timestamps)
     texts, videos, metas = [], [], []
-    for sel, q in zip(sels, qs):
+    for sel, q in zip(sels, qs, strict=True):
         frames, indices, _ = even_frames(sel, odd_frames)
         metas.append(
             video_metadata(sel, indices, timestamps=timestamps, sample_fps=sample_fps, frame_size=frames.shape[1:3])

@@ -81,13 +81,21 @@ class TSPOSampleIndices:
         return f"TSPOSampleIndices(video={self.video!r}, question={self.question!r}, k={self.k})"
 
 
-def sample_indices_fn(sampler: Any, video: Any, question: str, k: int = 16, **select_options: Any) -> TSPOSampleIndices:
+def sample_indices_fn(
+    sampler: Any, video: Any, question: str, k: int = 16, **select_options: Any
+) -> TSPOSampleIndices:
     """``TSPOSampleIndices(sampler, video, question, k, **select_options)``."""
     return TSPOSampleIndices(sampler, video, question, k, **select_options)
 
 
 def load_video(
-    sampler: Any, video: str | os.PathLike[str], question: str, k: int = 16, *, backend: str = "pyav", **select_options: Any
+    sampler: Any,
+    video: str | os.PathLike[str],
+    question: str,
+    k: int = 16,
+    *,
+    backend: str = "pyav",
+    **select_options: Any,
 ) -> tuple[np.ndarray, Any, Selection]:
     """``transformers.video_utils.load_video`` with TSPO's indices: ``(frames, metadata, selection)``."""
     from transformers.video_utils import load_video as hf_load_video
@@ -148,7 +156,7 @@ def use_tspo(
 
     def fetch_videos(video_url_or_urls: Any, sample_indices_fn: Any = None) -> Any:
         if isinstance(video_url_or_urls, (list, tuple)):
-            return list(zip(*[fetch_videos(v) for v in video_url_or_urls]))
+            return list(zip(*[fetch_videos(v) for v in video_url_or_urls], strict=True))
         if len(questions) == 1:
             q = questions[0]
         elif len(selections) < len(questions):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from ._agent import TemporalAgent
 from ._cache import FeatureCache, VideoFeatures
 from ._errors import CheckpointError, TSPOError, VideoReadError
+from ._example import example_video
 from ._result import Selection
 from ._sampler import TemporalSampler
 from ._selection import SELECTION_METHODS, select_indices
@@ -29,5 +30,6 @@ __all__ = [
     "VideoFeatures",
     "VideoReadError",
     "__version__",
+    "example_video",
     "select_indices",
 ]

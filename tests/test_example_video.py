@@ -47,7 +47,7 @@ def test_example_video_is_bundled_and_small():
 def test_example_video_shows_the_scheduled_scenes():
     """Each scene's background colour is where the schedule says, so questions about it have an answer."""
     mids = [(s.start + s.end) / 2 for s in SCENES]
-    for scene, frame in zip(SCENES, _frames_at(example_video(), mids)):
+    for scene, frame in zip(SCENES, _frames_at(example_video(), mids), strict=True):
         corner = frame[5:25, 5:25].reshape(-1, 3).mean(axis=0)
         assert np.abs(corner - np.array(scene.background)).max() < 20, (scene.word, corner)
     words = [s.word for s in SCENES]
@@ -67,14 +67,15 @@ def test_generator_reproduces_the_bundled_video(tmp_path):
     out = tmp_path / "example.mp4"
     subprocess.run([sys.executable, str(ROOT / "tools" / "make_example_video.py"), str(out)], check=True)
     times = [1.0, 27.3, 44.5]
-    for ours, bundled in zip(_frames_at(out, times), _frames_at(example_video(), times)):
+    for ours, bundled in zip(_frames_at(out, times), _frames_at(example_video(), times), strict=True):
         assert np.abs(ours.astype(np.int16) - bundled.astype(np.int16)).mean() < 2.0
 
 
 @pytest.mark.slow
 def test_wheel_ships_the_video_and_py_typed(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
+         str(ROOT)],
         check=True,
     )
     (wheel,) = tmp_path.glob("tspo_sampler-*.whl")

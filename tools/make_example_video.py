@@ -39,8 +39,8 @@ def _shape(draw: ImageDraw.ImageDraw, scene: Scene, t: float, cx: float, cy: flo
         draw.ellipse([x - r, cy - r, x + r, cy + r], fill=fg)
         for a in range(0, 360, 30):
             ang = math.radians(a) + t / 3
-            draw.line([x + 70 * math.cos(ang), cy + 70 * math.sin(ang), x + 95 * math.cos(ang), cy + 95 * math.sin(ang)],
-                      fill=fg, width=6)
+            c, s = math.cos(ang), math.sin(ang)
+            draw.line([x + 70 * c, cy + 70 * s, x + 95 * c, cy + 95 * s], fill=fg, width=6)
         draw.rectangle([0, SIZE[1] - 60, SIZE[0], SIZE[1]], fill=(235, 210, 150))  # sand
     elif scene.shape == "trees":
         for i, x in enumerate(range(60, SIZE[0], 130)):
@@ -61,7 +61,8 @@ def _shape(draw: ImageDraw.ImageDraw, scene: Scene, t: float, cx: float, cy: flo
                       fill=fg, width=5)
         minute = math.radians(t * 72)  # the minute hand turns once every 5 s
         draw.line([cx, cy, cx + 80 * math.sin(minute), cy - 80 * math.cos(minute)], fill=fg, width=6)
-        draw.line([cx, cy, cx + 50 * math.sin(math.radians(300)), cy - 50 * math.cos(math.radians(300))], fill=fg, width=9)
+        hour = math.radians(300)  # ten o'clock
+        draw.line([cx, cy, cx + 50 * math.sin(hour), cy - 50 * math.cos(hour)], fill=fg, width=9)
     elif scene.shape == "fireworks":
         rng = np.random.default_rng(int(scene.start))
         for burst in range(5):

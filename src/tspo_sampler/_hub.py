@@ -15,6 +15,7 @@ from safetensors.torch import save_file
 from ._agent import TemporalAgent
 from ._encoders import HFCLIPEncoder, ImagePreprocessing
 from ._errors import CheckpointError
+from ._hub_errors import explain_hub_error
 from ._weights import keep_weights_compact, stored_state_dict, widening_is_exact
 
 AGENT_PREFIX = "selector."
@@ -46,7 +47,6 @@ def resolve_checkpoint(
     if name.count("/") > 1 or name.startswith((".", "/", "~")) or os.sep in name.replace("/", "", 1):
         raise CheckpointError(f"checkpoint directory {name} does not exist")
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import HFValidationError, LocalEntryNotFoundError
 
     try:
         return Path(
@@ -59,15 +59,8 @@ def resolve_checkpoint(
                 token=token,
             )
         )
-    except HFValidationError as exc:
-        raise CheckpointError(f"{name!r} is neither a directory nor a valid Hub repo id: {exc}") from exc
-    except LocalEntryNotFoundError as exc:
-        raise CheckpointError(
-            f"{name} (revision {revision or 'main'}) is not in the Hugging Face cache and downloads are off "
-            f"(HF_HUB_OFFLINE or local_files_only): {exc}"
-        ) from exc
-    except Exception as exc:  # network, 404, gated repo: say which checkpoint failed
-        raise CheckpointError(f"could not fetch checkpoint {name} from the Hub: {exc}") from exc
+    except Exception as exc:  # offline, no network, missing repo or revision, gated: say which
+        raise explain_hub_error(exc, name, revision, local_files_only) from exc
 
 
 def _read_safetensors(path: Path, dtype: torch.dtype | None, state: dict[str, torch.Tensor]) -> None:

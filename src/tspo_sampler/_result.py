@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,6 +44,31 @@ class Selection:
 
     def __len__(self) -> int:
         return len(self.indices)
+
+    def __repr__(self) -> str:
+        """One line: the chosen frames and their times, never the pixel arrays or the score vector."""
+
+        def short(values: list[str], limit: int = 8) -> str:
+            shown = values if len(values) <= limit else values[: limit - 2] + ["...", values[-1]]
+            return "[" + ", ".join(shown) + "]"
+
+        parts = [
+            f"k={len(self.indices)}",
+            f"method={self.method!r}",
+            f"indices={short([str(int(i)) for i in self.indices])}",
+            f"timestamps={short([f'{float(t):.2f}s' for t in self.timestamps])}",
+            f"candidates={len(self.candidate_indices)}",
+        ]
+        if self.duration is not None:
+            parts.append(f"duration={float(self.duration):.2f}s")
+        if self.frames is not None:
+            parts.append(f"frames={'x'.join(str(d) for d in np.shape(self.frames))}")
+        if self.video is not None:
+            parts.append(f"video={Path(self.video).name!r}")
+        if self.question is not None:
+            q = self.question if len(self.question) <= 60 else self.question[:57] + "..."
+            parts.append(f"question={q!r}")
+        return f"Selection({', '.join(parts)})"
 
     @property
     def k(self) -> int:

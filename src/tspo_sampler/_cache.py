@@ -2,7 +2,13 @@
 
 Image features depend on the video, the encoder and the candidate settings, never on the question, so a
 second question about the same video costs one text encoding. Entries are safetensors files written
-atomically; an unreadable entry is dropped and rebuilt.
+atomically (temporary file + rename) that carry a SHA-256 of their tensor bytes and their info JSON: a
+damaged entry (bit rot, a hand edit, a disk that lost writes) fails the check and is dropped with a
+warning and recomputed, never served.
+
+A file's identity is its size, modification time (``st_mtime_ns``) and inode plus a hash of five 1 MiB
+regions, so an in-place rewrite is noticed even where the sampled regions did not change. For content
+that may change without its modification time moving, ``hashing="full"`` hashes every byte instead.
 """
 
 from __future__ import annotations
@@ -12,6 +18,8 @@ import json
 import logging
 import os
 import tempfile
+import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +30,11 @@ from safetensors.torch import load_file, save_file
 
 logger = logging.getLogger(__name__)
 
-CACHE_FORMAT_VERSION = "1"
+CACHE_FORMAT_VERSION = "2"  # 2: entries carry a checksum; file identities include mtime and inode
 _CHUNK = 1 << 20  # bytes read per sampled region of a file
+HASHING_MODES = ("sampled", "full")
+ORPHAN_AGE_S = 3600.0  # a temporary file this old belongs to a writer that was killed: remove it
+_TMP_PREFIX = ".tmp-"
 
 
 def default_cache_dir() -> Path:
@@ -37,14 +48,29 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "tspo_sampler"
 
 
-def file_identity(path: str | os.PathLike[str]) -> str:
-    """A content hash of a video file that reads at most ~5 MB: its size plus five evenly spread 1 MB regions.
+def file_identity(path: str | os.PathLike[str], *, hashing: str = "sampled") -> str:
+    """The cache identity of a video file.
 
-    Renaming or copying a file keeps its identity; re-encoding or editing it changes it.
+    ``"sampled"`` (default): size, ``st_mtime_ns`` and ``st_ino`` plus a SHA-256 of five evenly spread
+    1 MiB regions (the whole file when it is at most 5 MiB), so at most ~5 MB is read. Renaming a file
+    keeps its identity; copying it, re-encoding it or rewriting it in place gives a new one.
+
+    ``"full"``: a SHA-256 of every byte. Content alone decides, so a copy shares the entry and an edit
+    that keeps the size and restores the modification time is still caught; the price is reading the
+    whole file on every call, cache hits included (about 1 s per GB from a warm page cache).
     """
+    if hashing not in HASHING_MODES:
+        raise ValueError(f"hashing must be one of {', '.join(HASHING_MODES)}, got {hashing!r}")
     p = Path(path)
-    size = p.stat().st_size
-    h = hashlib.sha256(f"size={size};".encode())
+    st = p.stat()
+    size = st.st_size
+    if hashing == "full":
+        h = hashlib.sha256(f"full;size={size};".encode())
+        with p.open("rb") as f:
+            while chunk := f.read(8 * _CHUNK):
+                h.update(chunk)
+        return "full:" + h.hexdigest()[:32]
+    h = hashlib.sha256(f"size={size};mtime_ns={st.st_mtime_ns};ino={st.st_ino};".encode())
     with p.open("rb") as f:
         if size <= 5 * _CHUNK:
             h.update(f.read())
@@ -86,11 +112,40 @@ class VideoFeatures:
         return int(self.features.shape[0])
 
 
-class FeatureCache:
-    """A directory of ``<key>.safetensors`` entries; ``get`` returns ``None`` on a miss or a bad entry."""
+def entry_checksum(tensors: dict[str, torch.Tensor], info_json: str) -> str:
+    """SHA-256 over each tensor's name, dtype, shape and bytes (sorted by name) and the info JSON."""
+    h = hashlib.sha256(b"tspo-feature-cache-v2;")
+    for name in sorted(tensors):
+        t = tensors[name].detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    h.update(info_json.encode())
+    return h.hexdigest()
 
-    def __init__(self, directory: str | os.PathLike[str] | None = None) -> None:
+
+class CacheEntryError(ValueError):
+    """A cache entry that cannot be trusted (unreadable, inconsistent or failing its checksum)."""
+
+
+class FeatureCache:
+    """A directory of ``<key>.safetensors`` entries; ``get`` returns ``None`` on a miss or a bad entry.
+
+    Args:
+        directory: where entries live (default: :func:`default_cache_dir`).
+        hashing: how video files are identified, ``"sampled"`` (size, mtime, inode and five 1 MiB
+            regions; cheap) or ``"full"`` (every byte; for content that can change without its mtime
+            moving). See :func:`file_identity`.
+    """
+
+    def __init__(self, directory: str | os.PathLike[str] | None = None, *, hashing: str = "sampled") -> None:
+        if hashing not in HASHING_MODES:
+            raise ValueError(f"hashing must be one of {', '.join(HASHING_MODES)}, got {hashing!r}")
         self.directory = Path(directory) if directory is not None else default_cache_dir()
+        self.hashing = hashing
+
+    def identify(self, path: str | os.PathLike[str]) -> str:
+        """The identity of a video file under this cache's ``hashing`` mode."""
+        return file_identity(path, hashing=self.hashing)
 
     @staticmethod
     def make_key(video_identity: str, encoder_fingerprint: str, **settings: Any) -> str:
@@ -103,16 +158,24 @@ class FeatureCache:
     def path_for(self, key: str) -> Path:
         return self.directory / key[:2] / f"{key}.safetensors"
 
-    def get(self, key: str) -> VideoFeatures | None:
-        path = self.path_for(key)
-        if not path.is_file():
-            return None
-        try:
-            from safetensors import safe_open
+    @staticmethod
+    def _read(path: Path) -> VideoFeatures:
+        """Read and verify one entry; raises :class:`CacheEntryError` for anything untrustworthy."""
+        from safetensors import safe_open
 
+        try:
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
             tensors = load_file(str(path))
+        except Exception as exc:  # safetensors raises its own error types on a damaged header
+            raise CacheEntryError(f"unreadable ({exc})") from exc
+        if "checksum" not in meta or "info" not in meta:
+            raise CacheEntryError("no checksum")
+        if set(tensors) != {"features", "candidate_indices", "candidate_timestamps"}:
+            raise CacheEntryError(f"unexpected tensors {sorted(tensors)}")
+        if entry_checksum(tensors, meta["info"]) != meta["checksum"]:
+            raise CacheEntryError("checksum mismatch: its bytes changed after it was written")
+        try:
             info = json.loads(meta["info"])
             feats = VideoFeatures(
                 features=tensors["features"].float(),
@@ -123,11 +186,25 @@ class FeatureCache:
                 source=info["source"],
                 metadata=info.get("metadata", {}),
             )
-            if not (len(feats.candidate_indices) == len(feats.candidate_timestamps) == feats.features.shape[0]):
-                raise ValueError("inconsistent lengths")
-            return feats
-        except Exception as exc:  # corrupt or truncated entry: drop it, the caller recomputes
-            logger.warning("ignoring corrupt feature cache entry %s (%s)", path, exc)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CacheEntryError(f"bad info ({exc})") from exc
+        if not (len(feats.candidate_indices) == len(feats.candidate_timestamps) == feats.features.shape[0]):
+            raise CacheEntryError("inconsistent lengths")
+        return feats
+
+    def get(self, key: str) -> VideoFeatures | None:
+        """The entry under ``key``; ``None`` on a miss. A damaged entry warns, is deleted, and is a miss."""
+        path = self.path_for(key)
+        if not path.is_file():
+            return None
+        try:
+            return self._read(path)
+        except CacheEntryError as exc:
+            warnings.warn(
+                f"ignoring corrupt feature cache entry {path}: {exc}; deleting it and recomputing",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             try:
                 path.unlink()
             except OSError:
@@ -135,10 +212,14 @@ class FeatureCache:
             return None
 
     def put(self, key: str, feats: VideoFeatures) -> Path | None:
-        """Store atomically (temporary file + rename); a failure to write only logs a warning."""
+        """Store atomically (temporary file + rename); a failure to write only logs a warning.
+
+        Also removes temporary files older than :data:`ORPHAN_AGE_S` left by writers that were killed.
+        """
         path = self.path_for(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
+            self.remove_orphans()
             tensors = {
                 "features": feats.features.detach().float().cpu().contiguous(),
                 "candidate_indices": torch.from_numpy(np.ascontiguousarray(feats.candidate_indices, dtype=np.int64)),
@@ -146,16 +227,13 @@ class FeatureCache:
                     np.ascontiguousarray(feats.candidate_timestamps, dtype=np.float64)
                 ),
             }
-            info = {
-                "duration": feats.duration,
-                "fps": feats.fps,
-                "source": feats.source,
-                "metadata": feats.metadata,
-            }
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".safetensors")
+            info = json.dumps(
+                {"duration": feats.duration, "fps": feats.fps, "source": feats.source, "metadata": feats.metadata}
+            )
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX, suffix=".safetensors")
             os.close(fd)
             try:
-                save_file(tensors, tmp, metadata={"info": json.dumps(info)})
+                save_file(tensors, tmp, metadata={"info": info, "checksum": entry_checksum(tensors, info)})
                 os.replace(tmp, path)
             finally:
                 if os.path.exists(tmp):
@@ -165,11 +243,35 @@ class FeatureCache:
             logger.warning("could not write feature cache entry %s (%s)", path, exc)
             return None
 
+    def _temporary_files(self) -> list[Path]:
+        if not self.directory.is_dir():
+            return []
+        return list(self.directory.glob(f"*/{_TMP_PREFIX}*"))
+
+    def remove_orphans(self, max_age_s: float = ORPHAN_AGE_S) -> int:
+        """Delete temporary files older than ``max_age_s`` (writers killed mid-write); returns how many.
+
+        Younger ones may belong to a writer still at work, in this or another process, and are kept.
+        """
+        cutoff = time.time() - max_age_s
+        n = 0
+        for p in self._temporary_files():
+            try:
+                if p.stat().st_mtime < cutoff:
+                    p.unlink()
+                    n += 1
+            except OSError:  # gone already (its writer finished) or not ours to delete
+                continue
+        return n
+
     def clear(self) -> int:
-        """Delete every entry; returns how many were removed."""
+        """Delete every entry (and any temporary file); returns how many entries were removed."""
         n = 0
         if self.directory.is_dir():
             for p in self.directory.glob("*/*.safetensors"):
+                if not p.name.startswith(_TMP_PREFIX):
+                    p.unlink(missing_ok=True)
+                    n += 1
+            for p in self._temporary_files():
                 p.unlink(missing_ok=True)
-                n += 1
         return n

@@ -112,7 +112,7 @@ def _seed(seed: int) -> None:
 # ------------------------------------------------------------------------------------------ Qwen2.5-VL
 
 
-def build_qwen2_5_vl(seed: int = 0):
+def build_qwen2_5_vl(seed: int = 0, *, cap_pixels_per_frame: bool | None = False):
     from transformers import (
         Qwen2_5_VLConfig,
         Qwen2_5_VLForConditionalGeneration,
@@ -127,7 +127,9 @@ def build_qwen2_5_vl(seed: int = 0):
     processor = Qwen2_5_VLProcessor(
         image_processor=Qwen2VLImageProcessor(size=size),
         tokenizer=tok,
-        video_processor=Qwen2VLVideoProcessor(size=size, cap_pixels_per_frame=False),
+        video_processor=Qwen2VLVideoProcessor(
+            size=size, **({} if cap_pixels_per_frame is None else {"cap_pixels_per_frame": cap_pixels_per_frame})
+        ),
         chat_template=QWEN2_5_VL_TEMPLATE,
     )
     ids = tok.convert_tokens_to_ids
@@ -159,6 +161,70 @@ def build_qwen2_5_vl(seed: int = 0):
     assert head_dim // 2 == sum(config.text_config.rope_parameters["mrope_section"])
     _seed(seed)
     model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    _generation_ids(model, tok)
+    return model, processor
+
+
+# ------------------------------------------------------------------------------------------ Qwen3-VL
+
+
+def build_qwen3_vl(seed: int = 0, *, cap_pixels_per_frame: bool | None = True):
+    """Qwen3-VL: 64 px frames -> 4 x 4 patches of 16 px -> 4 tokens per temporal patch (2 frames).
+
+    ``cap_pixels_per_frame=None`` leaves the video processor's choice unset (as released checkpoints do).
+    """
+    from transformers import (
+        Qwen2VLImageProcessor,
+        Qwen3VLConfig,
+        Qwen3VLForConditionalGeneration,
+        Qwen3VLProcessor,
+        Qwen3VLVideoProcessor,
+    )
+
+    specials = ["<|im_start|>", "<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+    tok = build_tokenizer(specials, chat_template=QWEN2_5_VL_TEMPLATE)
+    video_kwargs = {} if cap_pixels_per_frame is None else {"cap_pixels_per_frame": cap_pixels_per_frame}
+    processor = Qwen3VLProcessor(
+        image_processor=Qwen2VLImageProcessor(
+            size={"shortest_edge": 32 * 32, "longest_edge": 64 * 64}, patch_size=16, merge_size=2
+        ),
+        tokenizer=tok,
+        video_processor=Qwen3VLVideoProcessor(
+            size={"shortest_edge": 64 * 64, "longest_edge": 64 * 64 * 16}, **video_kwargs
+        ),
+        chat_template=QWEN2_5_VL_TEMPLATE,
+    )
+    ids = tok.convert_tokens_to_ids
+    config = Qwen3VLConfig(
+        text_config=dict(
+            **TEXT,
+            head_dim=16,
+            vocab_size=len(tok),
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": 10000.0,
+                "mrope_section": [2, 3, 3],
+                "mrope_interleaved": True,
+            },
+            eos_token_id=ids("<|im_end|>"),
+            pad_token_id=ids("<|endoftext|>"),
+        ),
+        vision_config=dict(
+            depth=1,
+            hidden_size=32,
+            intermediate_size=64,
+            num_heads=2,
+            out_hidden_size=TEXT["hidden_size"],
+            num_position_embeddings=16,
+            deepstack_visual_indexes=[0],
+        ),
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+    )
+    _seed(seed)
+    model = Qwen3VLForConditionalGeneration(config).eval()
     _generation_ids(model, tok)
     return model, processor
 
@@ -293,7 +359,13 @@ def synthetic_frames(k: int, size: int = 56, seed: int = 0) -> np.ndarray:
 
 
 def make_selection(
-    k: int, *, seed: int = 0, size: int = 56, fps: float = 10.0, duration: float = 30.0, question: str = "What happens?"
+    k: int,
+    *,
+    seed: int = 0,
+    size: int = 56,
+    fps: float = 10.0,
+    duration: float = 30.0,
+    question: str = "What happens?",
 ):
     """A ``Selection`` of ``k`` synthetic frames, chosen among 1 fps candidates of a ``duration`` s video."""
     from tspo_sampler._result import Selection

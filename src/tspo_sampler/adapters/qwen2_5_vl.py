@@ -27,6 +27,11 @@ with one ``second_per_grid_ts`` per video: it assumes evenly spaced frames, whic
 * ``"prompt"``: as ``"metadata"``, and the chosen frames' real timestamps are also written in the
   prompt (``time_template``), which is the only way to tell the model the exact, uneven times.
 
+**Pixels.** transformers' Qwen2-VL video processor warns unless ``cap_pixels_per_frame`` is chosen.
+When neither the call nor the processor chose, the adapter passes ``cap_pixels_per_frame=True``:
+the per-frame pixel cap of the reference implementation (qwen-vl-utils), so a clip costs what it
+costs there. Pass ``cap_pixels_per_frame=False`` to keep transformers' uncapped budget.
+
 The qwen-vl-utils message form (``{"type": "video", "video": [PIL frames]}``) is built by
 :func:`build_qwen_vl_utils_messages`; it carries ``sample_fps`` so ``process_vision_info`` reproduces
 the same ``second_per_grid_ts``.
@@ -38,19 +43,17 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
-
 from .._result import Selection
 from ._base import (
     TIME_INSTRUCTION,
     Answerer,
     as_batch,
     move_to,
-    selection_frames,
     time_instruction,
     video_duration,
     video_turn,
 )
+from ._timed import ODD_FRAMES, even_frames, reference_pixel_cap
 
 __all__ = [
     "ODD_FRAMES",
@@ -64,7 +67,6 @@ __all__ = [
 ]
 
 TIMESTAMP_MODES = ("uniform", "metadata", "prompt")
-ODD_FRAMES = ("duplicate", "drop", "error")
 TEMPORAL_PATCH_SIZE = 2
 PAPER_SAMPLE_FPS = 2.0
 
@@ -73,48 +75,6 @@ def _check_mode(timestamps: str) -> str:
     if timestamps not in TIMESTAMP_MODES:
         raise ValueError(f"timestamps must be one of {TIMESTAMP_MODES}, got {timestamps!r}")
     return timestamps
-
-
-def even_frames(
-    selection: Selection, odd_frames: str = "duplicate", *, need_frames: bool = True
-) -> tuple[np.ndarray | None, list[int], list[float]]:
-    """Frames, source indices and timestamps with an even count (see the module docstring).
-
-    The returned timestamps are those of the frames the model sees (a duplicated frame repeats its
-    time). With ``need_frames=False`` the frames may be ``None``.
-    """
-    if odd_frames not in ODD_FRAMES:
-        raise ValueError(f"odd_frames must be one of {ODD_FRAMES}, got {odd_frames!r}")
-    frames = selection_frames(selection) if need_frames or selection.frames is not None else None
-    indices = [int(i) for i in selection.indices]
-    times = [float(t) for t in selection.timestamps]
-    k = len(indices)
-    if k == 0:
-        raise ValueError("the selection has no frames")
-    if k % TEMPORAL_PATCH_SIZE == 0:
-        return frames, indices, times
-    if odd_frames == "error":
-        raise ValueError(f"Qwen2.5-VL needs an even number of frames (temporal patch 2), got k={k}")
-    if odd_frames == "drop" and k > 1:
-        drop = _lowest_scored(selection)
-        keep = [i for i in range(k) if i != drop]
-        return (
-            None if frames is None else frames[keep],
-            [indices[i] for i in keep],
-            [times[i] for i in keep],
-        )
-    # duplicate (also for k == 1 under "drop": nothing would be left)
-    frames = None if frames is None else np.concatenate([frames, frames[-1:]], axis=0)
-    return frames, indices + indices[-1:], times + times[-1:]
-
-
-def _lowest_scored(selection: Selection) -> int:
-    """Position (among the chosen frames) of the chosen frame with the lowest TSPO score."""
-    scores = np.asarray(selection.scores, dtype=np.float64).reshape(-1)
-    positions = list(selection.positions)
-    if len(positions) == len(selection.indices) and scores.size and max(positions) < scores.size:
-        return int(np.argmin(scores[positions]))
-    return len(selection.indices) - 1
 
 
 def video_metadata(
@@ -207,6 +167,7 @@ def build_qwen_vl_utils_messages(
     time_template: str = TIME_INSTRUCTION,
     system: str | None = None,
     odd_frames: str = "duplicate",
+    processor: Any = None,
     **video_options: Any,
 ) -> list[dict[str, Any]]:
     """Messages for qwen-vl-utils: ``{"type": "video", "video": [PIL frames], "sample_fps": ...}``.
@@ -222,8 +183,21 @@ def build_qwen_vl_utils_messages(
         videos, metadata = zip(*videos)
         inputs = processor(text=[text], videos=list(videos), video_metadata=list(metadata),
                            return_tensors="pt", **video_kwargs)
+
+    These messages are for Qwen2.5-VL only. Under a Qwen3-VL processor the synthetic metadata would
+    print ``<0.0 seconds> <0.1 seconds> ...`` before the frames: pass ``processor=`` to have that
+    caught (``TypeError``), and use :mod:`tspo_sampler.adapters.qwen3_vl` or
+    :func:`tspo_sampler.integrations.qwen_vl_utils.process_vision_info` for Qwen3-VL.
     """
     from PIL import Image
+
+    if processor is not None and any(c.__name__ == "Qwen3VLProcessor" for c in type(processor).__mro__):
+        raise TypeError(
+            "build_qwen_vl_utils_messages makes frame-list messages whose times qwen-vl-utils fakes "
+            "(frames_indices = range(n)); a Qwen3-VL processor would print them as <0.0 seconds>, <0.1 seconds>... "
+            "Use tspo_sampler.adapters.qwen3_vl.prepare_inputs or "
+            "tspo_sampler.integrations.qwen_vl_utils.process_vision_info instead"
+        )
 
     _check_mode(timestamps)
     (sel,), (q,) = as_batch(selection, question)
@@ -282,6 +256,7 @@ def prepare_inputs(
         texts.append(processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
     kwargs: dict[str, Any] = dict(padding=True, padding_side="left", return_tensors="pt", do_sample_frames=False)
     kwargs.update(processor_kwargs)
+    reference_pixel_cap(processor, kwargs)
     batch = processor(text=texts, videos=videos, video_metadata=metas, **kwargs)
     return move_to(batch, device, dtype)
 

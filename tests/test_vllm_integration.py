@@ -57,16 +57,17 @@ def test_video_item_reproduces_real_times(sampler, videos, kind):
     assert np.allclose(times, stamps, atol=0.5 / meta["fps"] + 0.011)
     assert meta["duration"] == pytest.approx(sel.duration)
     if kind == "cfr":
-        assert meta["frames_indices"] == list(sel.indices)
-    else:  # VFR: the source index is not the time; the clock ticks are
-        assert meta["frames_indices"] != list(sel.indices)
+        assert meta["frames_indices"] == list(sel.indices) and meta["fps"] == pytest.approx(sel.fps)
+    else:  # VFR: the source index is not the time; a millisecond clock is
+        assert meta["fps"] == 1000.0
+        assert np.allclose(times, sel.timestamps, atol=5e-4)
 
 
 def test_time_resolution_and_errors(sampler, videos):
     sel = sampler.select_frames(videos["vfr"], QUESTION, k=4)
-    _, meta = tv.video_item(sel, time_resolution=1000)
-    assert meta["fps"] == 1000.0
-    assert np.allclose(np.asarray(meta["frames_indices"]) / 1000.0, sel.timestamps, atol=5e-4)
+    _, meta = tv.video_item(sel, time_resolution=10)
+    assert meta["fps"] == 10.0
+    assert meta["frames_indices"] == [round(t * 10) for t in sel.timestamps]
     with pytest.raises(ValueError, match="time_resolution"):
         tv.video_item(sel, time_resolution=0)
     bare = sampler.select_frames(videos["cfr"], QUESTION, k=2, return_frames=False)

@@ -11,9 +11,10 @@ vLLM documents for pre-sampled videos:
   ``/v1/chat/completions``.
 
 Times: the model derives each frame's time as ``frames_indices[i] / fps``. To make that the frame's real
-presentation time, also for variable-frame-rate files where the source index and the time disagree,
-the indices are ``round(timestamp * fps)`` on a clock of ``fps`` ticks per second (the source's average
-frame rate by default; pass ``time_resolution`` for a finer clock). The error is at most ``0.5 / fps``.
+presentation time, the clock is the adapters' (:mod:`tspo_sampler.adapters.qwen3_vl`): the source fps and
+indices on constant-frame-rate files, and on variable-frame-rate files (where ``index / average fps`` is
+wrong) a millisecond clock, ``fps=1000`` and ``frames_indices = round(t * 1000)``. ``time_resolution=R``
+forces ``round(t * R)`` ticks of ``1/R`` s.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 
 from .._result import Selection
 from ..adapters._base import selection_frames, video_duration
+from ..adapters._timed import frame_clock as _clock
 
 __all__ = ["chat_content", "frame_clock", "jpeg_data_url", "video_item", "video_metadata"]
 
@@ -37,24 +39,23 @@ DEFAULT_CLOCK = 1.0  # ticks per second when the selection carries no source fps
 def frame_clock(selection: Selection, time_resolution: float | None = None) -> tuple[float, list[int]]:
     """``(fps, frames_indices)`` with ``frames_indices[i] / fps`` = the chosen frame's presentation time.
 
-    ``time_resolution`` (ticks per second) overrides the clock; by default it is the source's average
-    frame rate, so constant-frame-rate videos get their own frame indices back.
+    By default the adapters' clock: the source fps and indices on constant-frame-rate files, a millisecond
+    clock (``fps=1000``, ``round(t * 1000)``) otherwise. ``time_resolution`` (ticks per second) forces
+    ``round(t * time_resolution)``.
     """
-    if time_resolution is not None:
-        if isinstance(time_resolution, bool) or not math.isfinite(float(time_resolution)) or time_resolution <= 0:
-            raise ValueError(f"time_resolution must be a positive number, got {time_resolution!r}")
-        fps = float(time_resolution)
-    elif selection.fps is not None and selection.fps > 0:
-        fps = float(selection.fps)
-    else:
-        # in-memory frames without timing: their positions are the only clock there is
-        return DEFAULT_CLOCK, [int(i) for i in selection.indices]
     times = np.asarray(selection.timestamps, dtype=np.float64)
     if times.size != len(selection.indices):
         raise ValueError(f"selection has {len(selection.indices)} indices but {times.size} timestamps")
     if times.size and (not np.all(np.isfinite(times)) or times.min() < 0):
         raise ValueError("selection.timestamps must be finite and non-negative")
-    return fps, [int(i) for i in np.rint(times * fps).astype(np.int64)]
+    if time_resolution is not None:
+        if isinstance(time_resolution, bool) or not math.isfinite(float(time_resolution)) or time_resolution <= 0:
+            raise ValueError(f"time_resolution must be a positive number, got {time_resolution!r}")
+        return float(time_resolution), [int(i) for i in np.rint(times * float(time_resolution)).astype(np.int64)]
+    if selection.fps is None or selection.fps <= 0:
+        # in-memory frames without timing: their positions are the only clock there is
+        return DEFAULT_CLOCK, [int(i) for i in selection.indices]
+    return _clock(selection.indices, times.tolist(), selection.fps)
 
 
 def video_metadata(selection: Selection, *, time_resolution: float | None = None) -> dict[str, Any]:

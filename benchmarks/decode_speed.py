@@ -34,14 +34,15 @@ import sys
 import time
 from pathlib import Path
 
-import av  # noqa: F401  (before decord: see tspo_sampler.video._import_decord)
+import av  # noqa: F401  (before decord: see tspo_sampler.video._decord.import_decord)
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import print_table  # noqa: E402  (also puts tests/ on sys.path for media)
 
 import media  # noqa: E402
-from tspo_sampler.video import VideoDecoder, _import_decord  # noqa: E402
+from tspo_sampler.video import VideoDecoder  # noqa: E402
+from tspo_sampler.video._decord import import_decord as _import_decord  # noqa: E402
 
 BATCH = 64
 SHORT_SIDE = 224
@@ -152,7 +153,7 @@ def run(args: argparse.Namespace) -> dict:
         with VideoDecoder(path, backend="pyav") as dec:
             meta = dec.metadata
             idx, ts = dec.candidates(fps=1.0)
-            keys = len(dec._keyframes)
+            keys = len(dec._index.keyframes)
         size = _scaled(meta.width, meta.height)
         info = {"minutes": minutes, "source_frames": meta.num_frames, "keyframes": keys}
         print(f"\n{path.name}: {meta.num_frames} frames, {keys} keyframes, {len(idx)} 1-fps candidates", flush=True)

@@ -28,7 +28,7 @@ import subprocess
 from fractions import Fraction
 from pathlib import Path
 
-import av  # imported before anything can load decord: see _import_decord in tspo_sampler.video
+import av  # imported before anything can load decord: see import_decord in tspo_sampler.video._decord
 import numpy as np
 
 __all__ = [
@@ -331,7 +331,8 @@ def make_long_video(
         ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
         "-f", "lavfi", "-i", src,
         "-vf", f"hue=h=t*6+{float(hue_offset):g}",
-        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "36", "-g", str(max(1, int(gop if gop is not None else fps * 10))),
+        "-c:v", "libx264", "-preset", "ultrafast", "-crf", "36",
+        "-g", str(max(1, int(gop if gop is not None else fps * 10))),
         "-pix_fmt", "yuv420p", "-threads", str(threads),
         str(path),
     ]  # fmt: skip

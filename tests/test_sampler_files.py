@@ -36,7 +36,7 @@ def videos(tmp_path_factory):
 
 def assert_frames_show_their_timestamps(sel, tol):
     assert sel.frames is not None and len(sel.frames) == len(sel.indices)
-    for frame, ts in zip(sel.frames, sel.timestamps):
+    for frame, ts in zip(sel.frames, sel.timestamps, strict=True):
         assert media.read_stamp(frame) == pytest.approx(ts, abs=tol)
 
 
@@ -64,11 +64,11 @@ def test_vfr_timestamps_are_presentation_times(sampler, videos):
     sel = sampler.select_frames(videos["vfr"], Q, k=6, fps=2.0)
     true_times = media.frame_times(12.0, 4.0, vfr=True)
     # every candidate timestamp is a real frame time, not index / average fps
-    for idx, ts in zip(sel.candidate_indices, sel.candidate_timestamps):
+    for idx, ts in zip(sel.candidate_indices, sel.candidate_timestamps, strict=True):
         assert ts == pytest.approx(true_times[idx], abs=2e-3)
     assert_frames_show_their_timestamps(sel, 0.02)
     naive = [i / sel.fps for i in sel.candidate_indices]
-    assert max(abs(a - b) for a, b in zip(naive, sel.candidate_timestamps)) > 0.3
+    assert max(abs(a - b) for a, b in zip(naive, sel.candidate_timestamps, strict=True)) > 0.3
 
 
 def test_rotated_video_comes_back_upright(sampler, videos):
@@ -223,7 +223,8 @@ def test_cli_select_table_json_and_grid(checkpoint_dir, videos, tmp_path, monkey
 def test_console_script_entry_point(checkpoint_dir, videos, tmp_path):
     """`python -m tspo_sampler.cli` in a fresh process: errors are one line, never a traceback."""
     env = {**os.environ, "TSPO_SAMPLER_CACHE": str(tmp_path / "cli-cache")}
-    cmd = [sys.executable, "-m", "tspo_sampler.cli", "select", str(tmp_path / "x.mp4"), Q, "--model", str(checkpoint_dir)]
+    video = str(tmp_path / "x.mp4")
+    cmd = [sys.executable, "-m", "tspo_sampler.cli", "select", video, Q, "--model", str(checkpoint_dir)]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert res.returncode == 1 and "x.mp4" in res.stderr and "Traceback" not in res.stderr
 

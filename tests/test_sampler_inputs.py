@@ -15,7 +15,9 @@ from tspo_sampler import Selection
 @pytest.mark.parametrize("method", ["topk", "bin-max", "aks"])
 def test_select_frames_from_frames_equals_reference(uncached_sampler, cases, method):
     for case, data in cases:
-        sel = uncached_sampler.select_frames(data["frames"], case["question"], case["k"], method=method, window_size=case["window"])
+        sel = uncached_sampler.select_frames(
+            data["frames"], case["question"], case["k"], method=method, window_size=case["window"]
+        )
         assert sel.indices == case["selected"][method]
         np.testing.assert_allclose(sel.scores, data["scores"], atol=2e-3)
 

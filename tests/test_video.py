@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 import media
-from tspo_sampler import video as video_mod
 from tspo_sampler._errors import TSPOError, VideoReadError
 from tspo_sampler.video import FrameBatch, VideoDecoder, VideoMetadata, open_video
+from tspo_sampler.video import _decord as video_decord
 
-HAVE_DECORD = video_mod._import_decord() is not None
+HAVE_DECORD = video_decord.import_decord() is not None
 BACKENDS = ["pyav", pytest.param("decord", marks=pytest.mark.skipif(not HAVE_DECORD, reason="decord absent"))]
 
 # name -> make_video keyword arguments
@@ -143,7 +143,7 @@ def test_candidate_rule_vfr_uses_real_pts(videos: dict[str, Path]) -> None:
     with VideoDecoder(videos["vfr.mp4"], backend="pyav") as dec:
         ts_all = dec.frame_timestamps()
         idx, ts = dec.candidates(fps=1.0)
-        for k, (i, t) in enumerate(zip(idx, ts)):
+        for k, (i, t) in enumerate(zip(idx, ts, strict=True)):
             # the frame on screen at k seconds: latest pts <= k
             assert t <= k + 1e-9 and (i + 1 == len(ts_all) or ts_all[i + 1] > k)
         # index / average fps would be wrong for this file
@@ -166,7 +166,7 @@ def test_backends_agree(videos: dict[str, Path], name: str) -> None:
     with VideoDecoder(videos[name], backend="decord") as a, VideoDecoder(videos[name], backend="pyav") as b:
         assert dataclass_fields(a.metadata) == dataclass_fields(b.metadata)
         np.testing.assert_array_equal(a.frame_timestamps(), b.frame_timestamps())
-        for x, y in zip(a.candidates(2.0), b.candidates(2.0)):
+        for x, y in zip(a.candidates(2.0), b.candidates(2.0), strict=True):
             np.testing.assert_array_equal(x, y)
         idx = np.arange(a.metadata.num_frames)[::3]
         fa, fb = a.get_frames(idx), b.get_frames(idx)
@@ -261,7 +261,7 @@ def test_audio_track_is_ignored(videos: dict[str, Path]) -> None:
 @pytest.mark.parametrize(
     "name, reason",
     [
-        ("missing.mp4", "not found"),
+        ("missing.mp4", "does not exist"),
         ("empty.mp4", "empty"),
         ("corrupt.mp4", "not a readable media file"),
         ("truncated.mp4", "not a readable media file"),
@@ -300,7 +300,7 @@ def test_real_decord_failure_falls_back_to_pyav(faststart_truncated: Path) -> No
 
 
 def test_decord_absent_uses_pyav(videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(video_mod, "_import_decord", lambda: None)
+    monkeypatch.setattr(video_decord, "import_decord", lambda: None)
     with VideoDecoder(videos["h264.mp4"]) as dec:
         assert dec.metadata.backend == "pyav"
     with pytest.raises(VideoReadError, match="decord is not installed"):
@@ -311,7 +311,7 @@ def test_forced_pyav_never_touches_decord(videos: dict[str, Path], monkeypatch: 
     def boom() -> None:
         raise AssertionError("decord used")
 
-    monkeypatch.setattr(video_mod, "_import_decord", boom)
+    monkeypatch.setattr(video_decord, "import_decord", boom)
     with VideoDecoder(videos["vp9.webm"], backend="pyav") as dec:
         assert dec.metadata.backend == "pyav"
         assert media.read_stamp(dec.get_frames([7]).data[0]) == pytest.approx(0.7)
@@ -365,7 +365,7 @@ def test_stalled_open_times_out(videos: dict[str, Path], monkeypatch: pytest.Mon
             def __init__(self, *a: object, **k: object) -> None:
                 time.sleep(3.0)
 
-    monkeypatch.setattr(video_mod, "_import_decord", lambda: FakeDecord)
+    monkeypatch.setattr(video_decord, "import_decord", lambda: FakeDecord)
     start = time.monotonic()
     with VideoDecoder(videos["h264.mp4"], timeout=0.5) as dec:
         assert dec.metadata.backend == "pyav"
@@ -384,17 +384,17 @@ def test_closed_decoder_refuses_work(videos: dict[str, Path]) -> None:
 
 def test_orientation_matching_refuses_ambiguous_frames() -> None:
     frame = media.draw_frame(1.0)
-    assert video_mod._match_orientation(frame, frame) == 0
-    assert video_mod._match_orientation(np.rot90(frame, k=1), frame) == 90  # turned back clockwise
-    assert video_mod._match_orientation(np.rot90(frame, k=2), frame) == 180
+    assert video_decord.match_orientation(frame, frame) == 0
+    assert video_decord.match_orientation(np.rot90(frame, k=1), frame) == 90  # turned back clockwise
+    assert video_decord.match_orientation(np.rot90(frame, k=2), frame) == 180
     black = np.zeros_like(frame)
-    assert video_mod._match_orientation(black, black) is None
+    assert video_decord.match_orientation(black, black) is None
 
 
 @pytest.mark.skipif(not HAVE_DECORD, reason="decord absent")
 def test_decord_rotation_quirk_is_detected(videos: dict[str, Path]) -> None:
     # decord 0.6 rotates MP4 (its FFmpeg 4 exposes the matrix) but not MKV: both must come out upright
     with VideoDecoder(videos["rot90.mp4"], backend="decord") as dec:
-        assert dec._decord_fix == 0
+        assert dec._readers["decord"].fix == 0
     with VideoDecoder(videos["rot270.mkv"], backend="decord") as dec:
-        assert dec._decord_fix == 270
+        assert dec._readers["decord"].fix == 270

@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 import media
-from tspo_sampler import video as video_mod
 from tspo_sampler.video import VideoDecoder
+from tspo_sampler.video import _decord as video_decord
+from tspo_sampler.video._pyav import PyAVReader
 
-HAVE_DECORD = video_mod._import_decord() is not None
+HAVE_DECORD = video_decord.import_decord() is not None
 BACKENDS = ["auto", "pyav", pytest.param("decord", marks=pytest.mark.skipif(not HAVE_DECORD, reason="decord absent"))]
 needs_decord = pytest.mark.skipif(not HAVE_DECORD, reason="decord absent")
 
@@ -83,13 +84,13 @@ def test_sparse_keyframes_are_all_kept_and_dense_ones_thinned(videos: dict[str, 
         idx, ts = dec.candidates(1.0, mode="keyframes")
         np.testing.assert_allclose(ts, np.arange(20.0), atol=1e-6)  # a keyframe sits on every second
         idx2, ts2 = dec.candidates(0.5, mode="keyframes", max_candidates=4)
-        assert len(idx2) == 4 and set(idx2) <= set(dec._keyframes.tolist())
+        assert len(idx2) == 4 and set(idx2) <= set(dec._index.keyframes.tolist())
 
 
 def test_stream_with_one_keyframe_falls_back_to_fps(videos: dict[str, Path]) -> None:
     with VideoDecoder(videos["onekey.mp4"], backend="pyav") as dec:
-        assert len(dec._keyframes) == 1
-        for a, b in zip(dec.candidates(1.0, mode="keyframes"), dec.candidates(1.0)):
+        assert len(dec._index.keyframes) == 1
+        for a, b in zip(dec.candidates(1.0, mode="keyframes"), dec.candidates(1.0), strict=True):
             np.testing.assert_array_equal(a, b)
         np.testing.assert_array_equal(dec.candidate_error(1.0, "keyframes"), dec.candidate_error(1.0, "fps"))
 
@@ -122,7 +123,7 @@ def test_keyframe_candidates_decode_to_their_own_frames(videos: dict[str, Path],
 
 def test_keyframe_path_decodes_only_the_keyframes(videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     pulled: list[int] = []
-    original = video_mod._PyAVSequential._next
+    original = PyAVReader._next
 
     def counting(self):  # noqa: ANN001, ANN202
         item = original(self)
@@ -130,7 +131,7 @@ def test_keyframe_path_decodes_only_the_keyframes(videos: dict[str, Path], monke
             pulled.append(item[0])
         return item
 
-    monkeypatch.setattr(video_mod._PyAVSequential, "_next", counting)
+    monkeypatch.setattr(PyAVReader, "_next", counting)
     with VideoDecoder(videos["gop25.mp4"]) as dec:
         idx, _ = dec.candidates(1.0, mode="keyframes")
         assert len(idx) == 8
@@ -159,7 +160,7 @@ def test_auto_picks_the_path_by_request_shape(videos: dict[str, Path], monkeypat
     monkeypatch.setattr(VideoDecoder, "_decode", spy)
     with VideoDecoder(videos["gop25.mp4"]) as dec:
         assert dec.metadata.backend == "decord"
-        keys = dec._keyframes
+        keys = dec._index.keyframes
         cases = [
             ([keys[1], keys[3]], "pyav-keyframes"),  # keyframes only
             ([keys[1] + 3, keys[5] + 7], "pyav-sequential"),  # far apart: two GOPs
@@ -190,7 +191,7 @@ def test_forced_backend_keeps_its_own_paths(
     videos: dict[str, Path], backend: str, within: str, keys: str, spread: str
 ) -> None:
     with VideoDecoder(videos["gop25.mp4"], backend=backend) as dec:
-        k = dec._keyframes
+        k = dec._index.keyframes
         for req, want in (([k[2] + 1, k[2] + 2], within), (k[1:4], keys), ([5, 150], spread)):
             batch = dec.get_frames(req)
             assert dec._last_path == want

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import queue
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -15,18 +13,18 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ._agent import DEFAULT_SCORE_TAU, DEFAULT_WINDOW_SIZE, TemporalAgent
-from ._cache import FeatureCache, VideoFeatures, bytes_identity, file_identity
+from ._cache import FeatureCache, VideoFeatures
+from ._candidates import check_candidate_settings
 from ._encoders import HFCLIPEncoder, ImageTextEncoder, OpenCLIPEncoder
-from ._errors import TSPOError, VideoReadError
+from ._errors import TSPOError
 from ._heap import trim_heap
+from ._inputs import check_question, frames_to_uint8
 from ._result import Selection
 from ._selection import check_k, check_method, select_indices
+from ._sources import is_file_source
+from ._video_features import PROGRESS_MIN_CANDIDATES, encode_candidates, encode_frames_candidates, file_source
 
 VideoInput = str | os.PathLike[str] | bytes | BinaryIO | np.ndarray | torch.Tensor | Sequence[Any]
-
-PROGRESS_MIN_CANDIDATES = 300
-CANDIDATE_MODES = ("fps", "keyframes")
-
 
 def default_device() -> torch.device:
     """CUDA when there is one, else Apple's MPS, else the CPU."""
@@ -40,118 +38,6 @@ def default_device() -> torch.device:
 def default_dtype(device: torch.device) -> torch.dtype:
     """float32 on the CPU (the Hub weights are bfloat16, which is slow and lossy there), float16 on accelerators."""
     return torch.float32 if device.type == "cpu" else torch.float16
-
-
-def check_question(question: object, name: str = "question") -> str:
-    if question is None:
-        raise ValueError(f"{name} is None; pass the question the frames should answer")
-    if not isinstance(question, str):
-        raise TypeError(f"{name} must be a string, got {type(question).__name__}")
-    if not question.strip():
-        raise ValueError(f"{name} is blank; pass the question the frames should answer")
-    return question
-
-
-def check_candidate_settings(fps: object, max_candidates: object, candidate_mode: object) -> int | None:
-    """Validate the candidate arguments; returns ``max_candidates`` as ``int`` (or ``None``)."""
-    if candidate_mode not in CANDIDATE_MODES:
-        raise ValueError(f"candidate_mode must be one of {', '.join(CANDIDATE_MODES)}, got {candidate_mode!r}")
-    if isinstance(fps, bool) or not (isinstance(fps, (int, float)) and fps > 0):
-        raise ValueError(f"fps must be a positive number, got {fps!r}")
-    if max_candidates is None:
-        return None
-    if isinstance(max_candidates, bool) or not isinstance(max_candidates, (int, np.integer)) or max_candidates < 1:
-        raise ValueError(f"max_candidates must be a positive integer or None, got {max_candidates!r}")
-    return int(max_candidates)
-
-
-def is_file_source(video: object) -> bool:
-    return isinstance(video, (str, os.PathLike, bytes, bytearray, memoryview)) or (
-        hasattr(video, "read") and callable(video.read)
-    )
-
-
-def frames_to_uint8(video: object) -> torch.Tensor:
-    """In-memory frames (array, tensor, PIL list) -> ``uint8`` tensor ``T x H x W x 3``.
-
-    Float input is taken as 0-255 values, or 0-1 when its maximum is at most 1.
-    """
-    if isinstance(video, np.ndarray):
-        tensor = torch.from_numpy(np.ascontiguousarray(video))
-    elif isinstance(video, torch.Tensor):
-        tensor = video.detach().cpu()
-    elif isinstance(video, (list, tuple)):
-        if len(video) == 0:
-            raise ValueError("video is an empty list: there are no frames to select from")
-        from PIL import Image
-
-        if not all(isinstance(im, Image.Image) for im in video):
-            kinds = sorted({type(im).__name__ for im in video})
-            raise TypeError(f"video as a list must hold PIL images, got {', '.join(kinds)}")
-        sizes = {im.size for im in video}
-        if len(sizes) > 1:
-            raise ValueError(f"video frames must all have one size, got {sorted(sizes)}")
-        tensor = torch.from_numpy(np.stack([np.asarray(im.convert("RGB")) for im in video]))
-    else:
-        raise TypeError(
-            "video must be a path, bytes, a binary file object, a uint8 array T x H x W x 3, a torch tensor "
-            f"(T x H x W x 3 or T x 3 x H x W) or a list of PIL images; got {type(video).__name__}"
-        )
-    if tensor.ndim != 4:
-        raise ValueError(f"video frames must be T x H x W x 3 (or T x 3 x H x W), got shape {tuple(tensor.shape)}")
-    if tensor.shape[0] == 0:
-        raise ValueError("video has no frames (T = 0)")
-    if tensor.shape[-1] != 3:
-        if tensor.shape[1] == 3:
-            tensor = tensor.permute(0, 2, 3, 1)
-        else:
-            raise ValueError(f"video frames must have 3 RGB channels, got shape {tuple(tensor.shape)}")
-    if tensor.shape[1] == 0 or tensor.shape[2] == 0:
-        raise ValueError(f"video frames are empty (shape {tuple(tensor.shape)})")
-    if tensor.dtype != torch.uint8:
-        if tensor.dtype == torch.bool or tensor.is_complex():
-            raise TypeError(f"video frames must be uint8 or float, got {tensor.dtype}")
-        tensor = tensor.float()
-        if tensor.numel() and float(tensor.max()) <= 1.0:
-            tensor = tensor * 255.0
-        tensor = tensor.clamp(0, 255).round().to(torch.uint8)
-    return tensor.contiguous()
-
-
-def _prefetch(iterator: Iterator[Any], depth: int = 2) -> Iterator[Any]:
-    """Run ``iterator`` in a producer thread so decoding overlaps with encoding."""
-    q: queue.Queue[Any] = queue.Queue(maxsize=depth)
-    done = object()
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in iterator:
-                if stop.is_set():
-                    return
-                q.put(item)
-        except BaseException as exc:  # handed to the consumer
-            q.put(exc)
-            return
-        q.put(done)
-
-    worker = threading.Thread(target=produce, daemon=True, name="tspo-decode")
-    worker.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while worker.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                q.get_nowait()
-            except queue.Empty:
-                worker.join(timeout=0.05)
 
 
 class TemporalSampler:
@@ -290,8 +176,10 @@ class TemporalSampler:
         ``dtype`` defaults to the dtype of the loaded checkpoint (bfloat16 for released agents).
         """
         if not isinstance(self.encoder, HFCLIPEncoder):
-            raise TSPOError("save_pretrained needs a transformers CLIP encoder; open_clip samplers save the agent only "
-                            "(use save_agent)")
+            raise TSPOError(
+                "save_pretrained needs a transformers CLIP encoder; "
+                "open_clip samplers save the agent only (use save_agent)"
+            )
         from ._hub import save_checkpoint
 
         return save_checkpoint(save_directory, self.encoder, self.agent, dtype=dtype or self.checkpoint_dtype)
@@ -304,7 +192,8 @@ class TemporalSampler:
 
         out = Path(path)
         out.parent.mkdir(parents=True, exist_ok=True)
-        save_file({f"selector.{k}": v.detach().cpu().contiguous() for k, v in self.agent.state_dict().items()}, str(out))
+        state = {f"selector.{k}": v.detach().cpu().contiguous() for k, v in self.agent.state_dict().items()}
+        save_file(state, str(out))
         return out
 
     def push_to_hub(
@@ -385,20 +274,9 @@ class TemporalSampler:
         """
         max_candidates = check_candidate_settings(fps, max_candidates, candidate_mode)
         if not is_file_source(video):
-            frames = frames_to_uint8(video)
-            if max_candidates is not None and len(frames) > max_candidates:
-                positions = np.unique(np.round(np.linspace(0, len(frames) - 1, max_candidates)).astype(np.int64))
-            else:
-                positions = np.arange(len(frames), dtype=np.int64)
-            feats = self.encode_frames(frames[torch.from_numpy(positions)], progress=progress)
-            return VideoFeatures(
-                features=feats,
-                candidate_indices=positions,
-                candidate_timestamps=positions / float(fps),
-                duration=len(frames) / float(fps),
-                fps=float(fps),
-                source="<frames>",
-                metadata={"num_frames": int(len(frames)), "height": int(frames.shape[1]), "width": int(frames.shape[2])},
+            return encode_frames_candidates(
+                frames_to_uint8(video), lambda f: self.encode_frames(f, progress=progress), fps=fps,
+                max_candidates=max_candidates,
             )
         source, identity = self._file_source(video)
         return self._file_features(
@@ -439,30 +317,7 @@ class TemporalSampler:
         return feats
 
     def _file_source(self, video: Any, *, identify: bool = True) -> tuple[Any, str]:
-        """Normalise a file-like input (path -> ``str``, buffers and streams -> ``bytes``) and compute its
-        content identity for the cache (``""`` with ``identify=False``)."""
-        if isinstance(video, (str, os.PathLike)):
-            path = Path(video)
-            if not path.exists():
-                raise VideoReadError(path, "file does not exist")
-            if path.is_dir():
-                raise VideoReadError(path, "is a directory, not a video file")
-            if path.stat().st_size == 0:
-                raise VideoReadError(path, "file is empty (0 bytes)")
-            return str(path), file_identity(path) if identify else ""
-        if isinstance(video, (bytearray, memoryview)):
-            video = bytes(video)
-        if isinstance(video, bytes):
-            if not video:
-                raise VideoReadError("<bytes>", "no data (0 bytes)")
-            return video, bytes_identity(video) if identify else ""
-        data = video.read()
-        if not isinstance(data, (bytes, bytearray)):
-            raise TypeError("video file object must be opened in binary mode")
-        if not data:
-            raise VideoReadError(getattr(video, "name", "<file object>"), "no data (0 bytes)")
-        data = bytes(data)
-        return data, bytes_identity(data) if identify else ""
+        return file_source(video, identify=identify)
 
     def _open(self, source: Any) -> Any:
         from .video import VideoDecoder
@@ -473,42 +328,10 @@ class TemporalSampler:
         self, source: Any, *, fps: float, max_candidates: int | None, candidate_mode: str, progress: bool | None
     ) -> VideoFeatures:
         with self._open(source) as decoder:
-            meta = decoder.metadata
-            indices, timestamps = decoder.candidates(fps=fps, max_candidates=max_candidates, mode=candidate_mode)
-            if len(indices) == 0:
-                raise VideoReadError(meta.source, "no decodable frames")
-            show = (len(indices) >= PROGRESS_MIN_CANDIDATES) if progress is None else progress
-            chunks: list[torch.Tensor] = []
-            got_idx: list[np.ndarray] = []
-            got_ts: list[np.ndarray] = []
-            batches = decoder.iter_frames(
-                indices, short_side=self.encoder.preprocessing.shortest_edge, batch_size=self.batch_size
-            )
-            name = Path(meta.source).name if meta.source and not meta.source.startswith("<") else meta.source
-            with tqdm(total=len(indices), desc=f"encoding {name}", unit="frame", disable=not show) as bar:
-                for batch in _prefetch(batches) if self.overlap_decoding else batches:
-                    chunks.append(self._encode_batch(torch.from_numpy(batch.data)))
-                    got_idx.append(np.asarray(batch.indices, dtype=np.int64))
-                    got_ts.append(np.asarray(batch.timestamps, dtype=np.float64))
-                    bar.update(len(batch.indices))
-            if not chunks:
-                raise VideoReadError(meta.source, "no decodable frames")
-            return VideoFeatures(
-                features=torch.cat(chunks),
-                candidate_indices=np.concatenate(got_idx),
-                candidate_timestamps=np.concatenate(got_ts),
-                duration=float(meta.duration),
-                fps=float(meta.fps),
-                source=str(meta.source),
-                metadata={
-                    "codec": meta.codec,
-                    "width": int(meta.width),
-                    "height": int(meta.height),
-                    "rotation": int(meta.rotation),
-                    "num_frames": int(meta.num_frames),
-                    "backend": meta.backend,
-                    "candidate_mode": candidate_mode,
-                },
+            return encode_candidates(
+                decoder, self._encode_batch, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode,
+                short_side=self.encoder.preprocessing.shortest_edge, batch_size=self.batch_size,
+                overlap=self.overlap_decoding, progress=progress,
             )
 
     # ------------------------------------------------------------------ scoring and selection
@@ -664,9 +487,11 @@ class TemporalSampler:
 
     def __repr__(self) -> str:
         enc = type(self.encoder).__name__
+        agent = "yes" if self.agent is not None else "none (raw CLIP)"
+        cache = self.cache.directory if self.cache else None
         return (
-            f"TemporalSampler(encoder={enc}, agent={'yes' if self.agent is not None else 'none (raw CLIP)'}, "
-            f"device={self.device}, window_size={self.window_size}, cache={self.cache.directory if self.cache else None})"
+            f"TemporalSampler(encoder={enc}, agent={agent}, "
+            f"device={self.device}, window_size={self.window_size}, cache={cache})"
         )
 
 

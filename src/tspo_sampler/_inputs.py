@@ -1,0 +1,71 @@
+"""Checks on what users pass to the sampler: questions, and in-memory frames turned into ``uint8`` tensors.
+
+File sources are checked in :mod:`tspo_sampler._sources`, candidate settings in :mod:`tspo_sampler._candidates`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+__all__ = ["check_question", "frames_to_uint8"]
+
+
+def check_question(question: object, name: str = "question") -> str:
+    if question is None:
+        raise ValueError(f"{name} is None; pass the question the frames should answer")
+    if not isinstance(question, str):
+        raise TypeError(f"{name} must be a string, got {type(question).__name__}")
+    if not question.strip():
+        raise ValueError(f"{name} is blank; pass the question the frames should answer")
+    return question
+
+
+def _as_tensor(video: object) -> torch.Tensor:
+    if isinstance(video, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(video))
+    if isinstance(video, torch.Tensor):
+        return video.detach().cpu()
+    if isinstance(video, (list, tuple)):
+        if len(video) == 0:
+            raise ValueError("video is an empty list: there are no frames to select from")
+        from PIL import Image
+
+        if not all(isinstance(im, Image.Image) for im in video):
+            kinds = sorted({type(im).__name__ for im in video})
+            raise TypeError(f"video as a list must hold PIL images, got {', '.join(kinds)}")
+        sizes = {im.size for im in video}
+        if len(sizes) > 1:
+            raise ValueError(f"video frames must all have one size, got {sorted(sizes)}")
+        return torch.from_numpy(np.stack([np.asarray(im.convert("RGB")) for im in video]))
+    raise TypeError(
+        "video must be a path, bytes, a binary file object, a uint8 array T x H x W x 3, a torch tensor "
+        f"(T x H x W x 3 or T x 3 x H x W) or a list of PIL images; got {type(video).__name__}"
+    )
+
+
+def frames_to_uint8(video: object) -> torch.Tensor:
+    """In-memory frames (array, tensor, PIL list) -> ``uint8`` tensor ``T x H x W x 3``.
+
+    Float input is taken as 0-255 values, or 0-1 when its maximum is at most 1.
+    """
+    tensor = _as_tensor(video)
+    if tensor.ndim != 4:
+        raise ValueError(f"video frames must be T x H x W x 3 (or T x 3 x H x W), got shape {tuple(tensor.shape)}")
+    if tensor.shape[0] == 0:
+        raise ValueError("video has no frames (T = 0)")
+    if tensor.shape[-1] != 3:
+        if tensor.shape[1] == 3:
+            tensor = tensor.permute(0, 2, 3, 1)
+        else:
+            raise ValueError(f"video frames must have 3 RGB channels, got shape {tuple(tensor.shape)}")
+    if tensor.shape[1] == 0 or tensor.shape[2] == 0:
+        raise ValueError(f"video frames are empty (shape {tuple(tensor.shape)})")
+    if tensor.dtype != torch.uint8:
+        if tensor.dtype == torch.bool or tensor.is_complex():
+            raise TypeError(f"video frames must be uint8 or float, got {tensor.dtype}")
+        tensor = tensor.float()
+        if tensor.numel() and float(tensor.max()) <= 1.0:
+            tensor = tensor * 255.0
+        tensor = tensor.clamp(0, 255).round().to(torch.uint8)
+    return tensor.contiguous()

@@ -1,0 +1,144 @@
+"""Video sources (paths, bytes, binary file objects): the checks and messages shared by the decoder and the sampler.
+
+A path must name a non-empty regular file; bytes must be non-empty; a file object must be opened in binary
+mode.  In-memory input is spooled to a private temporary file so every backend can reopen and seek it.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from ._errors import VideoReadError
+
+__all__ = [
+    "BYTES_LABEL",
+    "Spooled",
+    "check_bytes",
+    "check_path",
+    "file_object_label",
+    "is_file_source",
+    "read_file_object",
+    "remove_spool",
+    "spool",
+]
+
+BYTES_LABEL = "<bytes>"
+_CHUNK = 1 << 20
+_BINARY_MODE = "video file object must be opened in binary mode"
+
+
+def is_file_source(video: object) -> bool:
+    """A path, bytes-like data or a readable object (as opposed to in-memory frames)."""
+    return isinstance(video, (str, os.PathLike, bytes, bytearray, memoryview)) or (
+        hasattr(video, "read") and callable(video.read)
+    )
+
+
+def check_path(path: str | os.PathLike[str]) -> str:
+    """The path as ``str`` when it names a non-empty regular file, else a ``VideoReadError`` saying why."""
+    p = os.fspath(path)
+    if not os.path.exists(p):
+        raise VideoReadError(p, "file does not exist")
+    if os.path.isdir(p):
+        raise VideoReadError(p, "is a directory, not a video file")
+    if not os.path.isfile(p):
+        raise VideoReadError(p, "not a regular file")
+    if os.path.getsize(p) == 0:
+        raise VideoReadError(p, "file is empty (0 bytes)")
+    return p
+
+
+def file_object_label(obj: object) -> str:
+    """``<file object NAME>`` (or ``<file object>``): how errors name a stream."""
+    name = getattr(obj, "name", None)
+    return f"<file object {name}>" if isinstance(name, str) and name else "<file object>"
+
+
+def _chunks(obj: Any, label: str) -> Any:
+    """Read a binary stream chunk by chunk; text streams raise the ``TypeError`` they deserve."""
+    if isinstance(obj, io.TextIOBase):
+        raise TypeError(_BINARY_MODE)
+    while True:
+        try:
+            chunk = obj.read(_CHUNK)
+        except UnicodeDecodeError:
+            raise TypeError(_BINARY_MODE) from None
+        except Exception as exc:
+            raise VideoReadError(label, f"cannot read the file object: {exc}") from exc
+        if not chunk:
+            return
+        if isinstance(chunk, str):
+            raise TypeError(_BINARY_MODE)
+        yield chunk
+
+
+def read_file_object(obj: Any) -> bytes:
+    """All bytes of a binary file object (non-empty)."""
+    label = file_object_label(obj)
+    data = b"".join(bytes(c) for c in _chunks(obj, label))
+    if not data:
+        raise VideoReadError(label, "empty input (0 bytes)")
+    return data
+
+
+def check_bytes(data: bytes | bytearray | memoryview) -> bytes:
+    out = bytes(data)
+    if not out:
+        raise VideoReadError(BYTES_LABEL, "empty input (0 bytes)")
+    return out
+
+
+@dataclass(frozen=True)
+class Spooled:
+    """A source ready for the backends: ``path`` to open, ``label`` for messages, ``tmpdir`` to remove."""
+
+    label: str
+    path: str
+    tmpdir: str | None = None
+
+
+def _spool_to_file(write: Callable[[BinaryIO], Any]) -> tuple[str, str]:
+    tmpdir = tempfile.mkdtemp(prefix="tspo-video-")
+    path = os.path.join(tmpdir, "input")
+    try:
+        with open(path, "wb") as f:
+            write(f)
+    except BaseException:
+        shutil.rmtree(tmpdir, ignore_errors=True)
+        raise
+    return tmpdir, path
+
+
+def spool(source: object) -> Spooled:
+    """Check ``source`` and give it a path: files as they are, bytes and streams copied to a temporary file."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = check_bytes(source)
+        tmpdir, path = _spool_to_file(lambda f: f.write(data))
+        return Spooled(BYTES_LABEL, path, tmpdir)
+    if hasattr(source, "read"):
+        label = file_object_label(source)
+
+        def copy(f: BinaryIO) -> None:
+            for chunk in _chunks(source, label):
+                f.write(chunk)
+
+        tmpdir, path = _spool_to_file(copy)
+        if os.path.getsize(path) == 0:
+            remove_spool(tmpdir)
+            raise VideoReadError(label, "empty input (0 bytes)")
+        return Spooled(label, path, tmpdir)
+    if isinstance(source, (str, os.PathLike)):
+        path = check_path(source)
+        return Spooled(path, path)
+    raise TypeError(f"unsupported video source type {type(source).__name__}")
+
+
+def remove_spool(tmpdir: str | None) -> None:
+    if tmpdir:
+        shutil.rmtree(tmpdir, ignore_errors=True)

@@ -1,0 +1,21 @@
+"""Video decoding: real frame timestamps, candidates, and batched, resized, upright frames.
+
+:class:`VideoDecoder` puts the backends (PyAV, and decord where installed) behind one index space:
+frame ``i`` is the ``i``-th frame of the video stream in presentation order, read from the packet table
+(:class:`~tspo_sampler.video._types.StreamIndex`), so timestamps are the real ones for variable-frame-rate
+files.  Frames are returned upright (:attr:`VideoMetadata.rotation` is the clockwise turn a player
+applies).  Every decoder call is bounded by a timeout, and unreadable input raises
+:class:`~tspo_sampler.VideoReadError`.
+
+Modules: ``_types`` (data), ``_probe`` (the stream index), ``_pyav`` and ``_decord`` (one per backend),
+``_routing`` (which backend serves a request), ``_watchdog`` (timeouts and error translation),
+``_decoder`` (:class:`VideoDecoder`).  Sources are checked in :mod:`tspo_sampler._sources` and the
+candidate rules live in :mod:`tspo_sampler._candidates`.
+"""
+
+from __future__ import annotations
+
+from ._decoder import VideoDecoder, open_video
+from ._types import FrameBatch, VideoMetadata
+
+__all__ = ["FrameBatch", "VideoDecoder", "VideoMetadata", "open_video"]

@@ -1,0 +1,288 @@
+"""`VideoDecoder`: one index space over the backends, candidates, and batched, resized, upright frames."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import weakref
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, BinaryIO, Protocol
+
+import numpy as np
+
+from .. import _candidates as cand
+from .._errors import VideoReadError
+from .._sources import remove_spool, spool
+from ._decord import DecordReader
+from ._probe import probe
+from ._pyav import PyAVReader
+from ._routing import BACKENDS, OPTIONAL_BACKENDS, PATH_BACKEND, PATH_KEYFRAMES, choose_path
+from ._types import FrameBatch, StreamIndex, VideoMetadata, scaled_size
+from ._watchdog import guarded
+
+__all__ = ["VideoDecoder", "open_video"]
+
+
+class Reader(Protocol):
+    """What a backend offers the decoder: frames at sorted unique indices, at an upright size."""
+
+    def decode(self, indices: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]: ...
+
+    def close(self) -> None: ...
+
+
+# backends opened and validated with the decoder (see _routing.OPTIONAL_BACKENDS)
+_OPENERS: dict[str, Callable[..., Reader]] = {"decord": DecordReader}
+
+
+def _pyav_reader(path: str) -> Callable[[StreamIndex, int], Reader]:
+    threaded = path != PATH_KEYFRAMES  # one frame per seek: frame threads would decode the frames after it
+
+    def make(index: StreamIndex, num_threads: int) -> Reader:
+        return PyAVReader(index, num_threads=num_threads, threaded=threaded)
+
+    return make
+
+
+class VideoDecoder:
+    """Decoder for one video: metadata, frame timestamps, candidates and batched frame decoding.
+
+    ``source`` is a path, ``bytes`` or a binary file object; bytes and file objects are spooled
+    to a temporary file (removed by :meth:`close`) so every backend can reopen and seek them.
+    ``backend`` is ``"auto"`` (each request on its fastest path, see :mod:`._routing`), ``"decord"`` or
+    ``"pyav"``.  ``timeout`` bounds every single decoder call (open, one batch); ``num_threads`` is the
+    decoder thread count (0: let FFmpeg choose).
+
+    Frame ``i`` is the ``i``-th frame of the stream in presentation order; timestamps are the real
+    presentation times (seconds from the stream start), never ``i / fps``.  Frames come out upright.
+    """
+
+    metadata: VideoMetadata
+
+    def __init__(
+        self,
+        source: str | os.PathLike | bytes | BinaryIO,
+        *,
+        backend: str = "auto",
+        timeout: float = 60.0,
+        num_threads: int = 0,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        if timeout is not None:
+            cand.check_finite(timeout, "timeout")
+        if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 0:
+            raise ValueError(f"num_threads must be a non-negative integer, got {num_threads!r}")
+        self._timeout = timeout
+        self._num_threads = int(num_threads)
+        self._requested_backend = backend
+        self._readers: dict[str, Reader] = {}  # decode path -> reader
+        self._last_path: str | None = None
+        self._closed = False
+        self._decord_error: str | None = None
+        spooled = spool(source)
+        self._label, self._path = spooled.label, spooled.path
+        self._finalizer = weakref.finalize(self, remove_spool, spooled.tmpdir)
+        try:
+            self._index = self._call(lambda: probe(self._path, self._label), "opening the file")
+            chosen = self._open_optional(backend)
+        except BaseException:
+            self._finalizer()
+            raise
+        ix = self._index
+        width, height = ix.upright_size
+        self.metadata = VideoMetadata(
+            source=self._label,
+            duration=ix.duration,
+            fps=ix.fps,
+            num_frames=ix.num_frames,
+            width=width,
+            height=height,
+            rotation=ix.rotation,
+            codec=ix.codec,
+            backend=chosen,
+        )
+
+    def _open_optional(self, backend: str) -> str:
+        """Open the optional backends this request may use; returns the reported backend name."""
+        chosen = "pyav"
+        for name in OPTIONAL_BACKENDS:
+            if backend not in ("auto", name):
+                continue
+            try:
+                reader = _OPENERS[name](self._index, num_threads=self._num_threads, timeout=self._timeout)
+            except VideoReadError as exc:
+                if backend == name:
+                    raise
+                self._decord_error = exc.reason
+                continue
+            for path, owner in PATH_BACKEND.items():
+                if owner == name:
+                    self._readers[path] = reader
+            if chosen == "pyav":
+                chosen = name
+        return chosen
+
+    # ------------------------------------------------------------------ helpers
+
+    def _call(self, fn: Callable[[], Any], what: str, failure: str = "error") -> Any:
+        return guarded(fn, label=self._label, timeout=self._timeout, what=what, failure=failure, hide=self._path)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ValueError("the decoder is closed")
+
+    @property
+    def backend(self) -> str:
+        """Backend currently used for decoding ("decord" or "pyav")."""
+        return self.metadata.backend
+
+    def _available(self) -> set[str]:
+        return {PATH_BACKEND[p] for p in self._readers} | {"pyav"}
+
+    def _drop_backend(self, name: str, reason: str) -> None:
+        """Stop using optional backend ``name`` after a failure (``backend="auto"`` falls back to PyAV)."""
+        self._decord_error = reason
+        for path in [p for p, owner in PATH_BACKEND.items() if owner == name and p in self._readers]:
+            self._readers.pop(path).close()
+        if self.metadata.backend == name:
+            self.metadata = dataclasses.replace(self.metadata, backend="pyav")
+
+    # ------------------------------------------------------------------ public API
+
+    def frame_timestamps(self) -> np.ndarray:
+        """Presentation time (s) of every frame, ascending; built from packets, without decoding."""
+        return self._index.timestamps.copy()
+
+    def candidates(
+        self, fps: float = 1.0, max_candidates: int | None = None, mode: str = "fps"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Frames sampled at ``fps`` over the whole video: ``(indices, timestamps)``, ascending.
+
+        Target instants ``0, 1/fps, ...`` below the duration map to a frame; duplicates are
+        removed.  ``mode="fps"``: the frame on screen at that instant (latest timestamp ``<=``
+        target).  ``mode="keyframes"``: the nearest keyframe (the earlier one on a tie), i.e. the
+        stream's keyframes thinned to about ``fps`` per second where they are denser; decoding
+        these decodes only the keyframes, and each stands for its targets with an error up to half
+        the keyframe interval (:meth:`candidate_error` measures it).  A stream that flags no
+        keyframe after its first frame falls back to ``"fps"``.  ``max_candidates`` keeps that
+        many, spread evenly over the list.  Always at least frame 0.  The rules live in
+        :mod:`tspo_sampler._candidates`.
+        """
+        ix = self._index
+        idx = cand.candidate_indices(
+            ix.timestamps, ix.keyframes, ix.duration, fps, mode, cand.check_max_candidates(max_candidates)
+        )
+        return idx, ix.timestamps[idx].copy()
+
+    def candidate_error(self, fps: float = 1.0, mode: str = "keyframes") -> np.ndarray:
+        """Per target instant ``k / fps``: seconds between it and the frame that stands for it.
+
+        For ``mode="keyframes"`` the nearest keyframe; for ``"fps"`` the latest frame at or
+        before the instant (at most one frame interval).  Before any ``max_candidates`` thinning.
+        """
+        ix = self._index
+        return cand.candidate_error(ix.timestamps, ix.keyframes, ix.duration, fps, mode)
+
+    def iter_frames(
+        self, indices: Iterable[int], *, short_side: int | None = None, batch_size: int = 32
+    ) -> Iterator[FrameBatch]:
+        """Decode ``indices`` (sorted, de-duplicated) in batches of at most ``batch_size`` frames.
+
+        ``short_side`` downsizes while decoding (aspect kept, never upscaled) so batches stay
+        small; memory is bounded by one batch.
+        """
+        self._check_open()
+        idx = np.unique(self._as_indices(indices))
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        size = scaled_size(self.metadata.width, self.metadata.height, short_side)
+        path = self._choose_path(idx)  # once for the whole list: every batch is decoded alike
+        for start in range(0, len(idx), batch_size):
+            chunk = idx[start : start + batch_size]
+            data, got = self._decode(chunk, size, path)
+            yield FrameBatch(data=data, indices=got, timestamps=self._index.timestamps[got].copy())
+
+    def get_frames(self, indices: Iterable[int], *, short_side: int | None = None) -> FrameBatch:
+        """Decode ``indices`` in the order given (duplicates allowed), full resolution by default."""
+        self._check_open()
+        req = self._as_indices(indices)
+        uniq, inverse = np.unique(req, return_inverse=True)
+        size = scaled_size(self.metadata.width, self.metadata.height, short_side)
+        if len(uniq) == 0:
+            empty = np.zeros((0, size[1], size[0], 3), dtype=np.uint8)
+            return FrameBatch(empty, np.zeros(0, np.int64), np.zeros(0, np.float64))
+        data, got = self._decode(uniq, size, self._choose_path(uniq))
+        data = data[inverse]
+        got = got[inverse]
+        return FrameBatch(data=data, indices=got, timestamps=self._index.timestamps[got].copy())
+
+    def close(self) -> None:
+        """Release decoders and remove the temporary copy of in-memory input."""
+        if self._closed:
+            return
+        self._closed = True
+        for reader in {id(r): r for r in self._readers.values()}.values():
+            reader.close()
+        self._readers.clear()
+        self._finalizer()
+
+    def __enter__(self) -> VideoDecoder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __len__(self) -> int:
+        return self.metadata.num_frames
+
+    def __repr__(self) -> str:
+        m = self.metadata
+        return (
+            f"VideoDecoder({m.source!r}, {m.width}x{m.height}, {m.num_frames} frames, "
+            f"{m.duration:.2f}s, backend={m.backend!r})"
+        )
+
+    # ------------------------------------------------------------------ internals
+
+    def _as_indices(self, indices: Iterable[int]) -> np.ndarray:
+        arr = np.asarray(list(indices) if not isinstance(indices, np.ndarray) else indices, dtype=np.int64)
+        arr = arr.reshape(-1)
+        n = self._index.num_frames
+        if arr.size and (arr.min() < 0 or arr.max() >= n):
+            raise IndexError(f"frame index out of range [0, {n}) in {self._label}")
+        return arr
+
+    def _choose_path(self, idx: np.ndarray) -> str:
+        return choose_path(idx, self._index.keyframes, requested=self._requested_backend, available=self._available())
+
+    def _reader(self, path: str) -> Reader:
+        reader = self._readers.get(path)
+        if reader is None:  # PyAV paths open lazily; optional backends only at construction
+            reader = _pyav_reader(path)(self._index, self._num_threads)
+            self._readers[path] = reader
+        return reader
+
+    def _decode(self, idx: np.ndarray, size: tuple[int, int], path: str) -> tuple[np.ndarray, np.ndarray]:
+        """Decode sorted unique ``idx`` at upright ``size``; returns (frames, indices actually used)."""
+        backend = PATH_BACKEND[path]
+        if backend != "pyav" and backend not in self._available():  # dropped after an earlier failure
+            path = self._choose_path(idx) if self._requested_backend == "auto" else path
+            backend = PATH_BACKEND[path]
+        self._last_path = path
+        reader = self._reader(path)
+        try:
+            return self._call(lambda: reader.decode(idx, size), "decoding frames", failure=f"{backend} failed")
+        except VideoReadError as exc:
+            if backend == "pyav":
+                self._readers.pop(path, None)  # abandoned (maybe still running in its worker thread)
+                raise
+            if self._requested_backend == backend:
+                raise
+            self._drop_backend(backend, exc.reason)
+        return self._decode(idx, size, self._choose_path(idx))
+
+
+def open_video(source: str | os.PathLike | bytes | BinaryIO, **kwargs: Any) -> VideoDecoder:
+    """Open a video for decoding; keyword arguments go to :class:`VideoDecoder`."""
+    return VideoDecoder(source, **kwargs)

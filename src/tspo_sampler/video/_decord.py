@@ -1,0 +1,123 @@
+"""decord backend: random access with ``get_batch`` and resizing inside the decoder.
+
+decord 0.6 is old: it hangs on some files and misreads some containers, so every call runs under the
+watchdog, its frame count must match the stream index, and its orientation is checked against PyAV's
+upright frame 0 before it is trusted.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+
+from .._errors import VideoReadError
+from ._types import StreamIndex, upright
+from ._watchdog import guarded
+
+__all__ = ["DecordReader", "import_decord", "match_orientation"]
+
+# Projects that use decord raise this to survive spurious EOF errors on long files; it must be set
+# before decord is imported, and a caller's own setting wins.
+os.environ.setdefault("DECORD_EOF_RETRY_MAX", "20480")
+
+_T = TypeVar("_T")
+
+
+def import_decord() -> Any | None:
+    """decord is optional (no ARM wheels): import it lazily and treat any import failure as absent.
+
+    decord loads its bundled FFmpeg 4 / libvpx with ``RTLD_GLOBAL``; importing PyAV first keeps
+    PyAV's own libraries bound to PyAV (otherwise e.g. its libvpx-vp9 encoder fails to open).
+    """
+    try:
+        import av  # noqa: F401, PLC0415
+    except Exception:
+        pass
+    try:
+        import decord  # noqa: PLC0415
+    except Exception:  # ImportError, or a broken shared library
+        return None
+    return decord
+
+
+def match_orientation(candidate: np.ndarray, reference: np.ndarray) -> int | None:
+    """Clockwise turn (0/90/180/270) that makes ``candidate`` match upright ``reference``; None if unclear.
+
+    Symmetric content (a black first frame) cannot tell the turns apart: then decord is not used.
+    """
+    ref = reference.astype(np.float32)
+    errs: list[tuple[float, int]] = []
+    for turn in (0, 90, 180, 270):
+        img = upright(candidate, turn)
+        if img.shape == reference.shape:
+            errs.append((float(np.abs(img.astype(np.float32) - ref).mean()), turn))
+    if not errs:
+        return None
+    errs.sort()
+    if errs[0][0] > 8.0 or (len(errs) > 1 and errs[1][0] - errs[0][0] < 8.0):
+        return None
+    return errs[0][1]
+
+
+class DecordReader:
+    """decord readers of one file, one per output size; opening validates decord against the index."""
+
+    def __init__(self, index: StreamIndex, *, num_threads: int = 0, timeout: float | None = 60.0) -> None:
+        self._index = index
+        self._num_threads = int(num_threads)
+        self._timeout = timeout
+        self._readers: dict[tuple[int, int], Any] = {}
+        self.fix = 0  # extra clockwise turn needed on decord's output
+        decord = import_decord()
+        if decord is None:
+            raise VideoReadError(index.label, "decord is not installed")
+        self._decord = decord
+        vr = self._make(-1, -1)
+        n = self._call(lambda: len(vr), "reading the frame count")
+        if n != index.num_frames:
+            raise VideoReadError(index.label, f"decord sees {n} frames, the container index {index.num_frames}")
+        # decord 0.6 applies the rotation only when its bundled FFmpeg exposes it (MP4 yes, MKV
+        # no): find out what it did by matching its first frame against PyAV's upright one.
+        if index.rotation:
+            first = self._call(lambda: vr.get_batch([0]).asnumpy()[0], "decoding frame 0")
+            fix = match_orientation(first, index.first_frame)
+            if fix is None:
+                raise VideoReadError(index.label, "cannot tell how decord oriented the rotated frames")
+            self.fix = fix
+        self._readers[index.upright_size] = vr
+
+    def _call(self, fn: Callable[[], _T], what: str) -> _T:
+        return guarded(fn, label=self._index.label, timeout=self._timeout, what=what, failure="decord failed")
+
+    def _make(self, width: int, height: int) -> Any:
+        decord, path, threads = self._decord, self._index.path, self._num_threads
+
+        def make() -> Any:
+            return decord.VideoReader(path, ctx=decord.cpu(0), width=width, height=height, num_threads=threads)
+
+        return self._call(make, "opening with decord")
+
+    def _reader(self, size: tuple[int, int]) -> Any:
+        vr = self._readers.get(size)
+        if vr is None:
+            w, h = size
+            if self.fix in (90, 270):  # decord's output is sideways: ask for stored dims
+                w, h = h, w
+            vr = self._make(w, h)
+            self._readers[size] = vr
+        return vr
+
+    def decode(self, indices: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Frames at sorted unique ``indices``, upright at ``size`` (decord returns exactly those)."""
+        vr = self._reader(size)
+        data = vr.get_batch(indices.tolist()).asnumpy()  # the decoder runs this under its watchdog
+        data = upright(data, self.fix)
+        if data.shape[1:3] != (size[1], size[0]):
+            raise VideoReadError(self._index.label, f"decord returned frames of shape {data.shape[1:3]}")
+        return np.ascontiguousarray(data), indices
+
+    def close(self) -> None:
+        self._readers.clear()

@@ -1,0 +1,160 @@
+"""Build the :class:`StreamIndex` of a file with PyAV: demux the packets once (no decoding), decode frame 0."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .._errors import VideoReadError
+from ._types import StreamIndex, upright
+from ._watchdog import describe
+
+__all__ = ["open_container", "probe", "video_stream"]
+
+
+def open_container(path: str) -> Any:
+    import av  # noqa: PLC0415
+
+    return av.open(path, mode="r", metadata_errors="ignore")
+
+
+def _flag(value: Any) -> int:
+    """A disposition as an int on every PyAV >= 12 (``int()`` of a plain ``enum.Flag`` fails on av 15)."""
+    return int(getattr(value, "value", value))
+
+
+def video_stream(container: Any) -> Any | None:
+    """First video stream that is a real video (not cover art / a thumbnail)."""
+    import av  # noqa: PLC0415
+
+    disposition = av.stream.Disposition
+    still = _flag(disposition.attached_pic) | _flag(disposition.timed_thumbnails)
+    for stream in container.streams.video:
+        if not _flag(stream.disposition) & still:
+            return stream
+    return None
+
+
+def _packet_table(container: Any, stream: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pts, durations, keyframe flags) of the stream's packets in presentation order, unique pts."""
+    import av  # noqa: PLC0415
+
+    pts_list: list[int] = []
+    durations: list[int] = []
+    keys: list[bool] = []
+    try:
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            ts = packet.pts if packet.pts is not None else packet.dts
+            if ts is None:
+                continue
+            pts_list.append(int(ts))
+            durations.append(int(packet.duration or 0))
+            keys.append(bool(packet.is_keyframe))
+    except av.error.FFmpegError:
+        pass  # a damaged tail: keep the packets read so far
+    pts = np.asarray(pts_list, dtype=np.int64)
+    order = np.argsort(pts, kind="stable")
+    # identical pts would make indices ambiguous; keep the first (decord does the same lookup)
+    pts, first = np.unique(pts[order], return_index=True)
+    durs = np.asarray(durations, dtype=np.int64)[order][first]
+    keyflags = np.asarray(keys, dtype=bool)[order][first]
+    return pts, durs, keyflags
+
+
+def _duration_and_fps(timestamps: np.ndarray, durs: np.ndarray, time_base: float, stream: Any) -> tuple[float, float]:
+    n = len(timestamps)
+    rate = stream.average_rate
+    avg = float(rate) if rate else 0.0
+    gaps = np.diff(timestamps)
+    if durs[-1] > 0:
+        last = durs[-1] * time_base
+    elif len(gaps):
+        last = float(np.median(gaps))
+    else:
+        last = 1.0 / avg if avg > 0 else 0.0
+    duration = float(timestamps[-1] + last)
+    if duration <= 0:
+        duration = float(stream.duration * time_base) if stream.duration else 0.0
+    fps = n / duration if duration > 0 else avg
+    if avg > 0 and duration > 0 and abs(avg - fps) <= 0.01 * fps:
+        fps = avg  # the container's exact rational rate (e.g. 30000/1001)
+    return duration, float(fps)
+
+
+def _first_frame(path: str, label: str) -> tuple[Any, int, str]:
+    """(frame 0, clockwise rotation, codec name); demuxing consumed the file, so this reopens it."""
+    import av  # noqa: PLC0415
+
+    container = open_container(path)
+    try:
+        stream = video_stream(container)
+        first = None
+        rotation = 0
+        try:
+            for frame in container.decode(stream):
+                # PyAV reports the display matrix's counter-clockwise angle
+                rotation = (-int(round(frame.rotation or 0))) % 360
+                first = frame
+                break
+        except av.error.FFmpegError as exc:
+            raise VideoReadError(label, f"cannot decode the video stream ({describe(exc)})") from exc
+        if first is None:
+            raise VideoReadError(label, "zero decodable frames")
+        if rotation not in (0, 90, 180, 270):
+            rotation = int(round(rotation / 90.0)) * 90 % 360
+        image = upright(first.to_ndarray(format="rgb24"), rotation)
+        codec = stream.codec_context.name or "unknown"
+        return (first.width, first.height, np.ascontiguousarray(image)), rotation, codec
+    finally:
+        container.close()
+
+
+def probe(path: str, label: str) -> StreamIndex:
+    """The frame table of the first real video stream of ``path`` (``label`` names it in errors)."""
+    import av  # noqa: PLC0415
+
+    try:
+        container = open_container(path)
+    except av.error.FFmpegError as exc:
+        raise VideoReadError(label, f"not a readable media file ({describe(exc)})") from exc
+    try:
+        stream = video_stream(container)
+        if stream is None:
+            kinds = sorted({s.type for s in container.streams}) or ["none"]
+            extra = " besides cover art" if container.streams.video else ""
+            raise VideoReadError(label, f"no video stream{extra} (streams: {', '.join(kinds)})")
+        tb = stream.time_base
+        if tb is None or tb == 0:
+            raise VideoReadError(label, "video stream has no time base")
+        pts, durs, keyflags = _packet_table(container, stream)
+        if len(pts) == 0:
+            raise VideoReadError(label, "the video stream has no frames")
+        start = stream.start_time if stream.start_time is not None else int(pts[0])
+        time_base = float(tb)
+        timestamps = (pts - start).astype(np.float64) * time_base
+        duration, fps = _duration_and_fps(timestamps, durs, time_base, stream)
+    finally:
+        container.close()
+    (stored_w, stored_h, image), rotation, codec = _first_frame(path, label)
+
+    key_idx = np.flatnonzero(keyflags).astype(np.int64)
+    if len(key_idx) == 0 or key_idx[0] != 0:
+        key_idx = np.concatenate([[0], key_idx]).astype(np.int64)
+    return StreamIndex(
+        path=path,
+        label=label,
+        timestamps=timestamps,
+        keyframes=key_idx,
+        pts=pts,
+        time_base=time_base,
+        start=int(start),
+        rotation=rotation,
+        stored_size=(int(stored_w), int(stored_h)),
+        first_frame=image,
+        duration=duration,
+        fps=fps,
+        codec=codec,
+    )

@@ -1,0 +1,154 @@
+"""``qwen2_5_vl_tspo`` and ``qwen3_vl_tspo``: lmms-eval's Qwen chat models with TSPO's frames.
+
+The upstream classes read frames through the module-level ``qwen_vl_utils.process_vision_info`` of their
+own module. During ``generate_until`` that name points to a wrapper which swaps each video path for the
+TSPO-chosen frames, lets the real ``process_vision_info`` resize them as it would any frame list, and
+replaces the synthetic metadata it makes for frame lists (``frames_indices = range(n)``) with the
+adapters' real metadata, so the chosen frames' times reach the model.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PIL import Image
+
+from ..._result import Selection
+from ._plugin import PendingDoc, TSPOMixin
+
+__all__ = ["Qwen2_5_VL_TSPO", "Qwen3_VL_TSPO"]
+
+# keys of a qwen-vl-utils video element that only mean something for a path
+_PATH_ONLY = ("video", "nframes", "fps", "min_frames", "max_frames", "video_start", "video_end")
+
+
+def _is_video(ele: Any) -> bool:
+    return isinstance(ele, dict) and ("video" in ele or ele.get("type") == "video")
+
+
+class _QwenTSPO(TSPOMixin):
+    """Shared by both Qwen classes: the ``process_vision_info`` wrapper."""
+
+    tspo_default_k_attr = "max_num_frames"
+    _chat_module: Any = None  # the upstream chat module whose process_vision_info is swapped
+
+    def tspo_frames(self, sel: Selection) -> tuple[Any, Any]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def generate_until(self, requests: list[Any]) -> list[Any]:
+        module = self._chat_module
+        original = module.process_vision_info
+        module.process_vision_info = self._tspo_vision_info(original)
+        try:
+            return super().generate_until(self.tspo_wrap_requests(requests))
+        finally:
+            module.process_vision_info = original
+            self.tspo_summary()
+
+    def _tspo_element(self, ele: dict[str, Any], pending: PendingDoc | None) -> tuple[dict[str, Any], Any]:
+        """The element with TSPO frames and the metadata to report, or the element as it was and ``None``."""
+        if pending is None:
+            return ele, None
+        if "video_start" in ele or "video_end" in ele:
+            self._tspo_fallback(pending, ele.get("video"), "clips (video_start/video_end) are left to upstream")
+            return ele, None
+        sel = self.tspo_select(pending, ele.get("video"))
+        if sel is None:
+            return ele, None
+        frames, meta = self.tspo_frames(sel)
+        new = {key: value for key, value in ele.items() if key not in _PATH_ONLY}
+        new["video"] = [Image.fromarray(f) for f in frames]
+        new["sample_fps"] = float(meta.sampled_fps)
+        return new, meta
+
+    def _tspo_vision_info(self, original: Any) -> Any:
+        def process_vision_info(conversations: Any, *args: Any, **kwargs: Any) -> Any:
+            docs = self.tspo_take_pending()
+            batched = bool(conversations) and isinstance(conversations[0], list)
+            convs = conversations if batched else [conversations]
+            if len(docs) != len(convs):
+                self.tspo_mismatch(len(docs), len(convs))
+                docs = [None] * len(convs)
+            new_convs, metas = [], []
+            for conv, pending in zip(convs, docs, strict=True):
+                new_conv = []
+                for msg in conv:
+                    content = msg.get("content") if isinstance(msg, dict) else None
+                    if not isinstance(content, list):
+                        new_conv.append(msg)
+                        continue
+                    parts = []
+                    for ele in content:
+                        if _is_video(ele):
+                            ele, meta = self._tspo_element(ele, pending)
+                            metas.append(meta)
+                        parts.append(ele)
+                    new_conv.append({**msg, "content": parts})
+                new_convs.append(new_conv)
+            out = original(new_convs if batched else new_convs[0], *args, **kwargs)
+            videos = out[1] if isinstance(out, tuple) and len(out) > 1 else None
+            if videos is not None and kwargs.get("return_video_metadata") and len(videos) == len(metas):
+                videos = [(v[0], meta) if meta is not None else v for v, meta in zip(videos, metas, strict=True)]
+                out = (out[0], videos, *out[2:])
+            return out
+
+        return process_vision_info
+
+
+def _chat(name: str) -> Any:
+    import importlib
+
+    return importlib.import_module(f"lmms_eval.models.chat.{name}")
+
+
+_qwen25 = _chat("qwen2_5_vl")
+_qwen3 = _chat("qwen3_vl")
+
+
+class Qwen2_5_VL_TSPO(_QwenTSPO, _qwen25.Qwen2_5_VL):
+    """lmms-eval ``qwen2_5_vl`` (chat) with TSPO frames.
+
+    ``timestamps=metadata`` (default) gives the processor the real source fps and chosen indices;
+    ``timestamps=uniform`` presents the frames as a 2 fps clip, as the TSPO paper's evaluation did.
+    """
+
+    is_simple = False
+    _chat_module = _qwen25
+
+    def __init__(self, **kwargs: Any) -> None:
+        from ...adapters import qwen2_5_vl
+
+        opts, rest = self.split_tspo_args(dict(kwargs))
+        mode = str(rest.pop("timestamps", "metadata"))
+        if mode not in ("metadata", "uniform"):
+            from ._plugin import _fail
+
+            _fail(f"timestamps={mode!r}: qwen2_5_vl_tspo takes metadata or uniform")
+        self.tspo_timestamps = mode
+        self._adapter = qwen2_5_vl
+        self.tspo_setup(opts, rest.get("device", "cuda"))
+        super().__init__(**rest)
+
+    def tspo_frames(self, sel: Selection) -> tuple[Any, Any]:
+        frames, indices, _ = self._adapter.even_frames(sel, "duplicate")
+        meta = self._adapter.video_metadata(sel, indices, timestamps=self.tspo_timestamps,
+                                            frame_size=frames.shape[1:3])
+        return frames, meta
+
+
+class Qwen3_VL_TSPO(_QwenTSPO, _qwen3.Qwen3_VL):
+    """lmms-eval ``qwen3_vl`` (chat) with TSPO frames; each ``<t seconds>`` marker is the real time."""
+
+    is_simple = False
+    _chat_module = _qwen3
+
+    def __init__(self, **kwargs: Any) -> None:
+        opts, rest = self.split_tspo_args(dict(kwargs))
+        self.tspo_setup(opts, rest.get("device", "cuda"))
+        super().__init__(**rest)
+
+    def tspo_frames(self, sel: Selection) -> tuple[Any, Any]:
+        from ...adapters._timed import patched_frames, timed_metadata
+
+        frames, indices, times = patched_frames(sel, odd_frames="duplicate", own_patches=False, patch=2)
+        return frames, timed_metadata(sel, indices, times, frame_size=frames.shape[1:3])

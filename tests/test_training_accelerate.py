@@ -40,7 +40,8 @@ def _run(tmp_path: Path, launcher: str) -> dict:
     lines = [json.loads(s) for s in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines] == [1, 2, 3]
     assert lines[-1]["num_rollouts"] == 2 * 2 * 4  # 2 processes x 2 questions x G=4
-    assert (out / "checkpoint-2" / "rng_state_0.pt").is_file() and (out / "checkpoint-2" / "rng_state_1.pt").is_file()
+    rng = [out / "checkpoint-2" / f"rng_state_{rank}.safetensors" for rank in (0, 1)]
+    assert all(p.is_file() for p in rng)
     assert (out / "model.safetensors").is_file()
     return r0
 

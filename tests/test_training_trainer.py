@@ -184,7 +184,7 @@ def test_train_grpo_leaves_the_process_group_only_when_it_owns_the_accelerator(t
     trainer = GRPOTrainer(GRPOConfig(output_dir=str(tmp_path / "t"), max_steps=1, num_generations=2, k_general=3,
                                      progress=False, report_to=["jsonl"], save_steps=None),
                           sampler=env, answerer=SimulatedAnswerer(env), train_examples=env.examples)
-    trainer._open_sinks()
-    assert trainer._metrics_file is not None
+    trainer.sinks.open()
+    assert trainer.sinks.jsonl is not None
     trainer.end_training()
-    assert trainer._metrics_file is None and ended == [ended[0], id(trainer.accelerator)]
+    assert trainer.sinks.jsonl is None and ended == [ended[0], id(trainer.accelerator)]

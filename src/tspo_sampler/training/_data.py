@@ -70,7 +70,8 @@ class TrainExample:
     def prompt(self) -> str:
         """The multiple-choice prompt the MLLM answers: question, lettered options, instruction."""
         lines = [self.question.strip()]
-        lines += [f"{letter}. {_strip_option_label(opt)}" for letter, opt in zip(self.letters, self.options)]
+        pairs = zip(self.letters, self.options, strict=True)
+        lines += [f"{letter}. {_strip_option_label(opt)}" for letter, opt in pairs]
         lines.append(ANSWER_INSTRUCTION)
         return "\n".join(lines)
 

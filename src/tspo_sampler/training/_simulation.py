@@ -119,7 +119,9 @@ class SyntheticVideos:
         self.encode_calls = 0
 
     # ---- sampler interface -------------------------------------------------------------------------
-    def encode_video(self, video: str, *, fps: float = 1.0, max_candidates: int | None = None, **_: Any) -> VideoFeatures:
+    def encode_video(
+        self, video: str, *, fps: float = 1.0, max_candidates: int | None = None, **_: Any
+    ) -> VideoFeatures:
         self.encode_calls += 1
         feats = self._features[video]
         T = feats.shape[0]
@@ -181,7 +183,7 @@ class SimulatedAnswerer:
         frames = np.asarray(selection.frames)
         vids = frames[:, 0, 0, 0].astype(int) * 256 + frames[:, 0, 0, 1]
         idxs = frames[:, 0, 1, 0].astype(int) * 256 + frames[:, 0, 1, 1]
-        return float(np.mean([self.env.relevant(question, int(v), int(i)) for v, i in zip(vids, idxs)]))
+        return float(np.mean([self.env.relevant(question, int(v), int(i)) for v, i in zip(vids, idxs, strict=True)]))
 
     def _belief(self, selection: Selection, question: str, letters: Sequence[str]) -> torch.Tensor:
         """Log-probabilities over the options whose argmax is right with probability ``p`` (Gumbel-max)."""
@@ -200,13 +202,13 @@ class SimulatedAnswerer:
         self.calls += 1
         self.rollouts += len(selections)
         letters = list(options)
-        return torch.stack([self._belief(sel, q, letters) for sel, q in zip(selections, questions)])
+        return torch.stack([self._belief(sel, q, letters) for sel, q in zip(selections, questions, strict=True)])
 
     def answer(self, selections: Sequence[Selection], questions: Sequence[str], **_: Any) -> list[str]:
         self.calls += 1
         self.rollouts += len(selections)
         out = []
-        for sel, q in zip(selections, questions):
+        for sel, q in zip(selections, questions, strict=True):
             n = sum(1 for line in q.splitlines() if len(line) > 2 and line[1] == "." and line[0] in LETTERS)
             letters = list(LETTERS[: max(n, 2)])
             out.append(f"The answer is {letters[int(self._belief(sel, q, letters).argmax())]}.")

@@ -15,97 +15,48 @@ One optimisation step, on every process:
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import logging
 import math
 import os
-import random
-import re
-import shutil
 import time
-from collections import OrderedDict, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
+from .._device import has_accelerator
 from .._result import Selection
+from ._answerer import Answerer, ask, freeze, load_answerer
+from ._checkpoint import (
+    CHECKPOINT_PREFIX,
+    CONFIG_NAME,
+    OPTIMIZER_STATE,
+    TRAINER_STATE,
+    CheckpointError,
+    latest_checkpoint,
+    legacy_message,
+    legacy_pickles,
+    load_state,
+    refuse_legacy,
+    restore_rng_state,
+    rng_file,
+    rng_state,
+    rotate_checkpoints,
+    save_state,
+)
 from ._config import GRPOConfig
-from ._data import Episode, TrainExample, general_episode, load_examples, specific_episode
+from ._data import Episode, TrainExample, load_examples
+from ._episodes import EpisodeSource, make_selection
+from ._evaluation import evaluate
 from ._losses import categorical_kl, entropy, group_advantages, gumbel_topk, policy_loss, sample_log_probs
-from ._rewards import accuracy_reward, parse_answer_letter, temporal_reward
+from ._metrics import MetricSinks, gather_metrics, summarise_window
+from ._rewards import accuracy_reward, temporal_reward
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_PREFIX = "checkpoint-"
-TRAINER_STATE = "trainer_state.json"
-OPTIMIZER_STATE = "optimizer.pt"
-CONFIG_NAME = "training_config.json"
-FEATURE_MEMORY = 512  # videos whose features are kept in memory (LRU)
-
-
-class Answerer(Protocol):
-    """What the trainer needs from an MLLM adapter (``tspo_sampler.adapters``)."""
-
-    def answer(self, selections: Sequence[Selection], questions: Sequence[str], **gen_kwargs: Any) -> list[str]: ...
-
-    def option_logprobs(
-        self, selections: Sequence[Selection], questions: Sequence[str], options: Sequence[str] = ...
-    ) -> torch.Tensor: ...
-
-
-def load_answerer(config: GRPOConfig, device: torch.device) -> Answerer:
-    """Load ``config.mllm`` (Hub id or directory) and wrap it in its adapter's :class:`Answerer`.
-
-    Supported through ``tspo_sampler.adapters.answerer_for``: Qwen2.5-VL, LLaVA-OneVision/LLaVA-Video
-    and InternVL (transformers forms).
-    """
-    if not config.mllm:
-        raise ValueError("GRPOConfig.mllm is required: the MLLM that answers from the chosen frames")
-    import transformers
-
-    from ..adapters import answerer_for
-
-    kwargs: dict[str, Any] = {"local_files_only": config.local_files_only}
-    if config.mllm_dtype:
-        kwargs["dtype"] = getattr(torch, config.mllm_dtype)
-    processor = transformers.AutoProcessor.from_pretrained(config.mllm, **{"local_files_only": config.local_files_only})
-    model_cls = getattr(transformers, "AutoModelForImageTextToText", None) or transformers.AutoModelForVision2Seq
-    model = model_cls.from_pretrained(config.mllm, **kwargs).to(device).eval()
-    model.requires_grad_(False)
-    return answerer_for(model, processor)
-
-
-def _frozen_modules(obj: Any) -> list[torch.nn.Module]:
-    """The torch modules inside an encoder/answerer object (the object itself or its attributes)."""
-    if isinstance(obj, torch.nn.Module):
-        return [obj]
-    found = []
-    for value in vars(obj).values() if hasattr(obj, "__dict__") else []:
-        if isinstance(value, torch.nn.Module):
-            found.append(value)
-    return found
-
-
-def _has_accelerator_device() -> bool:
-    if torch.cuda.is_available():
-        return True
-    xpu = getattr(torch, "xpu", None)
-    return bool(xpu is not None and xpu.is_available())
-
-
-def _rng_state(np_rng: np.random.Generator, gen: torch.Generator) -> dict[str, Any]:
-    return {
-        "numpy": np_rng.bit_generator.state,
-        "torch_generator": gen.get_state(),
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
-        "numpy_global": np.random.get_state(),
-    }
 
 
 class GRPOTrainer:
@@ -138,7 +89,7 @@ class GRPOTrainer:
         if accelerator is None:
             # Without an accelerator device, processes started by `accelerate launch --multi_gpu` (torchrun)
             # form a gloo CPU group only when the Accelerator is told to use the CPU.
-            accelerator = Accelerator(cpu=not _has_accelerator_device())
+            accelerator = Accelerator(cpu=not has_accelerator())
         self.accelerator = accelerator
         acc = self.accelerator
         self.device = acc.device
@@ -167,7 +118,6 @@ class GRPOTrainer:
                 f"({config.batch_size} per process x {self.world} processes)"
             )
         self.max_steps = config.max_steps or max(1, math.ceil(config.num_epochs * self.steps_per_epoch))
-        self._videos = sorted({e.video for e in self.train_examples})
 
         # --- models ------------------------------------------------------------------------------------
         if sampler is None:
@@ -191,15 +141,13 @@ class GRPOTrainer:
         for name, p in agent.named_parameters():
             # ffn_o is stored in checkpoints but not used by the forward pass (as in the reference).
             p.requires_grad_(not name.startswith("temporal.ffn_o"))
-        for module in _frozen_modules(getattr(sampler, "encoder", None)):
-            module.requires_grad_(False)
+        freeze(getattr(sampler, "encoder", None))
         self.agent = agent
         self.ref_agent = copy.deepcopy(agent).eval().requires_grad_(False) if config.kl_beta > 0 else None
         if answerer is None:
             answerer = load_answerer(config, self.device)
         self.answerer = answerer
-        for module in _frozen_modules(answerer):
-            module.requires_grad_(False)
+        freeze(answerer)
 
         params = [p for p in agent.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(
@@ -219,10 +167,8 @@ class GRPOTrainer:
         self.rollouts_answered = 0
         self.np_rng = np.random.default_rng([config.seed, 1, self.rank])
         self.generator = torch.Generator().manual_seed(config.seed * 1000 + 17 + self.rank)
-        self._features: OrderedDict[str, Any] = OrderedDict()
-        self._text: dict[str, torch.Tensor] = {}
-        self._writer = None
-        self._metrics_file = None
+        self.episodes = EpisodeSource(sampler, config, [e.video for e in self.train_examples])
+        self.sinks = MetricSinks(self.output_dir, config.report_to if acc.is_main_process else ())
         self.history: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ features and episodes
@@ -233,112 +179,32 @@ class GRPOTrainer:
         return c.tau_start - (c.tau_start - c.tau_end) * frac
 
     def video_features(self, video: str) -> Any:
-        feats = self._features.get(video)
-        if feats is None:
-            with torch.no_grad():
-                feats = self.sampler.encode_video(
-                    video, fps=self.config.fps, max_candidates=self.config.max_candidates, progress=False
-                )
-            # a plain (not inference-mode) float32 copy: the agent's backward pass saves it
-            feats = dataclasses.replace(feats, features=torch.as_tensor(feats.features).detach().float().clone())
-            self._features[video] = feats
-            if len(self._features) > FEATURE_MEMORY:
-                self._features.popitem(last=False)
-        else:
-            self._features.move_to_end(video)
-        return feats
+        return self.episodes.video_features(video)
 
     def text_features(self, question: str) -> torch.Tensor:
-        t = self._text.get(question)
-        if t is None:
-            with torch.no_grad():
-                t = self.sampler.encode_text([question]).detach().float().cpu().reshape(1, -1).clone()
-            self._text[question] = t
-        return t
+        return self.episodes.text_features(question)
 
     def build_episode(self, example: TrainExample, rng: np.random.Generator) -> Episode:
-        c = self.config
-        own = self.video_features(example.video)
-        if example.type == "specific" and c.compose_specific:
-            pool = [v for v in self._videos if v != example.video]
-            if not pool:
-                logger.warning("line %d: no other video to compose a 'specific' episode; using it as is", example.line)
-            else:
-                n = c.num_distractor_clips
-                chosen = rng.choice(len(pool), size=n, replace=n > len(pool)) if n else []
-                distractors = [(pool[int(i)], self.video_features(pool[int(i)])) for i in chosen]
-                n_true = int(rng.integers(c.min_true_clips, c.max_true_clips + 1))
-                return specific_episode(
-                    example, own, distractors, rng, k=c.k_specific, clip_length=c.clip_length,
-                    num_true_clips=n_true, fps=c.fps,
-                )
-        k = c.k_specific if example.type == "specific" else c.k_general
-        return general_episode(example, own, k)
+        return self.episodes.build(example, rng)
 
     def agent_logits(self, model: Any, episode: Episode, tau: float) -> torch.Tensor:
         text = self.text_features(episode.example.question).to(self.device)
         return model(episode.features.to(self.device), text, window_size=self.config.window_size, tau=tau).float()
 
     # ------------------------------------------------------------------ rollouts
-    def _frames(self, episode: Episode, positions: np.ndarray) -> dict[int, np.ndarray]:
-        """Real frames of the given candidate positions, resized to the question video's frame size."""
-        out: dict[int, np.ndarray] = {}
-        positions = np.unique(positions)
-        for v in np.unique(episode.source_video[positions]):
-            pos = positions[episode.source_video[positions] == v]
-            frames = np.asarray(self.sampler.get_frames(episode.videos[int(v)], episode.source_index[pos].tolist()))
-            for p, f in zip(pos.tolist(), frames):
-                out[p] = f
-        shapes = {f.shape for f in out.values()}
-        if len(shapes) > 1:
-            own = [f.shape for p, f in out.items() if episode.source_video[p] == 0]
-            h, w = (own[0] if own else max(shapes))[:2]
-            out = {p: _resize(f, h, w) for p, f in out.items()}
-        return out
-
     def make_selection(
         self, episode: Episode, positions: Sequence[int], scores: np.ndarray, frames: dict[int, np.ndarray] | None
     ) -> Selection:
-        pos = sorted(int(p) for p in positions)
-        composed = episode.composed
-        cand = list(range(episode.num_candidates)) if composed else episode.source_index.tolist()
-        return Selection(
-            indices=pos if composed else episode.source_index[pos].tolist(),
-            timestamps=episode.timestamps[pos].tolist(),
-            frames=None if frames is None else np.stack([frames[p] for p in pos]),
-            scores=scores,
-            candidate_indices=cand,
-            candidate_timestamps=episode.timestamps.tolist(),
-            method="gumbel-topk",
-            question=episode.example.prompt(),
-            positions=pos,
-            video=episode.example.video,
-        )
+        return make_selection(episode, positions, scores, frames)
 
-    def answer(self, selections: list[Selection], example: TrainExample) -> tuple[list[str | None], torch.Tensor | None]:
+    def answer(
+        self, selections: list[Selection], example: TrainExample
+    ) -> tuple[list[str | None], torch.Tensor | None]:
         """Predicted letters for each selection, and (logits mode) the options' log-probabilities."""
-        c = self.config
-        prompt = example.prompt()
-        letters = list(example.letters)
-        chunk = c.answer_batch_size or len(selections)
-        preds: list[str | None] = []
-        logps = []
-        for start in range(0, len(selections), chunk):
-            part = selections[start : start + chunk]
-            with torch.no_grad():
-                if c.answer_mode == "logits":
-                    lp = self.answerer.option_logprobs(part, [prompt] * len(part), options=letters)
-                    lp = torch.log_softmax(torch.as_tensor(lp, dtype=torch.float32).cpu(), dim=-1)
-                    logps.append(lp)
-                    preds += [letters[int(i)] for i in lp.argmax(dim=-1)]
-                else:
-                    texts = self.answerer.answer(
-                        part, [prompt] * len(part), max_new_tokens=c.max_new_tokens, do_sample=False
-                    )
-                    preds += [parse_answer_letter(t, letters, example.options) for t in texts]
-            self.answerer_calls += 1
-            self.rollouts_answered += len(part)
-        return preds, (torch.cat(logps) if logps else None)
+        preds, logps, calls = ask(self.answerer, selections, example, self.config)
+        self.answerer_calls += calls
+        self.rollouts_answered += len(selections)
+        return preds, logps
 
     def rollout(self, episode: Episode, tau: float) -> dict[str, Any]:
         """G rollouts of one episode: samples, rewards, advantages and the old log-probs."""
@@ -351,7 +217,7 @@ class GRPOTrainer:
         old_lp = sample_log_probs(logits, samples, c.estimator).detach()
         scores = logits.detach().cpu().numpy()
         positions = samples.cpu().numpy()
-        frames = self._frames(episode, positions.reshape(-1))
+        frames = self.episodes.frames(episode, positions.reshape(-1))
         selections = [self.make_selection(episode, positions[g], scores, frames) for g in range(G)]
         preds, logps = self.answer(selections, episode.example)
         ex = episode.example
@@ -362,7 +228,9 @@ class GRPOTrainer:
         use_temporal = episode.mask is not None and (
             c.temporal_reward == "known" or (c.temporal_reward == "specific" and ex.type == "specific")
         )
-        hits = torch.tensor([temporal_reward(positions[g], episode.mask) for g in range(G)]) if episode.mask is not None else None
+        hits = None
+        if episode.mask is not None:
+            hits = torch.tensor([temporal_reward(positions[g], episode.mask) for g in range(G)])
         rewards = c.accuracy_weight * acc.float()
         if use_temporal:
             rewards = rewards + c.temporal_weight * hits
@@ -443,22 +311,7 @@ class GRPOTrainer:
         m["num_rollouts"] = float(sum(len(r["rewards"]) for r in rollouts))
         return m
 
-    def _gather(self, m: dict[str, float]) -> dict[str, float]:
-        """Average metrics over processes (a key missing on a process does not count there)."""
-        if self.world == 1:
-            return dict(m)
-        keys = sorted(KNOWN_METRICS | set(m))
-        vals = torch.tensor([[m.get(k, 0.0), 1.0 if k in m else 0.0] for k in keys], dtype=torch.float64,
-                            device=self.device)
-        tot = self.accelerator.reduce(vals, reduction="sum")
-        out = {}
-        for k, (s, n) in zip(keys, tot.tolist()):
-            if n > 0:
-                out[k] = s if k == "num_rollouts" else s / n
-        return out
-
     # ------------------------------------------------------------------ evaluation
-    @torch.no_grad()
     def evaluate(
         self,
         examples: Sequence[TrainExample] | None = None,
@@ -470,50 +323,10 @@ class GRPOTrainer:
 
         ``methods``: ``agent`` (top-k of the agent's scores), ``clip`` (top-k of raw CLIP similarity),
         ``uniform``. With ``answers``, also the MLLM's accuracy on each method's frames. Episodes are
-        composed with a fixed seed, so every method and every call sees the same ones.
+        composed with a fixed seed, so every method and every call sees the same ones. Every process
+        must call it (the sums are reduced over processes).
         """
-        from .._selection import select_indices
-
-        examples = self.eval_examples if examples is None else list(examples)
-        tau = self.tau_at(self.global_step)
-        sums: dict[str, float] = defaultdict(float)
-        for i in range(self.rank, len(examples), self.world):
-            ex = examples[i]
-            ep = self.build_episode(ex, np.random.default_rng([self.config.seed, 11, i]))
-            text = self.text_features(ex.question).to(self.device)
-            feats = ep.features.to(self.device)
-            for method in methods:
-                if method == "agent":
-                    scores = self.agent_logits(self.agent, ep, tau)
-                    pos = select_indices(scores.cpu(), ep.k, "topk")
-                elif method == "clip":
-                    scores = F.cosine_similarity(text, feats, dim=-1)
-                    pos = select_indices(scores.cpu(), ep.k, "topk")
-                elif method == "uniform":
-                    scores = torch.zeros(ep.num_candidates)
-                    pos = select_indices(scores, ep.k, "uniform")
-                else:
-                    raise ValueError(f"unknown evaluation method {method!r}")
-                if ep.mask is not None:
-                    sums[f"{method}/hit_rate"] += temporal_reward(pos, ep.mask)
-                    sums[f"{method}/n_hit"] += 1
-                if answers:
-                    sel = self.make_selection(ep, pos, scores.detach().cpu().numpy(), self._frames(ep, np.asarray(pos)))
-                    pred, _ = self.answer([sel], ex)
-                    sums[f"{method}/accuracy"] += accuracy_reward(pred[0], ex.answer)
-                    sums[f"{method}/n_acc"] += 1
-        keys = [f"{m}/{s}" for m in methods for s in ("hit_rate", "n_hit", "accuracy", "n_acc")]
-        vals = torch.tensor([sums.get(k, 0.0) for k in keys], dtype=torch.float64, device=self.device)
-        if self.world > 1:
-            vals = self.accelerator.reduce(vals, reduction="sum")
-        tot = dict(zip(keys, vals.tolist()))
-        out = {}
-        for m in methods:
-            if tot[f"{m}/n_hit"]:
-                out[f"{m}/hit_rate"] = tot[f"{m}/hit_rate"] / tot[f"{m}/n_hit"]
-            if tot[f"{m}/n_acc"]:
-                out[f"{m}/accuracy"] = tot[f"{m}/accuracy"] / tot[f"{m}/n_acc"]
-        return out
+        return evaluate(self, self.eval_examples if examples is None else list(examples), methods, answers=answers)
 
     # ------------------------------------------------------------------ checkpoints
     def _save_released(self, directory: Path) -> None:
@@ -525,21 +338,14 @@ class GRPOTrainer:
             save(directory)
 
     def save_checkpoint(self, directory: str | os.PathLike | None = None) -> Path:
-        """Write ``checkpoint-<step>``: the released format + optimizer/scheduler/step + per-process RNG."""
+        """Write ``checkpoint-<step>``: the released format, the exact agent with optimizer and scheduler
+        state, the step, and each process's RNG (safetensors and JSON only)."""
         acc = self.accelerator
         ckpt = Path(directory) if directory is not None else self.output_dir / f"{CHECKPOINT_PREFIX}{self.global_step}"
         acc.wait_for_everyone()
         if acc.is_main_process:
             ckpt.mkdir(parents=True, exist_ok=True)
             self._save_released(ckpt)
-            torch.save(
-                {
-                    "agent": {k: v.detach().cpu().clone() for k, v in self.agent.state_dict().items()},
-                    "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(),
-                },
-                ckpt / OPTIMIZER_STATE,
-            )
             state = {
                 "global_step": self.global_step,
                 "max_steps": self.max_steps,
@@ -550,40 +356,47 @@ class GRPOTrainer:
             }
             (ckpt / TRAINER_STATE).write_text(json.dumps(state, indent=2) + "\n")
             self.config.save(ckpt / CONFIG_NAME)
+            # written last: a checkpoint counts as complete (list_checkpoints) once this file exists
+            blob = {
+                "agent": dict(self.agent.state_dict()),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+            }
+            if self.ref_agent is not None:  # the KL anchor: the initial agent, random when init had none
+                blob["ref_agent"] = dict(self.ref_agent.state_dict())
+            save_state(ckpt / OPTIMIZER_STATE, blob)
         acc.wait_for_everyone()
-        torch.save(_rng_state(self.np_rng, self.generator), ckpt / f"rng_state_{self.rank}.pt")
+        save_state(rng_file(ckpt, self.rank), rng_state(self.np_rng, self.generator))
         acc.wait_for_everyone()
         if acc.is_main_process and directory is None:
-            self._rotate_checkpoints()
+            rotate_checkpoints(self.output_dir, self.config.save_total_limit)
         return ckpt
 
-    def _rotate_checkpoints(self) -> None:
-        limit = self.config.save_total_limit
-        if not limit:
-            return
-        ckpts = list_checkpoints(self.output_dir)
-        for old in ckpts[:-limit]:
-            shutil.rmtree(old, ignore_errors=True)
-
     def load_checkpoint(self, directory: str | os.PathLike) -> None:
-        """Restore agent, optimizer, scheduler, step and this process's RNG from a checkpoint."""
+        """Restore agent, optimizer, scheduler, step and this process's RNG from a checkpoint.
+
+        Nothing is unpickled: pickles an older version wrote (``optimizer.pt``) raise :class:`CheckpointError`.
+        """
         ckpt = Path(directory)
+        if not (ckpt / OPTIMIZER_STATE).is_file():
+            if legacy_pickles(ckpt):
+                raise CheckpointError(legacy_message(ckpt))
+            raise CheckpointError(f"{ckpt} is not a complete training checkpoint: {OPTIMIZER_STATE} is missing")
+        if not (ckpt / TRAINER_STATE).is_file():
+            raise CheckpointError(f"{ckpt} is not a complete training checkpoint: {TRAINER_STATE} is missing")
         state = json.loads((ckpt / TRAINER_STATE).read_text())
-        blob = torch.load(ckpt / OPTIMIZER_STATE, map_location="cpu", weights_only=False)
+        blob = load_state(ckpt / OPTIMIZER_STATE)
         self.agent.load_state_dict(blob["agent"])
+        if self.ref_agent is not None and "ref_agent" in blob:
+            self.ref_agent.load_state_dict(blob["ref_agent"])
         self.optimizer.load_state_dict(blob["optimizer"])
         self.scheduler.load_state_dict(blob["scheduler"])
         self.global_step = int(state["global_step"])
         self.answerer_calls = int(state.get("answerer_calls", 0))
         self.rollouts_answered = int(state.get("rollouts_answered", 0))
-        rng_file = ckpt / f"rng_state_{self.rank}.pt"
-        if rng_file.is_file():
-            rng = torch.load(rng_file, map_location="cpu", weights_only=False)
-            self.np_rng.bit_generator.state = rng["numpy"]
-            self.generator.set_state(rng["torch_generator"])
-            torch.set_rng_state(rng["torch"])
-            random.setstate(rng["python"])
-            np.random.set_state(rng["numpy_global"])
+        rng = rng_file(ckpt, self.rank)
+        if rng.is_file():
+            restore_rng_state(load_state(rng), self.np_rng, self.generator)
         else:
             logger.warning("%s has no RNG state for process %d (different process count?): reseeding", ckpt, self.rank)
             self.np_rng = np.random.default_rng([self.config.seed, 2, self.rank, self.global_step])
@@ -592,40 +405,10 @@ class GRPOTrainer:
             logger.warning("steps per epoch changed since the checkpoint: the data order after resuming differs")
 
     # ------------------------------------------------------------------ logging
-    def _open_sinks(self) -> None:
-        if not self.accelerator.is_main_process:
-            return
-        self.output_dir.mkdir(parents=True, exist_ok=True)
-        if "jsonl" in self.config.report_to:
-            self._metrics_file = open(self.output_dir / "metrics.jsonl", "a", encoding="utf-8")  # noqa: SIM115
-        if "tensorboard" in self.config.report_to:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-
-                self._writer = SummaryWriter(log_dir=str(self.output_dir / "tensorboard"))
-            except Exception:  # tensorboard not installed
-                self._writer = None
-
-    def _close_sinks(self) -> None:
-        if self._metrics_file is not None:
-            self._metrics_file.close()
-            self._metrics_file = None
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
     def log(self, metrics: dict[str, Any]) -> None:
         record = {"step": self.global_step, "epoch": round(self.global_step / self.steps_per_epoch, 4), **metrics}
         self.history.append(record)
-        if not self.accelerator.is_main_process:
-            return
-        if self._metrics_file is not None:
-            self._metrics_file.write(json.dumps(record) + "\n")
-            self._metrics_file.flush()
-        if self._writer is not None:
-            for k, v in metrics.items():
-                if isinstance(v, (int, float)):
-                    self._writer.add_scalar(k, v, self.global_step)
+        self.sinks.write(record, self.global_step)
 
     # ------------------------------------------------------------------ main loop
     def train(self) -> Path:
@@ -635,13 +418,14 @@ class GRPOTrainer:
         if c.resume:
             ckpt = Path(c.resume) if isinstance(c.resume, str) else latest_checkpoint(self.output_dir)
             if ckpt is None:
+                refuse_legacy(self.output_dir)
                 if acc.is_main_process:
                     logger.warning("resume requested but %s has no checkpoint: starting from scratch", self.output_dir)
             else:
                 self.load_checkpoint(ckpt)
                 if acc.is_main_process:
                     logger.info("resumed from %s at step %d", ckpt, self.global_step)
-        self._open_sinks()
+        self.sinks.open()
         if acc.is_main_process:
             c.save(self.output_dir / CONFIG_NAME)
         from tqdm.auto import tqdm
@@ -653,19 +437,17 @@ class GRPOTrainer:
         first = self.global_step
         try:
             while self.global_step < self.max_steps:
-                m = self._gather(self.train_step())
+                m = gather_metrics(acc, self.train_step(), self.device)
                 window.append(m)
                 bar.update(1)
                 if self.global_step % c.logging_steps == 0 or self.global_step == self.max_steps:
-                    agg = {k: float(np.mean([w[k] for w in window if k in w])) for k in set().union(*window)}
-                    agg["num_rollouts"] = float(sum(w.get("num_rollouts", 0.0) for w in window))
-                    elapsed = time.perf_counter() - t_start
-                    agg["steps_per_s"] = (self.global_step - first) / max(elapsed, 1e-9)
-                    agg["rollouts_per_s"] = agg["num_rollouts"] / max(sum(w.get("step_s", 0.0) for w in window), 1e-9)
+                    agg = summarise_window(window, steps=self.global_step - first,
+                                           elapsed_s=time.perf_counter() - t_start)
                     agg["answerer_calls"] = float(self.answerer_calls)
                     window = []
                     self.log(agg)
-                    bar.set_postfix({k: f"{agg[k]:.3f}" for k in ("reward", "accuracy", "hit_rate", "entropy") if k in agg})
+                    shown = ("reward", "accuracy", "hit_rate", "entropy")
+                    bar.set_postfix({k: f"{agg[k]:.3f}" for k in shown if k in agg})
                 if c.eval_steps and self.eval_examples and self.global_step % c.eval_steps == 0:
                     self.log({f"eval/{k}": v for k, v in self.evaluate().items()})
                 if c.save_steps and self.global_step % c.save_steps == 0 and self.global_step < self.max_steps:
@@ -683,7 +465,7 @@ class GRPOTrainer:
             if c.push_to_hub:
                 self.sampler.push_to_hub(c.push_to_hub)
         acc.wait_for_everyone()
-        self._close_sinks()
+        self.sinks.close()
         return self.output_dir
 
     def end_training(self) -> None:
@@ -693,40 +475,8 @@ class GRPOTrainer:
         threads run, which aborts the process (``terminate called without an active exception``) after
         all the work is done. ``train_grpo`` calls this for you.
         """
-        self._close_sinks()
+        self.sinks.close()
         self.accelerator.end_training()
-
-
-KNOWN_METRICS = {
-    "reward", "reward_std", "accuracy", "entropy", "tau", "lr", "rollout_s", "step_s", "loss", "clip_frac",
-    "grad_norm", "kl", "temporal_reward", "hit_rate", "num_rollouts",
-}
-
-
-def list_checkpoints(output_dir: str | os.PathLike) -> list[Path]:
-    """``checkpoint-<step>`` directories of a run, oldest first (complete ones only)."""
-    d = Path(output_dir)
-    if not d.is_dir():
-        return []
-    found = []
-    for p in d.iterdir():
-        m = re.fullmatch(rf"{CHECKPOINT_PREFIX}(\d+)", p.name)
-        if m and p.is_dir() and (p / TRAINER_STATE).is_file() and (p / OPTIMIZER_STATE).is_file():
-            found.append((int(m.group(1)), p))
-    return [p for _, p in sorted(found)]
-
-
-def latest_checkpoint(output_dir: str | os.PathLike) -> Path | None:
-    ckpts = list_checkpoints(output_dir)
-    return ckpts[-1] if ckpts else None
-
-
-def _resize(frame: np.ndarray, h: int, w: int) -> np.ndarray:
-    if frame.shape[:2] == (h, w):
-        return frame
-    t = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1).unsqueeze(0).float()
-    t = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False, antialias=True)
-    return t.squeeze(0).permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 
 def train_grpo(config: GRPOConfig | None = None, **kwargs: Any) -> Path:

@@ -101,7 +101,8 @@ def sample_rows(n_videos: int = 5, per_video: int = 3, bad: tuple[int, ...] = (2
     for q in range(per_video):  # interleaved: rows about one video are not adjacent
         for v in range(n_videos):
             name = f"bad{v}.mp4" if v in bad else f"v{v}.mp4"
-            rows.append({"id": f"{v}-{q}", "video": name, "question": f"question {q} about video {v}?", "extra": v * 10 + q})
+            rows.append({"id": f"{v}-{q}", "video": name, "question": f"question {q} about video {v}?",
+                         "extra": v * 10 + q})
     return rows
 
 
@@ -113,7 +114,8 @@ def lines(path: Path) -> list[dict]:
 
 
 def test_read_dataset_formats(tmp_path):
-    rows = [{"id": "a", "video": "x.mp4", "question": "what?", "n": 1}, {"id": "b", "video": "y.mp4", "question": "who?", "n": 2}]
+    rows = [{"id": "a", "video": "x.mp4", "question": "what?", "n": 1},
+            {"id": "b", "video": "y.mp4", "question": "who?", "n": 2}]
     write_jsonl(tmp_path / "d.jsonl", rows)
     (tmp_path / "d.json").write_text(json.dumps(rows))
     (tmp_path / "o.json").write_text(json.dumps({r["id"]: {k: v for k, v in r.items() if k != "id"} for r in rows}))
@@ -121,7 +123,8 @@ def test_read_dataset_formats(tmp_path):
     (tmp_path / "d.tsv").write_text("id\tvideo\tquestion\tn\na\tx.mp4\twhat?\t1\nb\ty.mp4\twho?\t2\n")
     for name in ("d.jsonl", "d.json", "o.json", "d.csv", "d.tsv"):
         got = read_dataset(tmp_path / name)
-        assert [(r.row, r.id, r.video, r.question) for r in got] == [(0, "a", "x.mp4", "what?"), (1, "b", "y.mp4", "who?")], name
+        want = [(0, "a", "x.mp4", "what?"), (1, "b", "y.mp4", "who?")]
+        assert [(r.row, r.id, r.video, r.question) for r in got] == want, name
         assert all(r.problem is None for r in got)
         assert str(got[1].input["n"]) == "2"
 
@@ -199,7 +202,7 @@ def test_repair_and_read_half_written_line(tmp_path):
     assert repair_jsonl(q) == 9 and q.read_bytes() == b""
 
 
-# ------------------------------------------------------------------------------------------ index_dataset (fake sampler)
+# ---------------------------------------------------------------------------------------- index_dataset (fake sampler)
 
 
 def test_index_writes_every_row_in_order_with_errors(tmp_path):
@@ -304,7 +307,8 @@ def test_interrupted_parts_resume_with_another_world_size(tmp_path):
     parts = parts_dir_for(out)
     parts.mkdir()
     # what 2 killed processes left: a few complete lines each, one torn line
-    with JsonlAppender(parts / "part-00000-of-00002.jsonl") as a, JsonlAppender(parts / "part-00001-of-00002.jsonl") as b:
+    with (JsonlAppender(parts / "part-00000-of-00002.jsonl") as a,
+          JsonlAppender(parts / "part-00001-of-00002.jsonl") as b):
         for rec in full[:3]:
             a.write(rec)
         for rec in full[5:7]:
@@ -323,7 +327,8 @@ def test_interrupted_parts_resume_with_another_world_size(tmp_path):
 
 
 def test_export_formats(tmp_path):
-    raw = [{"question_id": f"00{i}-1", "video": f"v{i}.mp4", "question": f"q{i}?", "options": ["A", "B"]} for i in range(3)]
+    raw = [{"question_id": f"00{i}-1", "video": f"v{i}.mp4", "question": f"q{i}?", "options": ["A", "B"]}
+           for i in range(3)]
     rows = read_dataset(write_jsonl(tmp_path / "d.jsonl", raw), id_field="question_id")
     out = tmp_path / "idx.jsonl"
     index_dataset(FakeSampler(), rows, out, k=4, progress=False)
@@ -334,7 +339,8 @@ def test_export_formats(tmp_path):
     data = json.loads(fi.read_text())
     assert [{k: v for k, v in e.items() if k != "frame_idx"} for e in data] == raw
     assert data[0]["frame_idx"] == [float(i) for i in recs[0]["indices"]]
-    assert all(isinstance(x, float) for x in data[0]["frame_idx"]) and data[0]["frame_idx"] == sorted(data[0]["frame_idx"])
+    assert all(isinstance(x, float) for x in data[0]["frame_idx"])
+    assert data[0]["frame_idx"] == sorted(data[0]["frame_idx"])
     # annotations of the benchmark (other order, more fields), matched on a key field
     anno = [{"question_id": "002-1", "video_id": "002", "answer": "B"}, {"question_id": "000-1", "answer": "A"},
             {"question_id": "001-1", "answer": "C"}]
@@ -365,7 +371,7 @@ def test_export_refuses_errors_gaps_and_duplicates(tmp_path):
     assert n == len(rows) and sum(e["frame_idx"] == [] for e in data) == 3
     assert len(to_id_map(load_index(out))) == len(rows) - 3
     gappy = tmp_path / "gappy.jsonl"
-    gappy.write_text("".join(l + "\n" for i, l in enumerate(out.read_text().splitlines()) if i != 1))
+    gappy.write_text("".join(line + "\n" for i, line in enumerate(out.read_text().splitlines()) if i != 1))
     with pytest.raises(ExportError, match="incomplete"):
         export_index(gappy, tmp_path / "y.json", allow_errors=True)
     recs = load_index(out)
@@ -373,7 +379,7 @@ def test_export_refuses_errors_gaps_and_duplicates(tmp_path):
         to_id_map([recs[0], {**recs[0], "row": 99}])
 
 
-# ------------------------------------------------------------------------------------------ real videos, real processes
+# ---------------------------------------------------------------------------------------- real videos, real processes
 
 N_VIDEOS = 8
 QUESTIONS = ("where is the bright bar?", "what colour is the band?", "when does the scene change?")
@@ -486,7 +492,8 @@ def test_accelerate_two_processes_equal_one_process(uninterrupted, video_dataset
     assert export_index(uninterrupted, fi, allow_errors=True) == n_rows
 
 
-def test_kill_then_resume_gives_the_uninterrupted_file(uninterrupted, video_dataset, checkpoint_dir, tmp_path, launcher):
+def test_kill_then_resume_gives_the_uninterrupted_file(uninterrupted, video_dataset, checkpoint_dir, tmp_path,
+                                                        launcher):
     out = tmp_path / "frames.jsonl"
     parts = parts_dir_for(out)
     total = N_VIDEOS * len(QUESTIONS) + 2
@@ -495,7 +502,8 @@ def test_kill_then_resume_gives_the_uninterrupted_file(uninterrupted, video_data
     while _complete_lines(parts) < 4:
         if proc.poll() is not None or time.monotonic() > deadline:
             _kill_tree(proc)
-            pytest.fail(f"run ended before it could be killed:\n{proc.communicate()[0].decode(errors='replace')[-3000:]}")
+            log = proc.communicate()[0].decode(errors="replace")[-3000:]
+            pytest.fail(f"run ended before it could be killed:\n{log}")
         time.sleep(0.02)
     _kill_tree(proc)  # every process of the launch, mid-run
     proc.communicate()

@@ -1,4 +1,4 @@
-"""``tspo export``: turn a ``tspo index`` output into the files evaluation harnesses read.
+"""Turn a ``tspo index`` output into the files evaluation harnesses read (the library behind ``tspo export``).
 
 Formats:
 
@@ -14,10 +14,8 @@ Formats:
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -169,45 +167,12 @@ def export_index(
     return len(data)
 
 
-def register_export_cli(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``tspo export``."""
-    p = subparsers.add_parser(
-        "export",
-        help="convert a `tspo index` output for evaluation harnesses",
-        description=(
-            "Convert the JSONL written by `tspo index` into the frame-index JSON the TSPO reference evaluation "
-            "read (a list of annotation entries with `frame_idx`), or a plain {id: indices} map."
-        ),
-    )
-    p.add_argument("index", help="the JSONL file written by `tspo index`")
-    p.add_argument("--out", required=True, help="output JSON file")
-    p.add_argument("--format", dest="export_format", default="frame-index-json", choices=EXPORT_FORMATS,
-                   help="frame-index-json (default; the reference's LMMSJSON file) or id-map")
-    p.add_argument("--annotations", default=None, metavar="JSON",
-                   help="benchmark annotation list to add frame_idx to (default: the indexed rows themselves)")
-    p.add_argument("--key-field", default="id",
-                   help="annotation field matching the index ids (default: id; VideoMME/MLVU: question_id)")
-    p.add_argument("--allow-errors", action="store_true",
-                   help="export despite error records (empty frame_idx / left out of id-map)")
-    p.add_argument("--allow-unmatched", action="store_true",
-                   help="keep annotation entries without an index record instead of failing")
-    p.set_defaults(func=run_export)
-
-
-def run_export(args: argparse.Namespace) -> int:
-    n = export_index(args.index, args.out, format=args.export_format, annotations=args.annotations,
-                     key_field=args.key_field, allow_errors=args.allow_errors, allow_unmatched=args.allow_unmatched)
-    print(f"tspo export: {n} entries written to {args.out} ({args.export_format})", file=sys.stderr)
-    return 0
-
-
 __all__ = [
     "EXPORT_FORMATS",
     "ExportError",
     "check_index",
     "export_index",
     "load_index",
-    "register_export_cli",
     "to_frame_index_json",
     "to_id_map",
 ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,108 +18,110 @@ PPO_RATIOS = ("rollout", "frame")
 SCHEDULERS = ("constant", "linear", "cosine", "constant_with_warmup")
 
 
+def _opt(default: Any = dataclasses.MISSING, *, help: str, aliases: Sequence[str] = (), factory: Any = None) -> Any:
+    """A field whose help text (and extra command-line spellings) travel with it in ``metadata``."""
+    metadata = {"help": help, "aliases": list(aliases)}
+    if factory is not None:
+        return field(default_factory=factory, metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
 @dataclass
 class GRPOConfig:
     """Every knob of :func:`~tspo_sampler.training.train_grpo`.
 
     The defaults reproduce the paper's recipe (G = 8 rollouts, k = 16 / 8 frames for specific / general
     questions, tau annealed linearly 0.025 -> 0.01, AdamW at lr 5e-4, the reference estimator on-policy).
-    The default estimator is chosen by ``benchmarks/learnability.py`` (see ``docs/training.md``): the
-    reference estimator on-policy reached the target hit rate (0.74 held-out, +0.33 over raw CLIP)
-    where Plackett-Luce (0.52), 4 PPO epochs (0.43-0.45) and a KL penalty (0.48) did not, with the
-    same answerer calls; ``estimator="plackett-luce"`` and ``ppo_epochs > 1`` stay available.
+    The default estimator was chosen by ``benchmarks/learnability.py`` (results in ``docs/training.md``);
+    ``estimator="plackett-luce"`` and ``ppo_epochs > 1`` stay available.
+
+    Each field's ``metadata`` holds its ``help`` text and any extra command-line ``aliases``; the
+    ``tspo train-grpo`` flags are built from them.
     """
 
     # --- data ---------------------------------------------------------------------------------------
-    data: str | None = None
-    """Training rows (JSONL): ``{"video", "question", "options", "answer", "span"?, "type"?}`` or TSPO-10K rows."""
-    video_root: str | None = None
-    """Directory that relative ``video`` paths are resolved against (default: the JSONL file's directory)."""
-    eval_data: str | None = None
-    """Held-out rows evaluated every ``eval_steps`` (hit rate when a span is known; accuracy)."""
+    data: str | None = _opt(None, aliases=["--data"], help=(
+        'Training rows (JSONL): {"video", "question", "options", "answer", "span"?, "type"?} or TSPO-10K rows.'))
+    video_root: str | None = _opt(None, aliases=["--videos", "--video-root"], help=(
+        "Directory that relative video paths are resolved against (default: the JSONL file's directory)."))
+    eval_data: str | None = _opt(None, help=(
+        "Held-out rows evaluated every eval_steps (hit rate when a span is known; accuracy)."))
     # --- models -------------------------------------------------------------------------------------
-    mllm: str | None = None
-    """The frozen MLLM that answers (Hub id or local path), loaded through ``tspo_sampler.adapters``."""
-    mllm_dtype: str | None = None
-    """Data type of the MLLM (``bfloat16``, ``float16``, ``float32``); default: the adapter's choice."""
-    init: str = "hzf666/TSPO-0.4B"
-    """The sampler checkpoint to start from (released format); its CLIP stays frozen, its agent trains."""
-    revision: str | None = None
-    local_files_only: bool = False
-    cache_dir: str | None = None
-    """Where per-video CLIP features are cached on disk (``None``: the sampler's default cache)."""
-    output_dir: str = "runs/tspo-grpo"
-    save_dtype: str | None = None
-    """Weight dtype of saved checkpoints (default: the initial checkpoint's, bfloat16 for released agents)."""
+    mllm: str | None = _opt(None, help=(
+        "The frozen MLLM that answers (Hub id or local path), loaded through tspo_sampler.adapters."))
+    mllm_dtype: str | None = _opt(None, help=(
+        "Data type of the MLLM (bfloat16, float16, float32); default: the adapter's choice."))
+    init: str = _opt("hzf666/TSPO-0.4B", help=(
+        "The sampler checkpoint to start from (released format); its CLIP stays frozen, its agent trains."))
+    revision: str | None = _opt(None, help="Hub revision (branch, tag or commit) of init.")
+    local_files_only: bool = _opt(False, help="Never download; use the Hugging Face cache only.")
+    cache_dir: str | None = _opt(None, help=(
+        "Where per-video CLIP features are cached on disk (None: the sampler's default cache)."))
+    output_dir: str = _opt("runs/tspo-grpo", aliases=["--output", "--output-dir"], help=(
+        "Where checkpoints, metrics and the final agent are written."))
+    save_dtype: str | None = _opt(None, help=(
+        "Weight dtype of saved checkpoints (default: the initial checkpoint's, bfloat16 for released agents)."))
     # --- rollouts -----------------------------------------------------------------------------------
-    num_generations: int = 8
-    """G: rollouts per question."""
-    k_specific: int = 16
-    k_general: int = 8
-    fps: float = 1.0
-    """Candidate frames per second of video (features are cached per video)."""
-    max_candidates: int | None = 128
-    window_size: int = 12
-    tau_start: float = 0.025
-    tau_end: float = 0.01
-    answer_mode: str = "logits"
-    """``logits``: one forward pass reading the option letters' next-token logits; ``generate``: free text."""
-    max_new_tokens: int = 256
-    answer_batch_size: int | None = None
-    """Rollouts per MLLM call (default: all rollouts of a step on this process)."""
+    num_generations: int = _opt(8, aliases=["--num-generations", "-G"], help="G: rollouts per question.")
+    k_specific: int = _opt(16, help='Frames chosen per rollout for "specific" questions.')
+    k_general: int = _opt(8, help='Frames chosen per rollout for "general" questions.')
+    fps: float = _opt(1.0, help="Candidate frames per second of video (features are cached per video).")
+    max_candidates: int | None = _opt(128, help="Cap on candidate frames per video, spread evenly (None: no cap).")
+    window_size: int = _opt(12, help="The agent's attention window.")
+    tau_start: float = _opt(0.025, help="Gumbel sampling temperature at the first step (annealed linearly).")
+    tau_end: float = _opt(0.01, help="Gumbel sampling temperature at the last step.")
+    answer_mode: str = _opt("logits", help=(
+        "logits: one forward pass reading the option letters' next-token logits; generate: free text."))
+    max_new_tokens: int = _opt(256, help="Token budget of the MLLM's answer with answer_mode=generate.")
+    answer_batch_size: int | None = _opt(None, help=(
+        "Rollouts per MLLM call (default: all rollouts of a step on this process)."))
     # --- rewards ------------------------------------------------------------------------------------
-    accuracy: str = "hard"
-    """``hard``: 1 if the parsed/argmax letter is right; ``soft``: the MLLM's probability of the right letter."""
-    temporal_reward: str = "specific"
-    """``specific``: on composed "specific" samples (the paper); ``known``: whenever a span/mask is known."""
-    accuracy_weight: float = 1.0
-    temporal_weight: float = 1.0
+    accuracy: str = _opt("hard", help=(
+        "hard: 1 if the parsed/argmax letter is right; soft: the MLLM's probability of the right letter."))
+    temporal_reward: str = _opt("specific", help=(
+        'specific: on composed "specific" samples (the paper); known: whenever a span/mask is known; never.'))
+    accuracy_weight: float = _opt(1.0, help="Weight of the accuracy reward.")
+    temporal_weight: float = _opt(1.0, help="Weight of the temporal reward.")
     # --- dual-style data ----------------------------------------------------------------------------
-    compose_specific: bool = True
-    """Build "specific" rows as long videos of own clips among clips of unrelated videos."""
-    clip_length: int = 50
-    min_true_clips: int = 1
-    max_true_clips: int = 4
-    num_distractor_clips: int = 12
+    compose_specific: bool = _opt(True, help=(
+        'Build "specific" rows as long videos of own clips among clips of unrelated videos.'))
+    clip_length: int = _opt(50, help="Candidates per clip when composing specific rows.")
+    min_true_clips: int = _opt(1, help="Fewest clips of the row's own video in a composed row.")
+    max_true_clips: int = _opt(4, help="Most clips of the row's own video in a composed row.")
+    num_distractor_clips: int = _opt(12, help="Clips of unrelated videos in a composed row.")
     # --- optimisation -------------------------------------------------------------------------------
-    estimator: str = "reference"
-    """``reference``: mean over chosen frames of exp(logp - logp.detach()) x advantage (the paper);
-    ``plackett-luce``: exact log-probability of the drawn ordered sample under Gumbel top-k."""
-    ppo_epochs: int = 1
-    """Inner optimisation epochs on the same rollouts (1 = on-policy, the paper)."""
-    clip_range: float = 0.2
-    ppo_ratio: str = "rollout"
-    """Reference estimator under PPO: clip one ratio per rollout (``rollout``, the geometric mean of its
-    frames' ratios) or one per chosen frame (``frame``). Identical on-policy (``ppo_epochs=1``)."""
-    kl_beta: float = 0.0
-    """Weight of KL(agent || initial agent) over the candidate distribution (0: no penalty)."""
-    learning_rate: float = 5e-4
-    weight_decay: float = 0.0
-    adam_beta1: float = 0.9
-    adam_beta2: float = 0.999
-    max_grad_norm: float | None = 1.0
-    lr_scheduler: str = "constant"
-    warmup_steps: int = 0
-    batch_size: int = 1
-    """Questions per optimisation step on each process."""
-    num_epochs: float = 1.0
-    max_steps: int | None = None
-    """Total optimisation steps (overrides ``num_epochs``)."""
-    seed: int = 42
+    estimator: str = _opt("reference", help=(
+        "reference: mean over chosen frames of exp(logp - logp.detach()) x advantage (the paper); "
+        "plackett-luce: exact log-probability of the drawn ordered sample under Gumbel top-k."))
+    ppo_epochs: int = _opt(1, help="Inner optimisation epochs on the same rollouts (1 = on-policy, the paper).")
+    clip_range: float = _opt(0.2, help="PPO clipping range of the probability ratio.")
+    ppo_ratio: str = _opt("rollout", help=(
+        "Reference estimator under PPO: clip one ratio per rollout (rollout, the geometric mean of its frames' "
+        "ratios) or one per chosen frame (frame). Identical on-policy (ppo_epochs=1)."))
+    kl_beta: float = _opt(0.0, help="Weight of KL(agent || initial agent) over the candidate distribution (0: none).")
+    learning_rate: float = _opt(5e-4, help="AdamW learning rate.")
+    weight_decay: float = _opt(0.0, help="AdamW weight decay.")
+    adam_beta1: float = _opt(0.9, help="AdamW beta1.")
+    adam_beta2: float = _opt(0.999, help="AdamW beta2.")
+    max_grad_norm: float | None = _opt(1.0, help="Gradient norm clipping (None: no clipping).")
+    lr_scheduler: str = _opt("constant", help=f"Learning-rate schedule, one of {', '.join(SCHEDULERS)}.")
+    warmup_steps: int = _opt(0, help="Linear warm-up steps of the learning rate.")
+    batch_size: int = _opt(1, help="Questions per optimisation step on each process.")
+    num_epochs: float = _opt(1.0, help="Passes over the training rows.")
+    max_steps: int | None = _opt(None, help="Total optimisation steps (overrides num_epochs).")
+    seed: int = _opt(42, help="Random seed (data order, Gumbel noise, composed rows).")
     # --- bookkeeping --------------------------------------------------------------------------------
-    save_steps: int | None = 500
-    save_total_limit: int | None = 3
-    eval_steps: int | None = None
-    logging_steps: int = 1
-    resume: bool | str = False
-    """``True``: continue from the newest ``checkpoint-*`` in ``output_dir``; a path: from that checkpoint."""
-    push_to_hub: str | None = None
-    """Hub repository id to push the final agent to."""
-    report_to: list[str] = field(default_factory=lambda: ["jsonl", "tensorboard"])
-    """Metric sinks: ``jsonl`` (``output_dir/metrics.jsonl``), ``tensorboard`` (when installed)."""
-    progress: bool = True
-    device: str | None = None
-    """Device of the frozen models on single-process runs (default: accelerate's)."""
+    save_steps: int | None = _opt(500, help="Save a checkpoint every this many steps (None: only at the end).")
+    save_total_limit: int | None = _opt(3, help="Keep at most this many checkpoints (None: all).")
+    eval_steps: int | None = _opt(None, help="Evaluate eval_data every this many steps (None: never).")
+    logging_steps: int = _opt(1, help="Log metrics every this many steps.")
+    resume: bool | str = _opt(False, help=(
+        "True: continue from the newest checkpoint-* in output_dir; a path: from that checkpoint."))
+    push_to_hub: str | None = _opt(None, help="Hub repository id to push the final agent to.")
+    report_to: list[str] = _opt(factory=lambda: ["jsonl", "tensorboard"], help=(
+        "Metric sinks: jsonl (output_dir/metrics.jsonl), tensorboard (when installed)."))
+    progress: bool = _opt(True, help="Show a progress bar.")
+    device: str | None = _opt(None, help="Device of the frozen models on single-process runs (default: accelerate's).")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -134,7 +137,9 @@ class GRPOConfig:
         _choice("lr_scheduler", self.lr_scheduler, SCHEDULERS)
         _choice("ppo_ratio", self.ppo_ratio, PPO_RATIOS)
         if self.num_generations < 2:
-            raise ValueError(f"num_generations must be >= 2 (advantages are group-relative), got {self.num_generations}")
+            raise ValueError(
+                f"num_generations must be >= 2 (advantages are group-relative), got {self.num_generations}"
+            )
         for name in ("k_specific", "k_general", "batch_size", "ppo_epochs", "window_size", "clip_length",
                      "min_true_clips", "logging_steps"):
             if int(getattr(self, name)) < 1:

@@ -1,0 +1,46 @@
+"""The ``tspo`` command line: every argparse line of the package lives in this package.
+
+Each command is a module with ``NAME``, ``register(subparsers)`` (adds its parser and returns it) and
+``run(args)`` (returns the exit status). Adding a command is adding its module to :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from . import export, index, select, train_grpo
+
+COMMANDS = [select, index, export, train_grpo]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(prog="tspo", description="Question-aware keyframe selection for video "
+                                     "language models.")
+    parser.add_argument("--version", action="version", version=f"tspo-sampler {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for command in COMMANDS:
+        command.register(subparsers).set_defaults(run=command.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``tspo`` console script."""
+    from .._errors import TSPOError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "run", None) is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.run(args) or 0)
+    except (TSPOError, ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"tspo {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+__all__ = ["COMMANDS", "build_parser", "main"]

@@ -1,0 +1,124 @@
+"""``tspo index DATASET --out OUT``: frames for every row of a dataset (data-parallel under accelerate, resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..indexing import DATASET_FORMATS, DEFAULT_TEXT_BATCH_SIZE, index_dataset, read_dataset
+from ._common import add_model_arguments, add_selection_arguments, load_sampler
+
+NAME = "index"
+
+BARRIER_TIMEOUT_HOURS = 24.0
+
+
+def _distributed_state(device: str | None = None) -> Any:
+    """``accelerate.PartialState`` (single process when not launched), or ``None`` without accelerate.
+
+    The process group gets a long timeout: processes wait at the final barrier until the slowest share is
+    done, which can take hours on a large dataset.
+    """
+    try:
+        from accelerate import PartialState
+    except ImportError:  # pragma: no cover - accelerate is a dependency
+        return None
+    from datetime import timedelta
+
+    return PartialState(cpu=_cpu_only(device), timeout=timedelta(hours=BARRIER_TIMEOUT_HOURS))
+
+
+def _cpu_only(device: str | None) -> bool:
+    """Whether processes should join as CPU workers (gloo): asked for (``accelerate launch --cpu``,
+    ``--device cpu``) or no accelerator exists. Without this, ``accelerate launch --multi_gpu`` or
+    ``torchrun`` on a machine without GPUs would start processes that each think they are alone."""
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"):
+        return True
+    if device is not None:
+        return str(device).startswith("cpu")
+    import torch
+
+    accel = getattr(torch, "accelerator", None)
+    if accel is not None and hasattr(accel, "is_available"):
+        return not accel.is_available()
+    return not torch.cuda.is_available()
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        NAME,
+        help="choose frames for every row of a dataset (data-parallel under accelerate, resumable)",
+        description=(
+            "Choose k frames for every (video, question) row of DATASET and write one JSON line per row to "
+            "--out, in input order. Runs data-parallel under `accelerate launch -m tspo_sampler.cli index ...`. "
+            "Rerunning the same command resumes: rows already in OUT (or its .parts/ directory) are skipped. "
+            "Rows whose video cannot be read are written as error records and the run goes on."
+        ),
+    )
+    p.add_argument("dataset", help="JSONL, JSON, CSV or TSV file of rows {id?, video, question}")
+    p.add_argument("--out", required=True, help="output JSONL file, one line per row")
+    add_selection_arguments(p, k_help="frames per row (default 16; the paper evaluates 64)", per_video=" per video",
+                            window_size_default=None, window_size_help="agent attention window (default: the "
+                            "checkpoint's, 12)", candidates=False)
+    p.add_argument("--video-field", default="video", help="column with the video path (default: video)")
+    p.add_argument("--question-field", default="question", help="column with the question (default: question)")
+    p.add_argument("--id-field", default="id", help="column with the row id (default: id)")
+    p.add_argument("--format", dest="dataset_format", choices=DATASET_FORMATS, default=None,
+                   help="dataset format (default: from the file suffix)")
+    p.add_argument("--video-template", default=None, metavar="TEMPLATE",
+                   help="build the video path from row fields instead of --video-field, e.g. '{videoID}.mp4'")
+    p.add_argument("--video-root", action="append", default=None, metavar="DIR",
+                   help="directory relative video paths are found in (repeatable; default: the current "
+                        "directory, then the dataset's directory)")
+    p.add_argument("--text-batch-size", type=int, default=DEFAULT_TEXT_BATCH_SIZE,
+                   help=f"questions per text-encoder batch (default {DEFAULT_TEXT_BATCH_SIZE})")
+    p.add_argument("--scores", action="store_true", help="also write every candidate's score, index and timestamp")
+    p.add_argument("--retry-errors", action="store_true", help="redo rows an earlier run recorded as errors")
+    p.add_argument("--overwrite", action="store_true", help="start over: delete OUT and its parts first")
+    p.add_argument("--fail-fast", action="store_true", help="stop at the first unreadable video")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_model_arguments(p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    """``tspo index``: returns 0 when every row has a record (errors included), 1 when rows are missing."""
+    state = _distributed_state(args.device)
+    rank = state.process_index if state is not None else 0
+    world = state.num_processes if state is not None else 1
+    barrier = state.wait_for_everyone if state is not None and world > 1 else None
+    if args.device is None and state is not None and world > 1:
+        args.device = str(state.device)
+    rows = read_dataset(args.dataset, video_field=args.video_field, question_field=args.question_field,
+                        id_field=args.id_field or None, format=args.dataset_format,
+                        video_template=args.video_template)
+    roots = args.video_root or [os.getcwd(), str(Path(args.dataset).resolve().parent)]
+    try:
+        sampler = load_sampler(args)
+        stats = index_dataset(
+            sampler, rows, args.out, k=args.k, method=args.method, fps=args.fps, max_candidates=args.max_candidates,
+            window_size=args.window_size, video_roots=roots, text_batch_size=args.text_batch_size,
+            include_scores=args.scores, retry_errors=args.retry_errors, overwrite=args.overwrite,
+            fail_fast=args.fail_fast, rank=rank, world_size=world, barrier=barrier, progress=not args.no_progress,
+        )
+    finally:
+        # Leave the process group before exit: a gloo group torn down by the interpreter's exit can abort
+        # a process whose work is finished ("terminate called without an active exception").
+        if state is not None and world > 1:
+            state.destroy_process_group()
+    rate = stats.questions_per_second
+    print(
+        f"tspo index [{rank}/{world}]: {stats.written} rows written ({stats.errors} errors) from {stats.videos} "
+        f"videos in {stats.seconds:.1f} s ({rate:.2f} q/s); {stats.skipped} already done",
+        file=sys.stderr,
+    )
+    if stats.merged:
+        if stats.missing:
+            print(f"tspo index: {stats.missing} rows have no record yet; rerun the same command to finish",
+                  file=sys.stderr)
+            return 1
+        print(f"tspo index: {args.out} complete ({len(rows)} rows)", file=sys.stderr)
+    return 0

@@ -1,0 +1,68 @@
+"""``tspo select VIDEO QUESTION``: the k frames of one video most relevant to a question, as a table or JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ._common import add_model_arguments, add_selection_arguments, load_sampler
+
+NAME = "select"
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        NAME,
+        help="pick the frames of a video most relevant to a question",
+        description="Pick the k frames of VIDEO most relevant to QUESTION and print where they lie in time.",
+    )
+    p.add_argument("video", help="video file")
+    p.add_argument("question", help="the question the frames should answer")
+    add_selection_arguments(p, k_help="number of frames (default 16)", window_size_default=12,
+                            window_size_help="agent attention window (default 12)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.add_argument("--save-grid", metavar="PNG", default=None,
+                   help="write a contact sheet of the chosen frames with the score curve")
+    add_model_arguments(p)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..visualize import format_time
+
+    sampler = load_sampler(args)
+    selection = sampler.select_frames(
+        args.video,
+        args.question,
+        args.k,
+        method=args.method,
+        fps=args.fps,
+        max_candidates=args.max_candidates,
+        window_size=args.window_size,
+        candidate_mode=args.candidates,
+        return_frames=args.save_grid is not None,
+        progress=None,
+    )
+    if args.save_grid:
+        from ..visualize import contact_sheet
+
+        contact_sheet(selection, args.save_grid)
+    if args.json:
+        out = selection.to_dict(include_scores=False)
+        out["scores"] = [float(selection.scores[p]) for p in selection.positions]
+        if args.save_grid:
+            out["grid"] = args.save_grid
+        print(json.dumps(out, indent=2))
+        return 0
+    duration = f"{selection.duration:.1f} s" if selection.duration is not None else "unknown"
+    print(f"{args.video}: {len(selection)} of {len(selection.candidate_indices)} candidates "
+          f"(method {selection.method}, duration {duration})")
+    print(f"{'rank':>4}  {'frame':>7}  {'time':>10}  {'score':>9}")
+    order = sorted(range(len(selection)), key=lambda i: -float(selection.scores[selection.positions[i]]))
+    rank = {i: r + 1 for r, i in enumerate(order)}
+    for i, (idx, ts) in enumerate(zip(selection.indices, selection.timestamps, strict=True)):
+        score = float(selection.scores[selection.positions[i]])
+        print(f"{rank[i]:>4}  {idx:>7}  {format_time(ts):>10}  {score:>9.3f}")
+    if args.save_grid:
+        print(f"contact sheet written to {args.save_grid}")
+    return 0

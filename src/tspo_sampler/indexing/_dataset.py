@@ -1,0 +1,180 @@
+"""Reading an index dataset: rows ``{id?, video, question, ...}`` from JSONL, JSON, CSV or TSV."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DATASET_FORMATS = ("jsonl", "json", "csv", "tsv")
+_FORMAT_BY_SUFFIX = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json", ".csv": "csv", ".tsv": "tsv"}
+
+
+@dataclass
+class IndexRow:
+    """One dataset row: which video, which question, and everything else the row carried.
+
+    Attributes:
+        row: position of the row in the dataset (0-based); the output keeps this order.
+        id: the row's id (``None`` when the dataset has no id column).
+        video: the video as written in the dataset (relative paths are resolved with ``video_roots``).
+        question: the question text.
+        input: the row exactly as read, all columns included (exports carry these fields along).
+        problem: why the row cannot be processed (missing video or question), else ``None``.
+    """
+
+    row: int
+    id: str | None
+    video: str
+    question: str
+    input: dict[str, Any] = field(default_factory=dict)
+    problem: str | None = None
+
+
+def detect_format(path: str | os.PathLike[str]) -> str:
+    """``jsonl``, ``json``, ``csv`` or ``tsv`` from the file suffix (``.gz`` is not supported)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in _FORMAT_BY_SUFFIX:
+        raise ValueError(
+            f"cannot tell the dataset format of {str(path)!r} from its suffix {suffix!r}; "
+            f"use .jsonl, .json, .csv or .tsv, or pass --format ({', '.join(DATASET_FORMATS)})"
+        )
+    return _FORMAT_BY_SUFFIX[suffix]
+
+
+def _read_raw_rows(path: Path, fmt: str) -> list[dict[str, Any]]:
+    if fmt == "jsonl":
+        rows = []
+        with path.open("r", encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+                if not isinstance(obj, dict):
+                    raise ValueError(f"{path}:{lineno}: each line must be a JSON object, got {type(obj).__name__}")
+                rows.append(obj)
+        return rows
+    if fmt == "json":
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        if isinstance(data, dict):
+            # {"data": [...]} or {id: {row}, ...}
+            if isinstance(data.get("data"), list):
+                data = data["data"]
+            elif all(isinstance(v, dict) for v in data.values()):
+                data = [{"__key__": k, **v} for k, v in data.items()]
+            else:
+                raise ValueError(f"{path}: a JSON dataset must be a list of objects or an object of objects")
+        if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+            raise ValueError(f"{path}: a JSON dataset must be a list of objects")
+        return data
+    if fmt in ("csv", "tsv"):
+        with path.open("r", encoding="utf-8", newline="") as f:
+            csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+            reader = csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ",")
+            if not reader.fieldnames:
+                raise ValueError(f"{path}: no header row")
+            return [dict(r) for r in reader]
+    raise ValueError(f"unknown dataset format {fmt!r}; valid formats: {', '.join(DATASET_FORMATS)}")
+
+
+def read_dataset(
+    path: str | os.PathLike[str],
+    *,
+    video_field: str = "video",
+    question_field: str = "question",
+    id_field: str | None = "id",
+    format: str | None = None,
+    video_template: str | None = None,
+) -> list[IndexRow]:
+    """Read a dataset of ``{id?, video, question}`` rows.
+
+    Args:
+        path: a ``.jsonl`` file (one object per line), a ``.json`` list of objects (or an object of objects,
+            whose keys become ids), or a ``.csv`` / ``.tsv`` file with a header row.
+        video_field: column holding the video path.
+        question_field: column holding the question.
+        id_field: column holding the row id; when a row lacks it the id is ``None`` (exports then fall back
+            to the row number). For an object-of-objects JSON file the keys are the ids.
+        format: force one of ``jsonl``, ``json``, ``csv``, ``tsv`` instead of guessing from the suffix.
+        video_template: build the video path from the row's fields instead of reading ``video_field``,
+            e.g. ``"videos/{videoID}.mp4"`` for VideoMME's annotation file (``str.format`` syntax).
+
+    A row without a video or with a blank question is kept, with :attr:`IndexRow.problem` set, so it gets
+    an error record in the output instead of stopping the run.
+
+    Raises:
+        FileNotFoundError: the dataset file does not exist.
+        ValueError: the file cannot be parsed, or no row has the video or question column at all.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"dataset {str(p)!r} does not exist")
+    fmt = format or detect_format(p)
+    raw = _read_raw_rows(p, fmt)
+    if raw:
+        needed = [(question_field, "question")] + ([] if video_template else [(video_field, "video")])
+        for name, what in needed:
+            if not any(name in r for r in raw):
+                columns = sorted({k for r in raw[:100] for k in r if k != "__key__"})
+                raise ValueError(
+                    f"{p}: no row has a {name!r} column for the {what}; columns are {columns}. "
+                    f"Pick one with --{what}-field."
+                )
+    rows = []
+    for i, r in enumerate(raw):
+        key = r.pop("__key__", None)
+        rid = r.get(id_field) if id_field else None
+        if rid is None:
+            rid = key
+        question = r.get(question_field)
+        problem = None
+        if video_template:
+            try:
+                video = video_template.format_map(r)
+            except (KeyError, IndexError, ValueError) as exc:
+                video, problem = "", f"--video-template {video_template!r} does not fit this row ({exc!r})"
+        else:
+            video = r.get(video_field)
+        if problem is not None:
+            pass
+        elif video is None or (isinstance(video, str) and not video.strip()):
+            problem = f"row has no {video_field!r}"
+        elif not isinstance(video, str):
+            problem = f"{video_field!r} must be a string path, got {type(video).__name__}"
+        elif question is None or not isinstance(question, str) or not question.strip():
+            problem = f"row has no question (empty or missing {question_field!r})"
+        rows.append(
+            IndexRow(
+                row=i,
+                id=None if rid is None else str(rid),
+                video=video if isinstance(video, str) else ("" if video is None else str(video)),
+                question=question if isinstance(question, str) else ("" if question is None else str(question)),
+                input=r,
+                problem=problem,
+            )
+        )
+    return rows
+
+
+def resolve_video(video: str, roots: Sequence[str | os.PathLike[str]]) -> str:
+    """The path to open for ``video``: absolute paths as they are; relative ones under the first root that
+    holds them (the first root when none does, so the error names a sensible path)."""
+    p = Path(video).expanduser()
+    if p.is_absolute() or not roots:
+        return str(p)
+    for root in roots:
+        candidate = Path(root) / p
+        if candidate.exists():
+            return str(candidate)
+    return str(Path(roots[0]) / p)

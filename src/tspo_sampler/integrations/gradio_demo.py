@@ -14,6 +14,7 @@ import os
 import re
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -201,10 +202,12 @@ class DemoApp:
         return gallery, uniform_gallery, comparison_plot(selection, uniform_times), result
 
 
-def build_demo(sampler: Any, *, title: str = "TSPO frame selection", **limits: Any) -> Any:
+def build_demo(sampler: Any, *, title: str = "TSPO frame selection",
+               wrap: Callable[[Callable], Callable] | None = None, **limits: Any) -> Any:
     """The ``gr.Blocks`` app around ``sampler``, with the named API endpoint ``/select``.
 
-    ``limits`` go to :class:`DemoApp` (``max_candidates``, ``max_minutes``).
+    ``wrap`` decorates the request handler (a Hugging Face Space passes ``spaces.GPU`` so ZeroGPU lends a GPU
+    per request). ``limits`` go to :class:`DemoApp` (``max_candidates``, ``max_minutes``).
     """
     import gradio as gr
 
@@ -213,6 +216,9 @@ def build_demo(sampler: Any, *, title: str = "TSPO frame selection", **limits: A
     def select(video: str | None, question: str, k: float, method: str,
                progress: gr.Progress = gr.Progress(track_tqdm=True)) -> tuple:  # noqa: B008 - Gradio's idiom
         return app.select(video, question, k, method, progress)
+
+    if wrap is not None:
+        select = wrap(select)
 
     with gr.Blocks(title=title, delete_cache=(900, 1800)) as demo:
         gr.Markdown(

@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import export, index, select, train_grpo
+from . import demo, export, index, select, train_grpo
 
-COMMANDS = [select, index, export, train_grpo]
+COMMANDS = [select, index, export, train_grpo, demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

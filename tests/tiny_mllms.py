@@ -10,6 +10,9 @@ Sizes are chosen so that one frame costs only a handful of visual tokens:
 * Qwen2.5-VL: 56 x 56 px frames -> 4 x 4 patches of 14 px -> 4 tokens per temporal patch (2 frames).
 * LLaVA-OneVision: 56 px SigLIP input -> 4 x 4 patches -> pooled to 2 x 2 = 4 tokens per frame, +1.
 * InternVL: 56 px tiles -> 4 x 4 patches -> pixel shuffle 0.5 -> 4 tokens per frame.
+* Qwen3-VL: 64 x 64 px frames -> 4 x 4 patches of 16 px -> 4 tokens per temporal patch.
+* SmolVLM2: 64 px frames -> 4 x 4 patches -> pixel shuffle 2 -> 4 tokens per frame.
+* GLM-4.1V: frames resized within 56 x 56 x 16 pixels per video, 14 px patches, temporal patch 2.
 """
 
 from __future__ import annotations
@@ -229,6 +232,133 @@ def build_qwen3_vl(seed: int = 0, *, cap_pixels_per_frame: bool | None = True):
     return model, processor
 
 
+# ------------------------------------------------------------------------------------ SmolVLM2 / GLM-4.1V
+
+GLM4V_TEMPLATE = (
+    "[gMASK]<sop>"
+    "{% for m in messages %}"
+    "{{ '<|' + m['role'] + '|>\n' }}"
+    "{% if m['content'] is string %}{{ m['content'] }}"
+    "{% else %}{% for c in m['content'] %}"
+    "{% if c['type'] == 'image' %}{{ '<|begin_of_image|><|image|><|end_of_image|>' }}"
+    "{% elif c['type'] == 'video' %}{{ '<|begin_of_video|><|video|><|end_of_video|>' }}"
+    "{% elif c['type'] == 'text' %}{{ c['text'] }}{% endif %}"
+    "{% endfor %}{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+
+
+def build_smolvlm2(seed: int = 0):
+    """SmolVLM2: 64 px frames -> 4 x 4 patches of 16 px -> pixel shuffle 2 -> 4 tokens per frame."""
+    from transformers import (
+        SmolVLMConfig,
+        SmolVLMForConditionalGeneration,
+        SmolVLMImageProcessor,
+        SmolVLMProcessor,
+        SmolVLMVideoProcessor,
+    )
+    from transformers.models.smolvlm.processing_smolvlm import DEFAULT_CHAT_TEMPLATE
+
+    extra = {
+        "image_token": "<image>",
+        "fake_image_token": "<fake_token_around_image>",
+        "global_image_token": "<global-img>",
+        "end_of_utterance_token": "<end_of_utterance>",
+        "video_token": "<video>",
+    }
+    tok = build_tokenizer(
+        ["<|im_start|>"],
+        chat_template=DEFAULT_CHAT_TEMPLATE,
+        eos_token="<end_of_utterance>",
+        extra_special_tokens=extra,
+    )
+    image_size, patch = 64, 16
+    processor = SmolVLMProcessor(
+        image_processor=SmolVLMImageProcessor(
+            size={"longest_edge": image_size}, max_image_size={"longest_edge": image_size}, do_image_splitting=False
+        ),
+        tokenizer=tok,
+        video_processor=SmolVLMVideoProcessor(
+            size={"longest_edge": image_size}, max_image_size={"longest_edge": image_size}
+        ),
+        image_seq_len=(image_size // patch) ** 2 // 4,
+        chat_template=DEFAULT_CHAT_TEMPLATE,
+    )
+    processor.video_processor.num_frames = 64  # SmolVLM2's video_sampling max_frames
+    ids = tok.convert_tokens_to_ids
+    config = SmolVLMConfig(
+        vision_config=dict(
+            hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+            image_size=image_size, patch_size=patch,
+        ),
+        text_config=dict(
+            model_type="llama",
+            **TEXT,
+            vocab_size=len(tok),
+            eos_token_id=ids("<end_of_utterance>"),
+            pad_token_id=ids("<|endoftext|>"),
+        ),
+        scale_factor=2,
+        image_token_id=ids("<image>"),
+    )
+    _seed(seed)
+    model = SmolVLMForConditionalGeneration(config).eval()
+    _generation_ids(model, tok, eos="<end_of_utterance>")
+    return model, processor
+
+
+def build_glm4v(seed: int = 0):
+    """GLM-4.1V: 56 px frames -> 4 x 4 patches of 14 px -> 4 tokens per temporal patch (2 frames)."""
+    from transformers import (
+        Glm4vConfig,
+        Glm4vForConditionalGeneration,
+        Glm4vImageProcessor,
+        Glm4vProcessor,
+        Glm4vVideoProcessor,
+    )
+
+    specials = [
+        "<|user|>", "<|assistant|>", "<|system|>", "[gMASK]", "<sop>", "<|begin_of_image|>", "<|end_of_image|>",
+        "<|begin_of_video|>", "<|end_of_video|>", "<|image|>", "<|video|>",
+    ]
+    tok = build_tokenizer(specials, chat_template=GLM4V_TEMPLATE, eos_token="<|user|>")
+    size = {"shortest_edge": 56 * 56, "longest_edge": 56 * 56 * 16}
+    processor = Glm4vProcessor(
+        image_processor=Glm4vImageProcessor(size=size),
+        tokenizer=tok,
+        video_processor=Glm4vVideoProcessor(size=size),
+        chat_template=GLM4V_TEMPLATE,
+    )
+    ids = tok.convert_tokens_to_ids
+    config = Glm4vConfig(
+        text_config=dict(
+            **TEXT,
+            vocab_size=len(tok),
+            rope_parameters={
+                "rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3],
+                "partial_rotary_factor": 1.0,
+            },
+            eos_token_id=ids("<|user|>"),
+            pad_token_id=ids("<|endoftext|>"),
+        ),
+        vision_config=dict(
+            depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=TEXT["hidden_size"],
+            image_size=56, patch_size=14,
+        ),
+        image_token_id=ids("<|image|>"),
+        video_token_id=ids("<|video|>"),
+        image_start_token_id=ids("<|begin_of_image|>"),
+        image_end_token_id=ids("<|end_of_image|>"),
+        video_start_token_id=ids("<|begin_of_video|>"),
+        video_end_token_id=ids("<|end_of_video|>"),
+    )
+    _seed(seed)
+    model = Glm4vForConditionalGeneration(config).eval()
+    _generation_ids(model, tok, eos="<|user|>")
+    return model, processor
+
+
 # ------------------------------------------------------------------------------------- LLaVA-OneVision
 
 
@@ -345,9 +475,9 @@ def build_internvl(seed: int = 0):
     return model, processor
 
 
-def _generation_ids(model, tok) -> None:
+def _generation_ids(model, tok, eos: str = "<|im_end|>") -> None:
     gc = model.generation_config
-    gc.eos_token_id = tok.convert_tokens_to_ids("<|im_end|>")
+    gc.eos_token_id = tok.convert_tokens_to_ids(eos)
     gc.pad_token_id = tok.pad_token_id
     gc.do_sample = False
 

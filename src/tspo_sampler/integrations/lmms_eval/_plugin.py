@@ -186,7 +186,8 @@ class TSPOMixin:
         self.tspo_question_field = opts["question_field"]
         self.tspo_index_field = str(opts["tspo_index_field"])
         self.tspo_search = opts["search"]
-        if self.tspo_search is not None and "search" not in inspect.signature(TemporalSampler.select_frames).parameters:
+        has_search = "search" in inspect.signature(TemporalSampler.select_frames).parameters
+        if self.tspo_search is not None and not has_search:
             _fail(f"search={self.tspo_search!r}: this tspo-sampler version's select_frames has no search option")
         self.tspo_index = None if opts["tspo_index"] is None else _load_index(str(opts["tspo_index"]),
                                                                                self.tspo_index_field)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -37,6 +38,8 @@ def video(tmp_path_factory):
         ("qwen2_5_vl", tiny_mllms.build_qwen2_5_vl, ["--timestamps", "prompt"]),
         ("llava_video", tiny_mllms.build_llava_onevision, ["--time-instruction"]),
         ("internvl", tiny_mllms.build_internvl, []),
+        ("qwen3_vl", tiny_mllms.build_qwen3_vl, ["--own-patches"]),
+        ("smolvlm2", tiny_mllms.build_smolvlm2, []),
     ],
 )
 def test_mllm_example_runs(name, builder, extra, video, checkpoint_dir, tmp_path, capsys, monkeypatch):
@@ -52,6 +55,13 @@ def test_mllm_example_runs(name, builder, extra, video, checkpoint_dir, tmp_path
     out = capsys.readouterr().out
     assert "4 frames of 6.0 s chosen at:" in out
     assert "Answer:" in out
+    chosen = [float(t) for t in re.findall(r"([\d.]+)s", out.split("chosen at:")[1].splitlines()[1])]
+    if name == "qwen3_vl":  # --own-patches: one marker per frame, each the frame's own time
+        shown = [float(t) for t in re.findall(r"<([\d.]+) seconds>", out)]
+        assert shown == pytest.approx(chosen, abs=0.051)
+    if name == "smolvlm2":
+        shown = [int(m) * 60 + int(s) for m, s in re.findall(r"Frame from (\d\d):(\d\d)", out)]
+        assert shown == [int(t) for t in chosen]
 
 
 def test_select_frames_example(video, checkpoint_dir, tmp_path, capsys, monkeypatch):

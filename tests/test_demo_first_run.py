@@ -127,3 +127,16 @@ def test_selection_repr_is_one_short_line():
                      scores=np.zeros(100), candidate_indices=list(range(100)),
                      candidate_timestamps=[float(i) for i in range(100)], method="uniform")
     assert len(repr(many)) < 200 and "..." in repr(many)
+
+
+def test_progress_shows_by_time_not_by_candidate_count(uncached_sampler, tmp_path, capsys, monkeypatch):
+    """A few candidates used to mean no bar however long they took; now the bar waits PROGRESS_DELAY_S."""
+    from media import make_video
+    from tspo_sampler import _video_features
+
+    video = make_video(tmp_path / "short.mp4", duration=4.0)
+    monkeypatch.setattr(_video_features, "PROGRESS_DELAY_S", 0.0)  # as if encoding had run past the delay
+    uncached_sampler.select_frames(video, "what colour?", k=2, return_frames=False)
+    assert "encoding short.mp4" in capsys.readouterr().err
+    uncached_sampler.select_frames(video, "what colour?", k=2, return_frames=False, progress=False)
+    assert "encoding" not in capsys.readouterr().err

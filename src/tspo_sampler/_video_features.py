@@ -22,10 +22,19 @@ from ._errors import VideoReadError
 from ._prefetch import prefetch
 from ._sources import check_bytes, check_path, read_file_object
 
-__all__ = ["PROGRESS_MIN_CANDIDATES", "encode_candidates", "encode_frames_candidates", "file_source"]
+__all__ = ["PROGRESS_MIN_CANDIDATES", "encode_candidates", "encode_frames_candidates", "file_source", "progress_bar"]
 
 PROGRESS_MIN_CANDIDATES = 300
-"""Progress bars appear by default from this many candidates on."""
+"""Kept for callers that still gate on the count; :func:`progress_bar` shows a bar by elapsed time instead."""
+
+PROGRESS_DELAY_S = 2.0
+"""With ``progress=None`` a bar appears once encoding has run this long, whatever the candidate count."""
+
+
+def progress_bar(total: int, desc: str, progress: bool | None) -> tqdm:
+    """The encoding bar: ``True`` shows it at once, ``False`` never, ``None`` after :data:`PROGRESS_DELAY_S`."""
+    return tqdm(total=total, desc=desc, unit="frame", disable=progress is False,
+                delay=0.0 if progress else PROGRESS_DELAY_S)
 
 
 def file_source(video: Any, *, identify: bool = True) -> tuple[str | bytes, str]:
@@ -55,13 +64,12 @@ def encode_candidates(
     indices, _ = decoder.candidates(fps=fps, max_candidates=max_candidates, mode=candidate_mode)
     if len(indices) == 0:
         raise VideoReadError(meta.source, "no decodable frames")
-    show = (len(indices) >= PROGRESS_MIN_CANDIDATES) if progress is None else progress
     chunks: list[torch.Tensor] = []
     got_idx: list[np.ndarray] = []
     got_ts: list[np.ndarray] = []
     batches = decoder.iter_frames(indices, short_side=short_side, batch_size=batch_size)
     name = Path(meta.source).name if meta.source and not meta.source.startswith("<") else meta.source
-    with tqdm(total=len(indices), desc=f"encoding {name}", unit="frame", disable=not show) as bar:
+    with progress_bar(len(indices), f"encoding {name}", progress) as bar:
         for batch in prefetch(batches) if overlap else batches:
             chunks.append(encode_batch(torch.from_numpy(batch.data)))
             got_idx.append(np.asarray(batch.indices, dtype=np.int64))

@@ -220,7 +220,7 @@ def build_demo(sampler: Any, *, title: str = "TSPO frame selection",
     if wrap is not None:
         select = wrap(select)
 
-    with gr.Blocks(title=title, delete_cache=(900, 1800)) as demo:
+    with gr.Blocks(title=title, delete_cache=(900, 1800), analytics_enabled=False) as demo:
         gr.Markdown(
             f"# {title}\nUpload a video (or pick the example), ask a question, and see the frames the TSPO "
             "temporal agent picks for it beside evenly spaced (uniform) frames."

@@ -134,10 +134,18 @@ def timed_metadata(
     )
 
 
+# Video processors whose ``num_frames`` is the most frames they ever sample (for GLM it is only a default).
+_NUM_FRAMES_IS_MAX = frozenset({"SmolVLMVideoProcessor", "Gemma4VideoProcessor", "Molmo2VideoProcessor"})
+
+
 def frame_limit(processor: Any) -> int | None:
-    """The most frames the processor's video processor samples (``max_frames``, else ``num_frames``)."""
+    """The most frames the processor's video processor samples: ``max_frames`` (Qwen3-VL: 768), or
+    ``num_frames`` where that is the cap (SmolVLM2's ``video_sampling.max_frames``, Gemma 4, Molmo2)."""
     vp = getattr(processor, "video_processor", processor)
-    for name in ("max_frames", "num_frames"):
+    names = ["max_frames"]
+    if any(c.__name__ in _NUM_FRAMES_IS_MAX for c in type(vp).__mro__):
+        names.append("num_frames")
+    for name in names:
         value = getattr(vp, name, None)
         if isinstance(value, int) and value > 0:
             return value

@@ -1,0 +1,64 @@
+"""``tspo demo`` as a user starts it: a subprocess on 127.0.0.1 that serves /select, and one-line refusals."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+pytest.importorskip("gradio")
+from gradio_client import Client, handle_file  # noqa: E402
+
+from tspo_sampler import example_video  # noqa: E402
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_until_served(url: str, proc: subprocess.Popen, timeout: float = 240.0) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        assert proc.poll() is None, proc.communicate()[0]
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return time.monotonic() - start
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError(f"tspo demo did not answer within {timeout} s")
+
+
+def test_tspo_demo_serves_select_on_loopback(checkpoint_dir, tmp_path):
+    port = _free_port()
+    env = {**os.environ, "TSPO_SAMPLER_CACHE": str(tmp_path / "cache"), "GRADIO_ANALYTICS_ENABLED": "False"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tspo_sampler.cli", "demo", "--model", str(checkpoint_dir), "--port", str(port),
+         "--device", "cpu"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+    )
+    try:
+        seconds = _wait_until_served(f"http://127.0.0.1:{port}/", proc)
+        print(f"tspo demo answered after {seconds:.1f} s")
+        result = Client(f"http://127.0.0.1:{port}/", verbose=False).predict(
+            handle_file(str(example_video())), "Where is the stop sign?", 5, "aks", api_name="/select")[-1]
+        assert len(result["indices"]) == len(result["timestamps"]) == 5
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+    assert f"http://127.0.0.1:{port}" in out  # bound to the loopback interface by default
+
+
+def test_tspo_demo_refuses_a_bad_port(capsys):
+    from tspo_sampler.cli import main
+
+    assert main(["demo", "--port", "70000", "--model", "unused"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "--port must be between 1 and 65535" in err and "\n" not in err

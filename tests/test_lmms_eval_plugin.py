@@ -150,8 +150,8 @@ def test_unreadable_video_falls_back_loudly(world, tmp_path):
     from tspo_sampler.integrations.lmms_eval._plugin import PendingDoc
     from tspo_sampler.integrations.lmms_eval._qwen import Qwen2_5_VL_TSPO
 
-    model = Qwen2_5_VL_TSPO(pretrained=str(world["mllm"]), device="cpu", device_map="cpu",
-                            tspo_model=str(world["checkpoint"]), k=K, feature_cache="false", tspo_log=tmp_path / "t.jsonl")
+    model = Qwen2_5_VL_TSPO(pretrained=str(world["mllm"]), device="cpu", device_map="cpu", k=K,
+                            tspo_model=str(world["checkpoint"]), feature_cache="false", tspo_log=tmp_path / "t.jsonl")
     bad = make_corrupt(tmp_path / "bad.mp4")
     pending = PendingDoc("tiny", "test", 7, {"question": "Q?"}, "Q?")
     with pytest.warns(UserWarning, match=r"doc tiny/7 .*bad\.mp4"):

@@ -127,5 +127,7 @@ def test_bad_input(sampler, videos):
     assert rec.selections[0].question == "Where?"
     with pytest.raises(ValueError, match="local files"):
         process_vision_info(messages("https://example.com/a.mp4"), sampler=sampler)
+    with pytest.raises(ValueError, match="k=1000 frames"):
+        process_vision_info(messages(videos["cfr"]), sampler=sampler, k=1000)
     with pytest.raises(ValueError, match="video_start"):
         process_vision_info(messages(videos["cfr"], video_start=1.0), sampler=sampler)

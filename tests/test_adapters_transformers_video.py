@@ -80,3 +80,23 @@ def test_sampler_method_gives_a_bound_sample_indices_fn(sampler, video):
     assert [read_stamp(f) for f in frames] == pytest.approx(fn.selection.timestamps, abs=0.011)
     with pytest.raises(ValueError, match="question is blank"):
         sampler.sample_indices_fn(video, " ", k=3)
+
+
+def test_use_tspo_prints_real_times_under_qwen3_on_vfr(sampler, tmp_path):
+    import re
+
+    from media_vfr import make_split_rate_video
+    from tiny_mllms import build_qwen3_vl
+
+    _, processor = build_qwen3_vl()
+    path = str(make_split_rate_video(tmp_path / "vfr.mp4"))
+    text = processor.apply_chat_template(
+        qwen2_5_vl.build_messages(make_selection(2), "Which second?"), tokenize=False, add_generation_prompt=True
+    )
+    with transformers_video.use_tspo(processor, sampler, "Which second?", k=4) as selections:
+        inputs = processor(text=[text], videos=[path], do_sample_frames=False, return_tensors="pt")
+    times = selections[0].timestamps
+    shown = [float(t) for t in re.findall(r"<(\d+\.\d) seconds>", processor.tokenizer.decode(inputs["input_ids"][0]))]
+    assert shown == pytest.approx([(times[0] + times[1]) / 2, (times[2] + times[3]) / 2], abs=0.051)
+    naive = [i / selections[0].fps for i in selections[0].indices]
+    assert max(abs(a - b) for a, b in zip(naive, times, strict=True)) > 1.0  # index / fps would be wrong

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from .._result import Selection
+from ._timed import frame_clock
 
 __all__ = ["TSPOSampleIndices", "load_video", "sample_indices_fn", "selection_metadata", "use_tspo"]
 
@@ -106,13 +107,19 @@ def load_video(
 
 
 def selection_metadata(selection: Selection, frame_shape: Sequence[int] | None = None) -> Any:
-    """``VideoMetadata`` describing the chosen frames of a selection (source fps, total frames,
-    ``frames_indices`` = chosen indices)."""
+    """``VideoMetadata`` describing the chosen frames of a selection: source fps, total frames and
+    ``frames_indices`` = chosen indices on constant-frame-rate files. On variable-frame-rate files,
+    where ``index / fps`` is not the presentation time, a millisecond clock (``fps=1000``,
+    ``round(t * 1000)``), so that processors printing ``frames_indices / fps`` (Qwen3-VL, GLM,
+    SmolVLM2) print the real times."""
     from transformers.video_utils import VideoMetadata
 
     fps = float(selection.fps) if selection.fps else None
+    indices = [int(i) for i in selection.indices]
+    if fps and indices:
+        fps, indices = frame_clock(indices, selection.timestamps, fps)
     duration = float(selection.duration) if selection.duration else None
-    last = max(int(i) for i in selection.indices) + 1 if len(selection.indices) else 0
+    last = max(indices) + 1 if indices else 0
     total = max(int(round(duration * fps)), last) if fps and duration else max(last, len(selection.candidate_indices))
     height = width = None
     if frame_shape is not None:
@@ -124,7 +131,7 @@ def selection_metadata(selection: Selection, frame_shape: Sequence[int] | None =
         height=height,
         duration=duration,
         video_backend="tspo",
-        frames_indices=[int(i) for i in selection.indices],
+        frames_indices=indices,
     )
 
 

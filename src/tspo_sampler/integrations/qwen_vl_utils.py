@@ -53,6 +53,7 @@ IMAGE_MAX_TOKEN_NUM = 16384
 VIDEO_MIN_TOKEN_NUM = 128
 VIDEO_MAX_TOKEN_NUM = 768
 MAX_RATIO = 200
+FPS_MAX_FRAMES = 768
 
 
 def smart_resize(
@@ -134,6 +135,8 @@ def fetch_video(
         if ele.get(key) is not None:
             raise ValueError(f"video {path!r}: {key} is not supported with TSPO selection (cut the clip first)")
     k = int(ele.get("nframes", k))
+    if not 1 <= k <= FPS_MAX_FRAMES:
+        raise ValueError(f"video {path!r}: k={k} frames; Qwen-VL models take 1 to {FPS_MAX_FRAMES} frames per video")
     sel = sampler.select_frames(path, question, k, method=method, return_frames=True, **select_options)
     frames = np.asarray(sel.frames)
     if frames.ndim != 4 or frames.shape[0] == 0:

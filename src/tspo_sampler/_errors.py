@@ -21,3 +21,7 @@ class VideoReadError(TSPOError):
 
 class CheckpointError(TSPOError):
     """A checkpoint is missing files, has no agent weights, or has weights of the wrong shape."""
+
+
+class VideoDamageWarning(UserWarning):
+    """A video was read in part: damaged data cost some frames, or the file ends before its stated duration."""

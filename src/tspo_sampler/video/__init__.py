@@ -15,7 +15,8 @@ candidate rules live in :mod:`tspo_sampler._candidates`.
 
 from __future__ import annotations
 
-from ._decoder import VideoDecoder, open_video
+from .._errors import VideoDamageWarning
+from ._decoder import MAX_LOST_FRACTION, VideoDecoder, open_video
 from ._types import FrameBatch, VideoMetadata
 
-__all__ = ["FrameBatch", "VideoDecoder", "VideoMetadata", "open_video"]
+__all__ = ["MAX_LOST_FRACTION", "FrameBatch", "VideoDamageWarning", "VideoDecoder", "VideoMetadata", "open_video"]

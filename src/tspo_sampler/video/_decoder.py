@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
+import warnings
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, BinaryIO, Protocol
@@ -11,22 +13,28 @@ from typing import Any, BinaryIO, Protocol
 import numpy as np
 
 from .. import _candidates as cand
-from .._errors import VideoReadError
+from .._errors import VideoDamageWarning, VideoReadError
 from .._sources import remove_spool, spool
 from ._decord import DecordReader
 from ._probe import probe
 from ._pyav import PyAVReader
 from ._routing import BACKENDS, OPTIONAL_BACKENDS, PATH_BACKEND, PATH_KEYFRAMES, choose_path
-from ._types import FrameBatch, StreamIndex, VideoMetadata, scaled_size
+from ._types import Decoded, FrameBatch, StreamIndex, VideoMetadata, scaled_size
 from ._watchdog import guarded
 
-__all__ = ["VideoDecoder", "open_video"]
+__all__ = ["MAX_LOST_FRACTION", "VideoDecoder", "open_video"]
+
+log = logging.getLogger("tspo_sampler.video")
+
+MAX_LOST_FRACTION = 0.5
+"""``iter_frames`` raises ``VideoReadError`` when more than this share of the requested frames is lost to
+damaged data; below it the lost frames are left out with one :class:`VideoDamageWarning`."""
 
 
 class Reader(Protocol):
     """What a backend offers the decoder: frames at sorted unique indices, at an upright size."""
 
-    def decode(self, indices: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]: ...
+    def decode(self, indices: np.ndarray, size: tuple[int, int]) -> Decoded: ...
 
     def close(self) -> None: ...
 
@@ -90,6 +98,14 @@ class VideoDecoder:
             self._finalizer()
             raise
         ix = self._index
+        if ix.ends_early():
+            message = (
+                f"the file ends early: the container states {ix.declared_duration:.2f} s "
+                f"({ix.declared_frames} frames), only {ix.duration:.2f} s ({ix.num_frames} frames) can be read "
+                "(truncated download?); using what is there"
+            )
+            log.warning("%s: %s", self._label, message)
+            warnings.warn(f"video {self._label}: {message}", VideoDamageWarning, stacklevel=2)
         width, height = ix.upright_size
         self.metadata = VideoMetadata(
             source=self._label,
@@ -198,10 +214,37 @@ class VideoDecoder:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         size = scaled_size(self.metadata.width, self.metadata.height, short_side)
         path = self._choose_path(idx)  # once for the whole list: every batch is decoded alike
+        lost: list[np.ndarray] = []
+        n_lost = 0
+        seen: set[int] = set()
+        ts = self._index.timestamps
         for start in range(0, len(idx), batch_size):
             chunk = idx[start : start + batch_size]
-            data, got = self._decode(chunk, size, path)
-            yield FrameBatch(data=data, indices=got, timestamps=self._index.timestamps[got].copy())
+            out = self._decode(chunk, size, path)
+            if not out.served.all():
+                lost.append(chunk[~out.served])
+                n_lost += int((~out.served).sum())
+                if n_lost > MAX_LOST_FRACTION * len(idx):
+                    raise VideoReadError(self._label, self._lost_message(np.concatenate(lost), len(idx), "over half"))
+            # a neighbour standing in for a skipped frame is reported once, never as two candidates
+            keep = out.served & np.array([int(u) not in seen for u in out.used], dtype=bool)
+            seen.update(int(u) for u in out.used[keep])
+            got = out.used[keep]
+            yield FrameBatch(data=out.data[keep], indices=got, timestamps=ts[got].copy())
+        if lost:
+            message = self._lost_message(np.concatenate(lost), len(idx), "left out")
+            log.warning("%s: %s", self._label, message)
+            warnings.warn(f"video {self._label}: {message}", VideoDamageWarning, stacklevel=2)
+
+    def _lost_message(self, lost: np.ndarray, total: int, outcome: str) -> str:
+        """``lost`` requested frames (sorted) as time spans: one summary for a damaged stretch."""
+        spans = _spans(self._index.timestamps, lost, self._index)
+        where = ", ".join(f"{a:.2f}-{b:.2f} s" if b > a else f"{a:.2f} s" for a, b in spans[:5])
+        more = f" and {len(spans) - 5} more" if len(spans) > 5 else ""
+        return (
+            f"{len(lost)} of {total} requested frames could not be decoded (damaged data at {where}{more}); "
+            f"{outcome}"
+        )
 
     def get_frames(self, indices: Iterable[int], *, short_side: int | None = None) -> FrameBatch:
         """Decode ``indices`` in the order given (duplicates allowed), full resolution by default."""
@@ -212,10 +255,11 @@ class VideoDecoder:
         if len(uniq) == 0:
             empty = np.zeros((0, size[1], size[0], 3), dtype=np.uint8)
             return FrameBatch(empty, np.zeros(0, np.int64), np.zeros(0, np.float64))
-        data, got = self._decode(uniq, size, self._choose_path(uniq))
-        data = data[inverse]
-        got = got[inverse]
-        return FrameBatch(data=data, indices=got, timestamps=self._index.timestamps[got].copy())
+        out = self._decode(uniq, size, self._choose_path(uniq))
+        if not out.served.all():
+            raise VideoReadError(self._label, self._lost_message(uniq[~out.served], len(uniq), "cannot return them"))
+        got = out.used[inverse]
+        return FrameBatch(data=out.data[inverse], indices=got, timestamps=self._index.timestamps[got].copy())
 
     def close(self) -> None:
         """Release decoders and remove the temporary copy of in-memory input."""
@@ -263,8 +307,8 @@ class VideoDecoder:
             self._readers[path] = reader
         return reader
 
-    def _decode(self, idx: np.ndarray, size: tuple[int, int], path: str) -> tuple[np.ndarray, np.ndarray]:
-        """Decode sorted unique ``idx`` at upright ``size``; returns (frames, indices actually used)."""
+    def _decode(self, idx: np.ndarray, size: tuple[int, int], path: str) -> Decoded:
+        """Decode sorted unique ``idx`` at upright ``size`` on ``path`` (falling back from a failed backend)."""
         backend = PATH_BACKEND[path]
         if backend != "pyav" and backend not in self._available():  # dropped after an earlier failure
             path = self._choose_path(idx) if self._requested_backend == "auto" else path
@@ -281,6 +325,13 @@ class VideoDecoder:
                 raise
             self._drop_backend(backend, exc.reason)
         return self._decode(idx, size, self._choose_path(idx))
+
+
+def _spans(timestamps: np.ndarray, lost: np.ndarray, index: StreamIndex) -> list[tuple[float, float]]:
+    """Time spans of ``lost`` frames, one per run of consecutive GOPs."""
+    gops = np.array([index.gop_of(int(i)) for i in lost])
+    breaks = np.flatnonzero(np.diff(gops) > 1) + 1
+    return [(float(timestamps[r[0]]), float(timestamps[r[-1]])) for r in np.split(lost, breaks)]
 
 
 def open_video(source: str | os.PathLike | bytes | BinaryIO, **kwargs: Any) -> VideoDecoder:

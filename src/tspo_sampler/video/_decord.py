@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .._errors import VideoReadError
-from ._types import StreamIndex, upright
+from ._types import Decoded, StreamIndex, upright
 from ._watchdog import guarded
 
 __all__ = ["DecordReader", "import_decord", "match_orientation"]
@@ -110,14 +110,14 @@ class DecordReader:
             self._readers[size] = vr
         return vr
 
-    def decode(self, indices: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    def decode(self, indices: np.ndarray, size: tuple[int, int]) -> Decoded:
         """Frames at sorted unique ``indices``, upright at ``size`` (decord returns exactly those)."""
         vr = self._reader(size)
         data = vr.get_batch(indices.tolist()).asnumpy()  # the decoder runs this under its watchdog
         data = upright(data, self.fix)
         if data.shape[1:3] != (size[1], size[0]):
             raise VideoReadError(self._index.label, f"decord returned frames of shape {data.shape[1:3]}")
-        return np.ascontiguousarray(data), indices
+        return Decoded.complete(np.ascontiguousarray(data), indices)
 
     def close(self) -> None:
         self._readers.clear()

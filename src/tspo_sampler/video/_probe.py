@@ -136,6 +136,8 @@ def probe(path: str, label: str) -> StreamIndex:
         time_base = float(tb)
         timestamps = (pts - start).astype(np.float64) * time_base
         duration, fps = _duration_and_fps(timestamps, durs, time_base, stream)
+        declared = float(stream.duration * time_base) if stream.duration else None
+        declared_frames = int(stream.frames or 0)
     finally:
         container.close()
     (stored_w, stored_h, image), rotation, codec = _first_frame(path, label)
@@ -157,4 +159,6 @@ def probe(path: str, label: str) -> StreamIndex:
         duration=duration,
         fps=fps,
         codec=codec,
+        declared_duration=declared,
+        declared_frames=declared_frames,
     )

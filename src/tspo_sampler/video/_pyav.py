@@ -1,29 +1,46 @@
-"""PyAV backend: forward decoding with frame threads, seeking over GOPs that hold no requested frame.
+"""PyAV backend: packet-by-packet decoding with frame threads, seeking over GOPs that hold no requested frame.
+
+The reader demuxes the stream and decodes each packet on its own (``stream.decode(packet)``), so a damaged
+packet costs only its GOP: the decoder resynchronises on the next keyframe.  Frame threads report a
+packet's failure some packets late, so a request that meets any failure is decoded again in *careful*
+mode (slice threads only, for the rest of the reader's life): each frame waits until its whole GOP is
+decoded and is dropped if any packet of the GOP failed (its pixels may be drawn from missing references);
+keyframes, which depend on nothing, pass at once.  A requested frame that never comes out clean is
+reported as lost, never replaced by a distant frame; a frame the decoder silently skips in an undamaged
+stretch is served by its neighbour at most one frame away (decoders merge or drop an odd frame).
 
 Decoded frames are matched to indices through their pts (:meth:`StreamIndex.index_of`), so the index space
-is the packet table's even when the decoder drops or merges frames; a requested frame that never comes out
-of the decoder is replaced by the nearest decodable one (reported in ``indices``).
+is the packet table's.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from .._errors import VideoReadError
 from ._probe import open_container, video_stream
-from ._types import StreamIndex, upright
+from ._types import Decoded, StreamIndex, upright
 
 __all__ = ["PyAVReader"]
+
+log = logging.getLogger("tspo_sampler.video")
+
+MAX_STAND_IN = 1
+"""How far (in frames) a decoded neighbour may stand in for a frame the decoder skipped without damage."""
+_MAX_ERRORS = 10_000  # decode errors per request before the rest of the stream counts as unreadable
+_MAX_RESYNCS = 1_000  # demuxer failures (each resynchronised at the next keyframe) per request
 
 
 class PyAVReader:
     """Forward-only reader over one file, reopened or seeked when a request goes backwards.
 
     ``threaded=False`` decodes with slice threads only: for keyframe-only requests, where frame threads
-    would decode frames past each keyframe too.
+    would decode frames past each keyframe too.  ``damaged_gops`` collects the GOPs (numbered by their
+    keyframe's position in :attr:`StreamIndex.keyframes`) where a packet failed.
     """
 
     def __init__(self, index: StreamIndex, *, num_threads: int = 0, threaded: bool = True) -> None:
@@ -32,9 +49,17 @@ class PyAVReader:
         self._threaded = threaded
         self._container: Any = None
         self._stream: Any = None
-        self._frames: Iterator[Any] | None = None
-        self._pos = -1  # index of the last frame pulled from the decoder
+        self._packets: Iterator[Any] | None = None
+        self._ready: deque[tuple[int, Any]] = deque()
+        self._pending: list[tuple[int, Any]] = []  # careful mode: frames of the GOP being decoded
+        self._careful = False
+        self._pos = -1  # index of the last frame handed out
+        self._last_packet = -1  # index of the last packet demuxed (for resynchronising)
+        self._eof = False
         self._seek_ok = True
+        self._errors = 0
+        self._resyncs = 0
+        self.damaged_gops: set[int] = set()
 
     def close(self) -> None:
         if self._container is not None:
@@ -42,57 +67,154 @@ class PyAVReader:
                 self._container.close()
             except Exception:
                 pass
-        self._container = self._stream = self._frames = None
+        self._container = self._stream = self._packets = None
+        self._ready.clear()
+        self._pending.clear()
         self._pos = -1
 
     def _open(self) -> None:
         self.close()
         self._container = open_container(self._index.path)
         self._stream = video_stream(self._container)
-        if self._threaded:
+        if self._threaded and not self._careful:
             self._stream.thread_type = "AUTO"
             self._stream.codec_context.thread_count = self._num_threads
         else:
             self._stream.thread_type = "SLICE"
-        self._frames = self._container.decode(self._stream)
-        self._pos = -1
+        self._restart(-1)
+
+    def _restart(self, pos: int) -> None:
+        self._packets = self._container.demux(self._stream)
+        self._ready.clear()
+        self._pending.clear()
+        self._pos = pos
+        self._last_packet = pos
+        self._eof = False
 
     def _seek_to(self, key: int) -> None:
         """Seek to keyframe ``key``; the demuxer may land on an earlier keyframe (checked later)."""
         self._container.seek(self._index.pts_of(key), stream=self._stream, backward=True, any_frame=False)
-        self._frames = self._container.decode(self._stream)
-        self._pos = key - 1
+        self._restart(key - 1)
 
-    def _index_of(self, frame: Any) -> int:
-        i = self._index.index_of(frame.pts, frame.time_base)
-        return self._pos + 1 if i is None else i
+    # ------------------------------------------------------------------ packets in, trusted frames out
 
-    def _next(self) -> tuple[int, Any] | None:
+    def _mark_damaged(self, first: int, last: int) -> None:
+        """Frames ``first .. last`` sit in damaged data: their GOPs are no longer trusted."""
+        ix = self._index
+        lo, hi = ix.gop_of(max(first, 0)), ix.gop_of(min(max(last, first, 0), ix.num_frames - 1))
+        self.damaged_gops.update(range(lo, hi + 1))
+
+    def _packet_index(self, packet: Any) -> int:
+        ts = packet.pts if packet.pts is not None else packet.dts
+        i = self._index.index_of(ts, packet.time_base)
+        return self._last_packet if i is None else i
+
+    def _resync(self) -> bool:
+        """After a demuxer failure, continue at the next keyframe; False when there is none."""
         import av  # noqa: PLC0415
 
-        assert self._frames is not None
-        errors = 0
-        while True:
-            try:
-                frame = next(self._frames)
-            except StopIteration:
-                return None
-            except av.error.EOFError:
-                return None
-            except av.error.FFmpegError:
-                # a damaged packet: skip it, the decoder resynchronises on the next keyframe
-                errors += 1
-                if errors > 1000:
-                    return None
-                continue
-            i = self._index_of(frame)
-            if i <= self._pos:
-                continue  # already passed (e.g. a seek landed early)
-            self._pos = i
-            return i, frame
+        ix = self._index
+        self._resyncs += 1
+        nxt = np.searchsorted(ix.keyframes, self._last_packet, side="right")
+        if self._resyncs > _MAX_RESYNCS or nxt >= len(ix.keyframes):
+            self._mark_damaged(self._last_packet, ix.num_frames - 1)
+            return False
+        key = int(ix.keyframes[nxt])
+        self._mark_damaged(self._last_packet, key - 1)
+        try:
+            self._container.seek(ix.pts_of(key), stream=self._stream, backward=False, any_frame=False)
+        except av.error.FFmpegError:
+            self._mark_damaged(key, ix.num_frames - 1)
+            return False
+        pos = self._pos
+        self._restart(pos)
+        self._last_packet = key
+        return True
 
-    def decode(self, indices: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-        """Frames at sorted unique ``indices``, upright at ``size``; returns (frames, indices actually used)."""
+    def _pull(self) -> None:
+        """Demux and decode one packet, queueing the trusted frames it yields; sets ``_eof`` at the end."""
+        import av  # noqa: PLC0415
+
+        assert self._packets is not None
+        try:
+            packet = next(self._packets)
+        except StopIteration:
+            self._eof = True
+            return
+        except av.error.FFmpegError as exc:
+            log.debug("%s: demuxing failed after frame %d: %s", self._index.label, self._last_packet, exc)
+            if not self._resync():
+                self._eof = True
+            return
+        i = self._packet_index(packet) if packet.size else self._last_packet
+        self._last_packet = max(self._last_packet, i)
+        try:
+            frames = self._stream.decode(packet)
+        except av.error.EOFError:
+            self._eof = True
+            return
+        except av.error.FFmpegError as exc:
+            self._errors += 1
+            log.debug("%s: packet of frame %d failed to decode: %s", self._index.label, i, exc)
+            self._mark_damaged(i, i)
+            if self._errors > _MAX_ERRORS:
+                self._mark_damaged(i, self._index.num_frames - 1)
+                self._eof = True
+            return
+        for frame in frames:
+            self._accept(frame)
+
+    def _accept(self, frame: Any) -> None:
+        ix = self._index
+        i = ix.index_of(frame.pts, frame.time_base)
+        queue = self._pending or self._ready
+        last = queue[-1][0] if queue else self._pos
+        if i is None:
+            i = last + 1
+        if i <= last or i >= ix.num_frames:
+            return  # already passed (e.g. a seek landed early)
+        if not self._careful or ix.is_keyframe(i):
+            self._commit(ix.gop_of(i))
+            if ix.is_keyframe(i) or ix.gop_of(i) not in self.damaged_gops:
+                self._ready.append((i, frame))
+            return
+        self._commit(ix.gop_of(i))
+        self._pending.append((i, frame))
+
+    def _commit(self, gop: int | None) -> None:
+        """Careful mode: frames of GOPs before ``gop`` (all, for None) are complete; keep the undamaged ones."""
+        ix = self._index
+        while self._pending and (gop is None or ix.gop_of(self._pending[0][0]) < gop):
+            i, frame = self._pending.pop(0)
+            if ix.gop_of(i) not in self.damaged_gops:
+                self._ready.append((i, frame))
+
+    def _next(self) -> tuple[int, Any] | None:
+        """The next trusted frame after the last one handed out, or None at the end of the stream."""
+        while not self._ready:
+            if self._eof:
+                self._commit(None)
+                if not self._ready:
+                    return None
+                break
+            self._pull()
+        item = self._ready.popleft()
+        self._pos = item[0]
+        return item
+
+    # ------------------------------------------------------------------ requests
+
+    def decode(self, indices: np.ndarray, size: tuple[int, int]) -> Decoded:
+        """Frames at sorted unique ``indices``, upright at ``size``; lost frames are marked, not replaced."""
+        out = self._decode_pass(indices, size)
+        if (self._errors or self._resyncs) and not self._careful:
+            log.debug("%s: damaged data met; decoding the request again, carefully", self._index.label)
+            self._careful = True
+            self.close()
+            out = self._decode_pass(indices, size)
+        return out
+
+    def _decode_pass(self, indices: np.ndarray, size: tuple[int, int]) -> Decoded:
         index = self._index
         rotation = index.rotation
         out_w, out_h = size
@@ -101,27 +223,23 @@ class PyAVReader:
         n = len(indices)
         data = np.empty((n, out_h, out_w, 3), dtype=np.uint8)
         used = np.asarray(indices, dtype=np.int64).copy()
-        filled = np.zeros(n, dtype=bool)
-        converted: dict[int, np.ndarray] = {}
+        served = np.zeros(n, dtype=bool)
 
-        def convert(item: tuple[int, Any]) -> np.ndarray:
-            i, frame = item
-            img = converted.get(i)
-            if img is None:
-                if full:
-                    img = frame.to_ndarray(format="rgb24")
-                else:
-                    img = frame.reformat(
-                        width=stored_w, height=stored_h, format="rgb24", interpolation="AREA"
-                    ).to_ndarray()
-                img = upright(img, rotation)
-                converted.clear()
-                converted[i] = img
-            return img
+        def convert(frame: Any) -> np.ndarray:
+            if full:
+                img = frame.to_ndarray(format="rgb24")
+            else:
+                img = frame.reformat(width=stored_w, height=stored_h, format="rgb24", interpolation="AREA")
+                img = img.to_ndarray()
+            return upright(img, rotation)
 
+        def serve(k: int, item: tuple[int, Any]) -> None:
+            data[k], used[k], served[k] = convert(item[1]), item[0], True
+
+        self._errors = self._resyncs = 0
         if self._container is None or int(indices[0]) <= self._pos:
             self._open()
-        prev: tuple[int, Any] | None = None  # last decoded frame, stands in for undecodable ones
+        prev: tuple[int, Any] | None = None  # last frame out of the decoder, a possible stand-in
         seek_target: int | None = None
         k = 0
         while k < n:
@@ -134,7 +252,7 @@ class PyAVReader:
             item = self._next()
             if item is None:
                 break
-            i, frame = item
+            i = item[0]
             if seek_target is not None:
                 if i > seek_target:  # the seek overshot: this file's index is unreliable
                     self._seek_ok = False
@@ -145,21 +263,26 @@ class PyAVReader:
             if i < target:
                 prev = item
                 continue
-            # frame i >= target serves every request <= i (the previous frame if it is nearer)
+            # frame i >= target: serves its own request, and stands in for skipped ones next to it
             while k < n and int(indices[k]) <= i:
                 t = int(indices[k])
-                src = item
-                if t != i and prev is not None and (t - prev[0]) <= (i - t):
-                    src = prev
-                data[k], used[k], filled[k] = convert(src), src[0], True
+                if t == i:
+                    serve(k, item)
+                elif not self._damaged(t):
+                    near = [c for c in (prev, item) if c is not None and abs(c[0] - t) <= MAX_STAND_IN]
+                    if near:
+                        serve(k, min(near, key=lambda c: (abs(c[0] - t), c[0])))
                 k += 1
             prev = item
-        if not filled.all():
-            if prev is None and not filled.any():
-                raise VideoReadError(index.label, f"frames {indices[~filled][:5].tolist()} could not be decoded")
-            if prev is not None:
-                data[~filled], used[~filled] = convert(prev), prev[0]
-            else:
-                j = int(np.flatnonzero(filled)[-1])
-                data[~filled], used[~filled] = data[j], used[j]
-        return data, used
+        while k < n:  # the stream ended first
+            t = int(indices[k])
+            if prev is not None and not self._damaged(t) and t - prev[0] <= MAX_STAND_IN:
+                serve(k, prev)
+            k += 1
+        if not served.all():
+            lost = indices[~served]
+            log.debug("%s: %d of %d requested frames lost: %s", index.label, len(lost), n, lost[:10].tolist())
+        return Decoded(data, used, served)
+
+    def _damaged(self, i: int) -> bool:
+        return self._index.gop_of(i) in self.damaged_gops

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["FrameBatch", "StreamIndex", "VideoMetadata", "scaled_size", "upright"]
+__all__ = ["Decoded", "FrameBatch", "StreamIndex", "VideoMetadata", "scaled_size", "upright"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,10 @@ class StreamIndex:
     duration: float
     fps: float
     codec: str
+    declared_duration: float | None = None
+    """The stream's duration as the container states it (``None`` when it does not)."""
+    declared_frames: int = 0
+    """The stream's frame count as the container states it (0 when it does not)."""
     pts_to_index: dict[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -85,8 +89,22 @@ class StreamIndex:
         w, h = self.stored_size
         return (h, w) if self.rotation in (90, 270) else (w, h)
 
+    def ends_early(self) -> bool:
+        """Fewer frames than the container states, ending over half a second before its stated duration:
+        the file was cut short (a fast-start MP4 keeps its index of the whole video at the front)."""
+        if self.declared_duration is None or not self.declared_frames:
+            return False
+        return self.num_frames < self.declared_frames and self.duration < self.declared_duration - 0.5
+
     def pts_of(self, i: int) -> int:
         return int(self.pts[i])
+
+    def gop_of(self, i: int) -> int:
+        """Position in :attr:`keyframes` of the keyframe that starts frame ``i``'s GOP."""
+        return int(np.searchsorted(self.keyframes, i, side="right") - 1)
+
+    def is_keyframe(self, i: int) -> bool:
+        return int(self.keyframes[self.gop_of(i)]) == i
 
     def keyframe_before(self, i: int) -> int:
         """The last keyframe at or before frame ``i``."""
@@ -104,6 +122,23 @@ class StreamIndex:
             return None
         t = (int(pts) - self.start) * float(time_base)
         return max(int(np.searchsorted(self.timestamps, t + 1e-6, side="right") - 1), 0)
+
+
+@dataclass
+class Decoded:
+    """What a backend returns for ``n`` requested frames (sorted, unique).
+
+    ``data[k]`` and ``used[k]`` (the frame actually shown, a neighbour at most one frame away when the decoder
+    skipped the requested one) are valid only where ``served[k]``; a frame not served was lost to damage.
+    """
+
+    data: np.ndarray
+    used: np.ndarray
+    served: np.ndarray
+
+    @classmethod
+    def complete(cls, data: np.ndarray, used: np.ndarray) -> Decoded:
+        return cls(data, used, np.ones(len(used), dtype=bool))
 
 
 def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, int]:

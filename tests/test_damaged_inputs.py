@@ -1,0 +1,164 @@
+"""Deliberately damaged inputs: every case gets an error or a result with a warning, never a silent wrong answer.
+
+Each test writes its own damaged file (stamped videos from ``media``, remuxed and cut with the ffmpeg program):
+holes of zeroed bytes, truncation with the index first and last, odd sources and odd frames.
+
+Sections: decoding (video package), sources and in-memory frames, arguments, logging.  The feature
+cache's own damage tests live in their section at the end.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import media
+from tspo_sampler import VideoReadError
+from tspo_sampler.video import MAX_LOST_FRACTION, VideoDamageWarning, VideoDecoder
+
+FFMPEG = shutil.which("ffmpeg")
+needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="needs the ffmpeg program")
+BACKENDS = ["auto", "pyav"]
+FPS = 25.0
+SECONDS = 20.0
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([FFMPEG, "-hide_banner", "-v", "error", "-y", *args], check=True, capture_output=True, timeout=120)
+
+
+def zero_bytes(src: Path, dst: Path, start: float, length: float) -> Path:
+    """Copy ``src`` with a hole of zeroed bytes from ``start`` (a fraction of the file) of ``length`` (a fraction)."""
+    data = bytearray(src.read_bytes())
+    a, n = int(len(data) * start), int(len(data) * length)
+    data[a : a + n] = bytes(n)
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def stamps(frames: np.ndarray) -> np.ndarray:
+    return np.array([media.read_stamp(f) for f in frames])
+
+
+@pytest.fixture(scope="module")
+def damaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """20 s of stamped H.264 at 25 fps, a keyframe a second (``-g 25``), and damaged copies of it."""
+    if FFMPEG is None:
+        pytest.skip("needs the ffmpeg program")
+    root = tmp_path_factory.mktemp("damaged")
+    src = media.make_video(root / "src.mp4", duration=SECONDS, fps=FPS, size=(320, 240), gop=25)
+    fast = root / "faststart.mp4"
+    ffmpeg("-i", str(src), "-c", "copy", "-movflags", "+faststart", str(fast))  # the index (moov) first
+    moov_last = root / "moov_last.mp4"
+    ffmpeg("-i", str(src), "-c", "copy", str(moov_last))
+    return {
+        "clean": fast,
+        # a fifth of the media data zeroed in the middle (the issue's 100 KB of a 20 s file)
+        "hole": zero_bytes(fast, root / "hole.mp4", 0.5, 0.2),
+        # most of the media data zeroed: too much is lost to return a selection
+        "wrecked": zero_bytes(fast, root / "wrecked.mp4", 0.15, 0.8),
+        "cut_fast": media.make_truncated(fast, root / "cut_fast.mp4", 0.5),
+        "cut_moov_last": media.make_truncated(moov_last, root / "cut_moov_last.mp4", 0.5),
+    }
+
+
+# ================================================================== decoding: holes (issue 11, item 1)
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_hole_costs_only_its_gops_and_says_where(damaged: dict[str, Path], backend: str) -> None:
+    with VideoDecoder(damaged["hole"], backend=backend) as dec:
+        idx, ts = dec.candidates(1.0)
+        assert len(idx) == SECONDS
+        with pytest.warns(VideoDamageWarning, match=r"could not be decoded \(damaged data at \d+\.\d+-\d+\.\d+ s\)"):
+            batches = list(dec.iter_frames(idx, short_side=120, batch_size=4))
+    got = np.concatenate([b.indices for b in batches])
+    times = np.concatenate([b.timestamps for b in batches])
+    frames = np.concatenate([b.data for b in batches])
+    assert len(np.unique(got)) == len(got)  # never one frame reported as several candidates
+    np.testing.assert_allclose(stamps(frames), times, atol=1e-6)  # every frame is the one it claims to be
+    lost = sorted(set(ts.tolist()) - set(times.tolist()))
+    assert 1 <= len(lost) <= 8  # the damaged stretch, a few seconds, not everything after it
+    assert {0.0, 1.0, 18.0, 19.0} <= set(times.tolist())  # decoding resumed after the hole
+
+
+@needs_ffmpeg
+def test_hole_every_frame_decoded_is_right(damaged: dict[str, Path]) -> None:
+    """Dense candidates: frames drawn from missing references (just after a hole) are dropped with their GOP."""
+    with VideoDecoder(damaged["hole"], backend="pyav") as dec:
+        idx, ts = dec.candidates(FPS)
+        with pytest.warns(VideoDamageWarning):
+            batches = list(dec.iter_frames(idx, short_side=120))
+    times = np.concatenate([b.timestamps for b in batches])
+    np.testing.assert_allclose(stamps(np.concatenate([b.data for b in batches])), times, atol=1e-6)
+    assert 0.5 * len(idx) < len(times) < len(idx)
+
+
+@needs_ffmpeg
+def test_select_frames_on_a_hole_has_distinct_honest_candidates(uncached_sampler, damaged: dict[str, Path]) -> None:
+    with pytest.warns(VideoDamageWarning, match="damaged data"):
+        sel = uncached_sampler.select_frames(damaged["hole"], "what colour is the band?", k=4)
+    assert len(set(sel.candidate_indices)) == len(sel.candidate_indices) < SECONDS
+    np.testing.assert_allclose(stamps(sel.frames), sel.timestamps, atol=1e-6)
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_too_much_lost_raises(damaged: dict[str, Path], backend: str) -> None:
+    with VideoDecoder(damaged["wrecked"], backend=backend) as dec:
+        idx, _ = dec.candidates(1.0)
+        with pytest.raises(VideoReadError, match="could not be decoded.*over half"):
+            list(dec.iter_frames(idx, short_side=120))
+    assert MAX_LOST_FRACTION == 0.5  # documented in the README's Errors section
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_get_frames_refuses_a_frame_in_the_hole(damaged: dict[str, Path], backend: str) -> None:
+    with VideoDecoder(damaged["clean"]) as clean:
+        ts = clean.frame_timestamps()
+    inside = int(np.searchsorted(ts, 11.5))
+    with VideoDecoder(damaged["hole"], backend=backend) as dec:
+        with pytest.raises(VideoReadError, match=r"1 of 2 requested frames could not be decoded .*11\.\d+ s"):
+            dec.get_frames([25, inside])
+        np.testing.assert_allclose(stamps(dec.get_frames([25, 475]).data), [1.0, 19.0])
+
+
+# ================================================================== decoding: truncation (issue 11, item 2)
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_truncated_faststart_warns_with_both_durations(damaged: dict[str, Path], backend: str) -> None:
+    with pytest.warns(VideoDamageWarning, match=r"ends early: the container states 20\.00 s .*only \d+\.\d+ s"):
+        dec = VideoDecoder(damaged["cut_fast"], backend=backend)
+    with dec:
+        assert 5.0 < dec.metadata.duration < 15.0
+        idx, ts = dec.candidates(1.0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", VideoDamageWarning)  # the cut tail may lose its last GOP too
+            batches = list(dec.iter_frames(idx, short_side=120))
+        times = np.concatenate([b.timestamps for b in batches])
+        np.testing.assert_allclose(stamps(np.concatenate([b.data for b in batches])), times, atol=1e-6)
+
+
+@needs_ffmpeg
+def test_clean_file_gives_no_warning(damaged: dict[str, Path]) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with VideoDecoder(damaged["clean"]) as dec:
+            idx, _ = dec.candidates(FPS)
+            assert sum(len(b) for b in dec.iter_frames(idx, short_side=64)) == len(idx)
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_truncated_with_index_last_raises(damaged: dict[str, Path], backend: str) -> None:
+    with pytest.raises(VideoReadError, match="cut_moov_last.mp4.*not a readable media file"):
+        VideoDecoder(damaged["cut_moov_last"], backend=backend)

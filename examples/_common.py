@@ -35,3 +35,24 @@ def select(args: argparse.Namespace, device: str):  # noqa: ANN201 - a tspo_samp
     print(f"{selection.k} frames of {selection.duration or 0:.1f} s chosen at:")
     print("  " + ", ".join(f"{t:.2f}s" for t in selection.timestamps))
     return selection
+
+
+def answer_with_auto_model(args: argparse.Namespace, device: str, dtype: torch.dtype, selection, **options):
+    """Load ``args.mllm`` with the Auto classes, print the prompt's time markers, then the answer.
+
+    ``options`` go to the adapter (``tspo_sampler.adapters.prepare_inputs`` and the Answerer).
+    """
+    import re
+
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    from tspo_sampler.adapters import answerer_for, prepare_inputs
+
+    model = AutoModelForImageTextToText.from_pretrained(args.mllm, dtype=dtype, device_map=device)
+    processor = AutoProcessor.from_pretrained(args.mllm)
+    inputs = prepare_inputs(processor, selection, args.question, **options)
+    prompt = processor.tokenizer.decode(inputs["input_ids"][0])
+    markers = re.findall(r"<[\d.]+ seconds>|Frame from [\d:]+", prompt)
+    print("The model reads:", " ".join(markers) or "(times in the model's own format)")
+    answerer = answerer_for(model, processor, **options)
+    print("Answer:", answerer.answer(selection, args.question, max_new_tokens=args.max_new_tokens)[0])

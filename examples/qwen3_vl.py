@@ -11,9 +11,8 @@ docs/adapters/qwen3_vl.md.
 from __future__ import annotations
 
 import argparse
-import re
 
-from _common import device_and_dtype, example_parser, select
+from _common import answer_with_auto_model, device_and_dtype, example_parser, select
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -28,22 +27,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def main(argv=None) -> None:
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    from tspo_sampler.adapters import answerer_for, qwen3_vl
-
     args = parse_args(argv)
     device, dtype = device_and_dtype(args)
     selection = select(args, device)
-
-    model = AutoModelForImageTextToText.from_pretrained(args.mllm, dtype=dtype, device_map=device)
-    processor = AutoProcessor.from_pretrained(args.mllm)
-    options = {"timestamps": args.timestamps, "own_patches": args.own_patches}
-    inputs = qwen3_vl.prepare_inputs(processor, selection, args.question, **options)
-    prompt = processor.tokenizer.decode(inputs["input_ids"][0])
-    print("The model reads:", " ".join(re.findall(r"<[\d.]+ seconds>", prompt)))
-    answerer = answerer_for(model, processor, **options)
-    print("Answer:", answerer.answer(selection, args.question, max_new_tokens=args.max_new_tokens)[0])
+    answer_with_auto_model(args, device, dtype, selection, timestamps=args.timestamps, own_patches=args.own_patches)
 
 
 if __name__ == "__main__":

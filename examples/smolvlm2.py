@@ -12,35 +12,20 @@ docs/adapters/metadata.md.
 from __future__ import annotations
 
 import argparse
-import re
 
-from _common import device_and_dtype, example_parser, select
+from _common import answer_with_auto_model, device_and_dtype, example_parser, select
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = example_parser(
-        __doc__.splitlines()[0],
-        default_mllm="HuggingFaceTB/SmolVLM2-2.2B-Instruct",
-        k_help="frames to select (SmolVLM2 takes up to 64)",
-    )
-    return p.parse_args(argv)
+    return example_parser(
+        __doc__.splitlines()[0], default_mllm="HuggingFaceTB/SmolVLM2-2.2B-Instruct", k_help="frames (at most 64)"
+    ).parse_args(argv)
 
 
 def main(argv=None) -> None:
-    from transformers import AutoModelForImageTextToText, AutoProcessor
-
-    from tspo_sampler.adapters import answerer_for, prepare_inputs
-
     args = parse_args(argv)
     device, dtype = device_and_dtype(args)
-    selection = select(args, device)
-
-    model = AutoModelForImageTextToText.from_pretrained(args.mllm, dtype=dtype, device_map=device)
-    processor = AutoProcessor.from_pretrained(args.mllm)
-    prompt = processor.tokenizer.decode(prepare_inputs(processor, selection, args.question)["input_ids"][0])
-    print("Frame times in the prompt:", ", ".join(re.findall(r"Frame from [\d:]+", prompt)) or "(model's own format)")
-    answerer = answerer_for(model, processor)
-    print("Answer:", answerer.answer(selection, args.question, max_new_tokens=args.max_new_tokens)[0])
+    answer_with_auto_model(args, device, dtype, select(args, device))
 
 
 if __name__ == "__main__":

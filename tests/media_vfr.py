@@ -16,7 +16,7 @@ import numpy as np
 
 from media import draw_frame
 
-__all__ = ["split_rate_times", "make_split_rate_video"]
+__all__ = ["make_cfr_and_vfr", "make_split_rate_video", "split_rate_times"]
 
 
 def split_rate_times(slow: tuple[float, float] = (6.0, 2.0), fast: tuple[float, float] = (6.0, 25.0)) -> np.ndarray:
@@ -48,3 +48,14 @@ def make_split_rate_video(
         for packet in stream.encode():
             out.mux(packet)
     return path
+
+
+def make_cfr_and_vfr(directory: str | os.PathLike) -> dict[str, Path]:
+    """``{"cfr": 8 s at 10 fps, "vfr": the split-rate file}``: the pair the adapter tests check times on."""
+    from media import make_video
+
+    directory = Path(directory)
+    return {
+        "cfr": make_video(directory / "cfr.mp4", duration=8.0, fps=10.0),
+        "vfr": make_split_rate_video(directory / "vfr.mp4"),
+    }

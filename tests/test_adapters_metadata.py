@@ -10,8 +10,8 @@ import torch
 
 import media
 import media_vfr
-from tiny_mllms import build_glm4v, build_smolvlm2, make_selection
-from tspo_sampler.adapters import answerer_for, metadata, prepare_inputs
+from tiny_mllms import build_glm4v, build_smolvlm2, check_batched_scoring, make_selection
+from tspo_sampler.adapters import metadata, prepare_inputs
 
 SMOL_TIME = re.compile(r"Frame from (\d\d):(\d\d):")
 GLM_TIME = re.compile(r"<\|end_of_image\|>(\d+)")
@@ -33,11 +33,7 @@ def models():
 
 @pytest.fixture(scope="module")
 def selections(sampler, tmp_path_factory):
-    d = tmp_path_factory.mktemp("meta")
-    paths = {
-        "cfr": media.make_video(d / "cfr.mp4", duration=8.0, fps=10.0),
-        "vfr": media_vfr.make_split_rate_video(d / "vfr.mp4"),
-    }
+    paths = media_vfr.make_cfr_and_vfr(tmp_path_factory.mktemp("meta"))
     return {name: sampler.select_frames(str(p), "What colour is the band?", k=5) for name, p in paths.items()}
 
 
@@ -77,22 +73,8 @@ def test_glm4v_prints_real_times(models, selections, kind, own_patches):
 
 @pytest.mark.parametrize("name", ["smolvlm2", "glm4v"])
 def test_generate_and_batched_option_logprobs(models, name):
-    model, processor = models[name]
-    sels = [make_selection(4, seed=0, size=64), make_selection(3, seed=1, size=64), make_selection(6, seed=2, size=64)]
-    qs = ["Q1?\nA. yes\nB. no", "A longer second question?\nA. red\nB. blue\nC. green", "Third?"]
-    inputs = prepare_inputs(processor, sels, qs)
-    assert inputs["attention_mask"][:, -1].all()  # left padded
-    out = model.generate(**inputs, max_new_tokens=3, do_sample=False)
-    assert out.shape == (3, inputs["input_ids"].shape[1] + 3)
-
-    answerer = answerer_for(model, processor)
+    answerer, *_ = check_batched_scoring(*models[name])
     assert isinstance(answerer, metadata.MetadataVideoAnswerer)
-    assert len(answerer.answer(sels, qs, max_new_tokens=2)) == 3
-    batched = answerer.option_logprobs(sels, qs, options=("A", "B", "C"))
-    assert batched.shape == (3, 3) and torch.isfinite(batched).all()
-    for i, (s, q) in enumerate(zip(sels, qs, strict=True)):
-        alone = answerer.option_logprobs(s, q, options=("A", "B", "C"))[0]
-        torch.testing.assert_close(batched[i], alone, atol=2e-3, rtol=0)
 
 
 def test_bad_input(models, monkeypatch):

@@ -12,8 +12,8 @@ import torch
 
 import media
 import media_vfr
-from tiny_mllms import build_qwen2_5_vl, build_qwen3_vl, make_selection
-from tspo_sampler.adapters import MC_INSTRUCTION, answerer_for, prepare_inputs, qwen2_5_vl, qwen3_vl
+from tiny_mllms import build_qwen2_5_vl, build_qwen3_vl, check_batched_scoring, make_selection
+from tspo_sampler.adapters import MC_INSTRUCTION, prepare_inputs, qwen2_5_vl, qwen3_vl
 
 MARKER = re.compile(r"<(\d+\.\d) seconds>")
 
@@ -26,11 +26,7 @@ def qwen3():
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    d = tmp_path_factory.mktemp("qwen3")
-    return {
-        "cfr": media.make_video(d / "cfr.mp4", duration=8.0, fps=10.0),
-        "vfr": media_vfr.make_split_rate_video(d / "vfr.mp4"),
-    }
+    return media_vfr.make_cfr_and_vfr(tmp_path_factory.mktemp("qwen3"))
 
 
 @pytest.fixture(scope="module")
@@ -108,23 +104,12 @@ def test_prompt_mode_does_not_repeat_times(qwen3):
 
 def test_generate_and_batched_option_logprobs(qwen3):
     model, processor = qwen3
-    sels = [make_selection(4, seed=0, size=64), make_selection(3, seed=1, size=64), make_selection(6, seed=2, size=64)]
-    qs = ["Q1?\nA. yes\nB. no", "A longer second question?\nA. red\nB. blue\nC. green", "Third?"]
-    inputs = prepare_inputs(processor, sels, qs)
-    assert inputs["attention_mask"][:, -1].all()  # left padded
-    out = model.generate(**inputs, max_new_tokens=3, do_sample=False)
-    assert out.shape == (3, inputs["input_ids"].shape[1] + 3)
-
-    answerer = answerer_for(model, processor)
+    answerer, sels, qs, _ = check_batched_scoring(model, processor)
     assert isinstance(answerer, qwen3_vl.Qwen3_VLAnswerer)
-    assert len(answerer.answer(sels, qs, max_new_tokens=2)) == 3
-    batched = answerer.option_logprobs(sels, qs, options=("A", "B", "C"))
-    assert batched.shape == (3, 3) and torch.isfinite(batched).all()
     ids = [processor.tokenizer.convert_tokens_to_ids(c) for c in "ABC"]
-    for i, (s, q) in enumerate(zip(sels, qs, strict=True)):
+    for s, q in zip(sels, qs, strict=True):  # a row alone equals a plain forward pass at the last position
         alone = answerer.option_logprobs(s, q, options=("A", "B", "C"))[0]
-        torch.testing.assert_close(batched[i], alone, atol=2e-3, rtol=0)
-        with torch.no_grad():  # and equals a plain forward pass at the last position
+        with torch.no_grad():
             logits = model(**qwen3_vl.prepare_inputs(processor, s, q + "\n" + MC_INSTRUCTION)).logits[0, -1]
         torch.testing.assert_close(alone, torch.log_softmax(logits.float(), -1)[ids], atol=1e-4, rtol=1e-4)
 

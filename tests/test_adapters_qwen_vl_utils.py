@@ -35,11 +35,7 @@ class Recorder:
 
 @pytest.fixture(scope="module")
 def videos(tmp_path_factory):
-    d = tmp_path_factory.mktemp("qvu")
-    return {
-        "cfr": media.make_video(d / "cfr.mp4", duration=8.0, fps=10.0),
-        "vfr": media_vfr.make_split_rate_video(d / "vfr.mp4"),
-    }
+    return media_vfr.make_cfr_and_vfr(tmp_path_factory.mktemp("qvu"))
 
 
 def messages(video, text="What colour is the band?", **ele):

@@ -518,3 +518,28 @@ def make_selection(
         question=question,
         positions=positions,
     )
+
+
+def check_batched_scoring(model, processor):
+    """Generate from the generic ``prepare_inputs`` on a left-padded batch of three selections (k = 4, 3, 6)
+    and check that a batched ``option_logprobs`` scores each row as it scores alone, within 2e-3.
+
+    Returns ``(answerer, selections, questions, batched log-probabilities)`` for further checks.
+    """
+    from tspo_sampler.adapters import answerer_for, prepare_inputs
+
+    sels = [make_selection(4, seed=0, size=64), make_selection(3, seed=1, size=64), make_selection(6, seed=2, size=64)]
+    qs = ["Q1?\nA. yes\nB. no", "A longer second question?\nA. red\nB. blue\nC. green", "Third?"]
+    inputs = prepare_inputs(processor, sels, qs)
+    assert inputs["attention_mask"][:, -1].all()  # left padded
+    out = model.generate(**inputs, max_new_tokens=3, do_sample=False)
+    assert out.shape == (3, inputs["input_ids"].shape[1] + 3)
+
+    answerer = answerer_for(model, processor)
+    assert len(answerer.answer(sels, qs, max_new_tokens=2)) == 3
+    batched = answerer.option_logprobs(sels, qs, options=("A", "B", "C"))
+    assert batched.shape == (3, 3) and torch.isfinite(batched).all()
+    for i, (s, q) in enumerate(zip(sels, qs, strict=True)):
+        alone = answerer.option_logprobs(s, q, options=("A", "B", "C"))[0]
+        torch.testing.assert_close(batched[i], alone, atol=2e-3, rtol=0)
+    return answerer, sels, qs, batched

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -162,3 +163,66 @@ def test_clean_file_gives_no_warning(damaged: dict[str, Path]) -> None:
 def test_truncated_with_index_last_raises(damaged: dict[str, Path], backend: str) -> None:
     with pytest.raises(VideoReadError, match="cut_moov_last.mp4.*not a readable media file"):
         VideoDecoder(damaged["cut_moov_last"], backend=backend)
+
+
+# ================================================================== arguments: finite numbers (issue 11, item 3)
+
+INF, NAN = float("inf"), float("nan")
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("fps", [INF, NAN, -INF])
+def test_select_frames_refuses_non_finite_fps(uncached_sampler, damaged: dict[str, Path], fps: float) -> None:
+    with pytest.raises(ValueError, match="fps must be a finite number"):
+        uncached_sampler.select_frames(damaged["clean"], "what is shown?", k=2, fps=fps)
+    frames = np.zeros((4, 8, 8, 3), dtype=np.uint8)
+    with pytest.raises(ValueError, match="fps must be a finite number"):
+        uncached_sampler.select_frames(frames, "what is shown?", k=2, fps=fps)
+    with pytest.raises(ValueError, match="fps must be a finite number"):
+        uncached_sampler.encode_video(frames, fps=fps)
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize(
+    "call, name",
+    [
+        (lambda d: d.candidates(fps=INF), "fps"),
+        (lambda d: d.candidates(fps=NAN), "fps"),
+        (lambda d: d.candidate_error(fps=INF), "fps"),
+        (lambda d: d.candidates(max_candidates=2.5), "max_candidates"),
+        (lambda d: d.candidates(max_candidates=NAN), "max_candidates"),
+        (lambda d: d.get_frames([0], short_side=NAN), "short_side"),
+        (lambda d: list(d.iter_frames([0], batch_size=INF)), "batch_size"),
+    ],
+)
+def test_decoder_methods_name_the_bad_number(damaged: dict[str, Path], call, name: str) -> None:
+    with VideoDecoder(damaged["clean"]) as dec:
+        with pytest.raises(ValueError, match=name):
+            call(dec)
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("kwargs, name", [({"timeout": NAN}, "timeout"), ({"num_threads": 1.5}, "num_threads")])
+def test_decoder_constructor_names_the_bad_number(damaged: dict[str, Path], kwargs: dict, name: str) -> None:
+    with pytest.raises(ValueError, match=name):
+        VideoDecoder(damaged["clean"], **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name", [({"tau": NAN}, "tau"), ({"tau": INF}, "tau"), ({"decode_timeout": INF}, "decode_timeout"),
+                     ({"window_size": 2.5}, "window_size")],
+)
+def test_sampler_constructor_names_the_bad_number(uncached_sampler, kwargs: dict, name: str) -> None:
+    from tspo_sampler import TemporalSampler
+
+    with pytest.raises(ValueError, match=name):
+        TemporalSampler(uncached_sampler.encoder, uncached_sampler.agent, feature_cache=False, **kwargs)
+
+
+@needs_ffmpeg
+def test_cli_refuses_infinite_fps_in_one_line(damaged: dict[str, Path], checkpoint_dir: Path) -> None:
+    cmd = [sys.executable, "-m", "tspo_sampler.cli", "select", str(damaged["clean"]), "what?", "--fps", "inf",
+           "--model", str(checkpoint_dir)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == ["tspo select: error: --fps must be a finite number, got inf"]

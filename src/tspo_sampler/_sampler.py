@@ -14,25 +14,25 @@ from tqdm.auto import tqdm
 
 from ._agent import DEFAULT_SCORE_TAU, DEFAULT_WINDOW_SIZE, TemporalAgent
 from ._cache import FeatureCache, VideoFeatures
-from ._candidates import check_candidate_settings
+from ._candidates import check_candidate_settings, check_finite
+from ._device import accelerator_device
 from ._encoders import HFCLIPEncoder, ImageTextEncoder, OpenCLIPEncoder
 from ._errors import TSPOError
 from ._heap import trim_heap
 from ._inputs import check_question, frames_to_uint8
 from ._result import Selection
+from ._search import check_search
+from ._search_video import search_features, select_coarse_to_fine
 from ._selection import check_k, check_method, select_indices
 from ._sources import is_file_source
 from ._video_features import PROGRESS_MIN_CANDIDATES, encode_candidates, encode_frames_candidates, file_source
 
 VideoInput = str | os.PathLike[str] | bytes | BinaryIO | np.ndarray | torch.Tensor | Sequence[Any]
 
+
 def default_device() -> torch.device:
-    """CUDA when there is one, else Apple's MPS, else the CPU."""
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """The usable accelerator (CUDA, XPU, MPS ...: the one rule in :mod:`tspo_sampler._device`), else the CPU."""
+    return accelerator_device() or torch.device("cpu")
 
 
 def default_dtype(device: torch.device) -> torch.dtype:
@@ -81,14 +81,16 @@ class TemporalSampler:
             self.cache = None
         else:
             self.cache = FeatureCache(feature_cache)
+        if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1:
+            raise ValueError(f"window_size must be a positive integer, got {window_size!r}")
         self.window_size = window_size
-        self.tau = tau
+        self.tau = check_finite(tau, "tau", positive=True)
         if batch_size is None:
             batch_size = 32 if encoder.device.type == "cpu" else 128
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.batch_size = batch_size
-        self.decode_timeout = decode_timeout
+        self.decode_timeout = check_finite(decode_timeout, "decode_timeout", positive=True)
         self.overlap_decoding = encoder.device.type != "cpu" if overlap_decoding is None else bool(overlap_decoding)
         self.checkpoint_dir: Path | None = None
         self.checkpoint_dtype: torch.dtype = torch.bfloat16
@@ -285,36 +287,28 @@ class TemporalSampler:
         )
 
     def _file_features(
-        self,
-        source: Any,
-        identity: str,
-        *,
-        fps: float,
-        max_candidates: int | None,
-        candidate_mode: str,
-        progress: bool | None,
-        use_cache: bool = True,
+        self, source: Any, identity: str, *, fps: float, max_candidates: int | None, candidate_mode: str,
+        progress: bool | None, use_cache: bool = True,
     ) -> VideoFeatures:
         """Features of a normalised file source (path string or bytes), through the cache."""
-        key = None
-        if self.cache is not None and use_cache:
-            key = FeatureCache.make_key(
-                identity,
-                self.encoder.fingerprint(),
-                fps=float(fps),
-                max_candidates=max_candidates,
-                candidate_mode=candidate_mode,
-                short_side=self.encoder.preprocessing.shortest_edge,
-            )
-            hit = self.cache.get(key)
-            if hit is not None:
-                return hit
+        key = self._cache_key(identity, fps, max_candidates, candidate_mode) if use_cache else None
+        hit = self.cache.get(key) if self.cache is not None and key is not None else None
+        if hit is not None:
+            return hit
         feats = self._encode_file(
             source, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode, progress=progress
         )
         if key is not None and self.cache is not None:
             self.cache.put(key, feats)
         return feats
+
+    def _cache_key(self, identity: str, fps: float, max_candidates: int | None, candidate_mode: str) -> str | None:
+        if self.cache is None:
+            return None
+        return FeatureCache.make_key(
+            identity, self.encoder.fingerprint(), fps=float(fps), max_candidates=max_candidates,
+            candidate_mode=candidate_mode, short_side=self.encoder.preprocessing.shortest_edge,
+        )
 
     def _file_source(self, video: Any, *, identify: bool = True) -> tuple[Any, str]:
         return file_source(video, identify=identify)
@@ -336,10 +330,7 @@ class TemporalSampler:
 
     # ------------------------------------------------------------------ scoring and selection
     def score_features(
-        self,
-        image_features: torch.Tensor,
-        text_features: torch.Tensor,
-        clip_scores: torch.Tensor | None = None,
+        self, image_features: torch.Tensor, text_features: torch.Tensor, clip_scores: torch.Tensor | None = None,
         window_size: int | None = None,
     ) -> torch.Tensor:
         """The agent's score of each candidate (``T``), or raw CLIP similarity / tau without an agent.
@@ -356,14 +347,9 @@ class TemporalSampler:
                 clip_scores = F.cosine_similarity(text.reshape(1, -1), feats, dim=-1)
             return clip_scores.float() / self.tau
         agent_device = next(self.agent.parameters()).device
+        clip = None if clip_scores is None else clip_scores.to(agent_device)
         with torch.inference_mode():
-            return self.agent(
-                feats.to(agent_device),
-                text.to(agent_device),
-                None if clip_scores is None else clip_scores.to(agent_device),
-                window_size=w,
-                tau=self.tau,
-            ).cpu()
+            return self.agent(feats.to(agent_device), text.to(agent_device), clip, window_size=w, tau=self.tau).cpu()
 
     def select_from_features(
         self,
@@ -373,10 +359,13 @@ class TemporalSampler:
         *,
         method: str = "topk",
         window_size: int | None = None,
+        search: str = "exhaustive",
     ) -> Selection:
-        """Choose ``k`` candidates of already-encoded video features (no frames attached)."""
+        """Choose ``k`` candidates of already-encoded video features (no frames attached); ``search`` as in
+        :meth:`select_frames` (``"coarse-to-fine"`` replays that policy, reading only the features it needs)."""
         k = check_k(k)
         method = check_method(method)
+        search = check_search(search, method)
         if isinstance(question, torch.Tensor):
             text, question_str = question.reshape(1, -1), None
         else:
@@ -384,6 +373,8 @@ class TemporalSampler:
             text = self.encode_text(question_str)
         feats = video_features.features.float()
         text = text.float().cpu()
+        if search != "exhaustive":
+            return search_features(self, video_features, text, question_str, k, window_size=window_size)
         clip_scores = F.cosine_similarity(text.reshape(1, -1), feats, dim=-1)
         scores = self.score_features(feats, text, clip_scores, window_size)
         basis = clip_scores if method == "clip" else scores
@@ -403,6 +394,7 @@ class TemporalSampler:
             question=question_str,
             positions=list(positions),
             video=video_features.source,
+            encoded_frames=len(cand_idx),
         )
 
     def select_frames(
@@ -418,6 +410,7 @@ class TemporalSampler:
         return_frames: bool = True,
         progress: bool | None = None,
         candidate_mode: str = "fps",
+        search: str = "exhaustive",
     ) -> Selection:
         """Pick the ``k`` frames of ``video`` most relevant to ``question``.
 
@@ -434,6 +427,9 @@ class TemporalSampler:
             progress: show a progress bar (default: only for long videos).
             candidate_mode: ``"fps"`` (frames on screen at ``0, 1/fps, 2/fps ...``) or ``"keyframes"``
                 (the keyframes nearest to those instants; decodes only keyframes, for very long videos).
+            search: ``"exhaustive"`` encodes and scores every candidate; ``"coarse-to-fine"`` (``topk`` only)
+                encodes a coarse grid and refines around the best regions, scoring those exactly
+                (:mod:`tspo_sampler._search`); unscored candidates get NaN scores.
 
         Returns:
             A :class:`~tspo_sampler.Selection`.
@@ -441,6 +437,12 @@ class TemporalSampler:
         k = check_k(k)
         method = check_method(method)
         check_question(question)
+        if check_search(search, method) != "exhaustive":
+            max_candidates = check_candidate_settings(fps, max_candidates, candidate_mode)
+            return select_coarse_to_fine(
+                self, video, question, k, fps=fps, max_candidates=max_candidates, window_size=window_size,
+                return_frames=return_frames, candidate_mode=candidate_mode,
+            )
         if is_file_source(video):
             max_candidates = check_candidate_settings(fps, max_candidates, candidate_mode)
             source, identity = self._file_source(video)  # read a stream once, hash once

@@ -9,6 +9,7 @@ benchmarks.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +19,7 @@ DEFAULT_WINDOW_SIZE = 12
 DEFAULT_SCORE_TAU = 0.025
 COSINE_EPS = 1e-6
 ATTENTION_CHUNK_ELEMENTS = 1 << 23  # frames per attention chunk x window x dim (32 MB of float32)
+ROW_BLOCK = 256  # frames per matrix product, aligned to the video's grid (see _grid_rows)
 
 
 def positional_encoding(num_frames: int, dim: int, *, device: torch.device | None = None) -> torch.Tensor:
@@ -37,17 +39,53 @@ def positional_encoding(num_frames: int, dim: int, *, device: torch.device | Non
     return pe
 
 
-def window_positions(num_frames: int, window_size: int, *, device: torch.device | None = None) -> torch.Tensor:
-    """Key positions each frame attends to: ``clamp(j - w//2 + m, 0, T-1)`` for ``m < w`` (``T x w``)."""
+def window_positions(
+    num_frames: int, window_size: int, *, device: torch.device | None = None, rows: tuple[int, int] | None = None
+) -> torch.Tensor:
+    """Key positions each frame attends to: ``clamp(j - w//2 + m, 0, T-1)`` for ``m < w`` (``T x w``).
+
+    ``rows=(start, stop)`` gives only the rows of frames ``start .. stop-1`` (positions still on the full grid).
+    """
+    start, stop = (0, num_frames) if rows is None else rows
     offsets = torch.arange(window_size, device=device) - window_size // 2
-    pos = torch.arange(num_frames, device=device).unsqueeze(1) + offsets.unsqueeze(0)
+    pos = torch.arange(start, stop, device=device).unsqueeze(1) + offsets.unsqueeze(0)
     return pos.clamp_(0, num_frames - 1)
+
+
+def window_halo(window_size: int) -> tuple[int, int]:
+    """Neighbours on each side whose features a frame's score depends on: ``(w//2, w - w//2 - 1)``.
+
+    Frame ``j``'s agent score is a function of the features of frames ``j - w//2 .. j + w - w//2 - 1``
+    (clamped to the video) and of ``j / T`` only, so a span scored with this halo matches the full pass.
+    """
+    return window_size // 2, window_size - window_size // 2 - 1
 
 
 def _pair_cosine(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Cosine of each row of ``a`` with the single row ``b``, dividing by ``|a||b| + 1e-6`` like the reference."""
     dot = a @ b.reshape(-1)
     return dot / (a.norm(dim=-1) * b.reshape(-1).norm() + COSINE_EPS)
+
+
+def _grid_rows(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, first_row: int) -> torch.Tensor:
+    """Apply a row-wise ``fn`` to ``x`` (the rows ``first_row ..`` of a video's grid) in zero-padded blocks of
+    :data:`ROW_BLOCK` rows aligned to the grid.
+
+    A BLAS matrix product may round a row differently depending on how many rows it is given and where
+    the row sits among them. Computing every row inside the same grid-aligned block shape makes a frame's
+    result independent of which other frames are computed with it, so a span scored alone matches the
+    full pass bit for bit.
+    """
+    n = x.shape[0]
+    base = (first_row // ROW_BLOCK) * ROW_BLOCK
+    if base == first_row and n % ROW_BLOCK == 0:
+        padded = x
+    else:
+        blocks = -(-(first_row - base + n) // ROW_BLOCK)
+        padded = x.new_zeros((blocks * ROW_BLOCK, *x.shape[1:]))
+        padded[first_row - base : first_row - base + n] = x
+    out = torch.cat([fn(padded[s : s + ROW_BLOCK]) for s in range(0, padded.shape[0], ROW_BLOCK)])
+    return out[first_row - base : first_row - base + n]
 
 
 class WindowedSelfAttention(nn.Module):
@@ -70,34 +108,48 @@ class WindowedSelfAttention(nn.Module):
         self.head_dim = dim // num_heads
 
     def forward(self, x: torch.Tensor, window_size: int) -> torch.Tensor:
-        """``x``: ``T x D``. Returns the concatenated head outputs, ``T x D``.
+        """``x``: ``T x D``. Returns the concatenated head outputs, ``T x D``."""
+        return self.attend_span(x, window_size, offset=0, total=x.shape[0], start=0, stop=x.shape[0])
+
+    def attend_span(
+        self, x: torch.Tensor, window_size: int, *, offset: int, total: int, start: int, stop: int
+    ) -> torch.Tensor:
+        """Head outputs of frames ``start .. stop-1`` of a ``total``-frame video, given ``x`` for the
+        frames ``offset .. offset + len(x) - 1``, which must hold every key those frames attend to.
 
         Keys and values are padded with copies of the edge frames so that the window of frame ``j`` is the
         contiguous slice ``j .. j + w - 1`` of the padded sequence; an ``unfold`` view turns each chunk of
         frames into batched ``w``-long dot products without materialising ``T x T`` (or ``T x w x D`` at once).
+        The whole video is the span ``offset=0, start=0, stop=total``.
         """
-        T = x.shape[0]
+        L = x.shape[0]
         H, hd, w = self.num_heads, self.head_dim, window_size
-        q = self.Self_q(x).view(T, H, hd)
-        k = self.Self_k(x).view(T, H, hd)
-        v = self.Self_v(x).view(T, H, hd)
-        pad = (torch.arange(T + w - 1, device=x.device) - w // 2).clamp_(0, T - 1)
-        k_pad, v_pad = k[pad], v[pad]  # (T + w - 1) x H x hd
-        pos = window_positions(T, w, device=x.device)
+        n = stop - start
+        pad = (torch.arange(start, stop + w - 1, device=x.device) - w // 2).clamp_(0, total - 1) - offset
+        if n < 1 or int(pad.min()) < 0 or int(pad.max()) >= L:
+            raise ValueError(
+                f"span {start}..{stop} of {total} frames needs features of frames {int(pad.min()) + offset}.."
+                f"{int(pad.max()) + offset}, got {offset}..{offset + L - 1}"
+            )
+        q = _grid_rows(self.Self_q, x[start - offset : stop - offset], start).view(n, H, hd)
+        k = _grid_rows(self.Self_k, x, offset).view(L, H, hd)
+        v = _grid_rows(self.Self_v, x, offset).view(L, H, hd)
+        k_pad, v_pad = k[pad], v[pad]  # (n + w - 1) x H x hd
+        pos = window_positions(total, w, device=x.device, rows=(start, stop))
         # Clamping repeats edge positions; the reference's binary mask counts each position once.
         repeated = torch.zeros_like(pos, dtype=torch.bool)
         repeated[:, 1:] = pos[:, 1:] == pos[:, :-1]
         scale = 1.0 / math.sqrt(hd)
         out = torch.empty_like(q)
         chunk = max(1, ATTENTION_CHUNK_ELEMENTS // (w * self.dim))
-        for s in range(0, T, chunk):
-            e = min(T, s + chunk)
-            keys = k_pad[s : e + w - 1].unfold(0, w, 1)  # n x H x hd x w (a view)
+        for s in range(0, n, chunk):
+            e = min(n, s + chunk)
+            keys = k_pad[s : e + w - 1].unfold(0, w, 1)  # m x H x hd x w (a view)
             values = v_pad[s : e + w - 1].unfold(0, w, 1)
             logits = torch.einsum("nhd,nhdw->nhw", q[s:e], keys) * scale
             logits = logits.masked_fill(repeated[s:e].unsqueeze(1), float("-inf"))
             out[s:e] = torch.einsum("nhw,nhdw->nhd", torch.softmax(logits, dim=-1), values)
-        return out.reshape(T, self.dim)
+        return out.reshape(n, self.dim)
 
 
 class TemporalAgent(nn.Module):
@@ -130,14 +182,53 @@ class TemporalAgent(nn.Module):
         Returns:
             ``T`` logits ``(cos(A_t, q) + c_t) / tau``.
         """
+        T = image_features.shape[0] if isinstance(image_features, torch.Tensor) and image_features.ndim == 2 else 0
+        return self.score_span(
+            image_features, text_features, clip_scores, offset=0, total=T, start=0, stop=T,
+            window_size=window_size, tau=tau,
+        )
+
+    def score_span(
+        self,
+        image_features: torch.Tensor,
+        text_features: torch.Tensor,
+        clip_scores: torch.Tensor | None = None,
+        *,
+        offset: int,
+        total: int,
+        start: int,
+        stop: int,
+        window_size: int = DEFAULT_WINDOW_SIZE,
+        tau: float = DEFAULT_SCORE_TAU,
+        position_encoding: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Scores of frames ``start .. stop-1`` of a ``total``-frame video, bit-identical to :meth:`forward`
+        on the whole video, from the features of frames ``offset .. offset + len(image_features) - 1`` only.
+
+        Those must cover the span plus its halo (:func:`window_halo`). ``clip_scores`` and the result
+        cover the given features and the span respectively. ``position_encoding`` is
+        ``positional_encoding(total, D)`` when the caller already has it (it is computed over the full
+        grid, never sliced into a shorter one, so the values match the full pass exactly).
+        """
         feats, text, clip_scores = _check_feature_inputs(image_features, text_features, clip_scores, self.dim)
         if window_size < 1:
             raise ValueError(f"window_size must be >= 1, got {window_size}")
         if tau <= 0:
             raise ValueError(f"tau must be > 0, got {tau}")
-        x = feats + positional_encoding(feats.shape[0], feats.shape[1], device=feats.device).to(feats.dtype)
-        attended = self.mlp(self.temporal(x, window_size)) + feats
-        return (_pair_cosine(attended, text) + clip_scores) / tau
+        if not 0 <= offset <= start < stop <= offset + feats.shape[0] <= total:
+            raise ValueError(
+                f"span {start}..{stop} must lie within the given frames {offset}..{offset + feats.shape[0]} "
+                f"of {total}"
+            )
+        if position_encoding is None:
+            position_encoding = positional_encoding(total, feats.shape[1], device=feats.device)
+        pe = position_encoding[offset : offset + feats.shape[0]].to(feats.dtype)
+        x = feats + pe
+        rows = slice(start - offset, stop - offset)
+        heads = self.temporal.attend_span(x, window_size, offset=offset, total=total, start=start, stop=stop)
+        attended = _grid_rows(self.mlp, heads, start) + feats[rows]
+        cosine = _grid_rows(lambda a: _pair_cosine(a, text), attended, start)
+        return (cosine + clip_scores[rows]) / tau
 
 
 def _check_feature_inputs(

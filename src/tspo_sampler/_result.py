@@ -27,6 +27,9 @@ class Selection:
         fps: average frame rate of the source (``None`` when unknown).
         question: the question the frames were chosen for.
         positions: positions of the chosen frames among the candidates.
+        video: the source path (``None`` for in-memory input).
+        encoded_frames: candidates whose features were computed or read for this selection (all of them
+            with ``search="exhaustive"``; ``None`` when unknown).
     """
 
     indices: list[int]
@@ -41,6 +44,7 @@ class Selection:
     question: str | None = None
     positions: list[int] = field(default_factory=list)
     video: str | None = None
+    encoded_frames: int | None = None
 
     def __len__(self) -> int:
         return len(self.indices)

@@ -1,0 +1,170 @@
+"""``search="coarse-to-fine"`` on files, in-memory frames and saved features: the sampler-side glue around
+:mod:`tspo_sampler._search`.
+
+A file is never decoded whole: the decoder lists the candidates from its packet table, and the search
+asks for the features of the positions it needs; each request decodes and encodes just those frames.
+A cached exhaustive run of the same video is replayed instead (``encoded_frames`` then counts the
+features the search read). The sampler is passed in (duck-typed), so this module does not import it.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._cache import VideoFeatures
+from ._candidates import even_positions
+from ._errors import VideoReadError
+from ._inputs import frames_to_uint8
+from ._result import Selection
+from ._search import DEFAULT_COARSE_STEP, DEFAULT_MAX_ENCODED, FeatureFn, SearchResult, coarse_to_fine
+from ._sources import is_file_source
+
+__all__ = ["search_features", "select_coarse_to_fine"]
+
+
+class _MissingFrames(Exception):
+    """Some requested candidates did not decode (a damaged file): the search falls back to exhaustive."""
+
+
+def _window(sampler: Any, window_size: int | None) -> int:
+    w = sampler.window_size if window_size is None else window_size
+    if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+        raise ValueError(f"window_size must be a positive integer, got {w!r}")
+    return w
+
+
+def _run(
+    sampler: Any, text: torch.Tensor, n: int, features: FeatureFn, k: int, window_size: int | None, options: dict
+) -> SearchResult:
+    return coarse_to_fine(
+        sampler.agent, text.float().cpu(), n, features, k, window_size=_window(sampler, window_size), tau=sampler.tau,
+        coarse_step=options.get("coarse_step", DEFAULT_COARSE_STEP),
+        max_encoded=options.get("max_encoded", DEFAULT_MAX_ENCODED),
+    )
+
+
+def _selection(
+    result: SearchResult, cand_idx: np.ndarray, cand_ts: np.ndarray, question: str | None, **info: Any
+) -> Selection:
+    positions = result.positions
+    return Selection(
+        indices=[int(cand_idx[p]) for p in positions],
+        timestamps=[float(cand_ts[p]) for p in positions],
+        frames=None,
+        scores=result.scores,
+        candidate_indices=[int(i) for i in cand_idx],
+        candidate_timestamps=[float(t) for t in cand_ts],
+        method="topk",
+        question=question,
+        positions=list(positions),
+        encoded_frames=result.encoded_frames,
+        **info,
+    )
+
+
+def search_features(
+    sampler: Any,
+    video_features: VideoFeatures,
+    text: torch.Tensor,
+    question: str | None,
+    k: int,
+    *,
+    window_size: int | None = None,
+    **options: Any,
+) -> Selection:
+    """Replay the coarse-to-fine policy on saved features (reads only the features it needs)."""
+    feats = video_features.features
+    result = _run(sampler, text, len(feats), lambda p: feats[torch.from_numpy(p)], k, window_size, options)
+    return _selection(
+        result, np.asarray(video_features.candidate_indices), np.asarray(video_features.candidate_timestamps),
+        question, duration=video_features.duration, fps=video_features.fps, video=video_features.source,
+    )
+
+
+def _file_search(
+    sampler: Any, source: Any, text: torch.Tensor, question: str, k: int, window_size: int | None,
+    fps: float, max_candidates: int | None, candidate_mode: str, options: dict,
+) -> Selection:
+    short_side = sampler.encoder.preprocessing.shortest_edge
+    with sampler._open(source) as decoder:
+        meta = decoder.metadata
+        indices, timestamps = decoder.candidates(fps=fps, max_candidates=max_candidates, mode=candidate_mode)
+        if len(indices) == 0:
+            raise VideoReadError(meta.source, "no decodable frames")
+
+        def features(positions: np.ndarray) -> torch.Tensor:
+            wanted = indices[positions]
+            chunks, got = [], []
+            for batch in decoder.iter_frames(wanted, short_side=short_side, batch_size=sampler.batch_size):
+                chunks.append(sampler._encode_batch(torch.from_numpy(batch.data)))
+                got.append(np.asarray(batch.indices, dtype=np.int64))
+            if not chunks or not np.array_equal(np.concatenate(got), wanted):
+                raise _MissingFrames
+            return torch.cat(chunks)
+
+        result = _run(sampler, text, len(indices), features, k, window_size, options)
+    return _selection(
+        result, indices, timestamps, question, duration=float(meta.duration), fps=float(meta.fps),
+        video=str(meta.source),
+    )
+
+
+def select_coarse_to_fine(
+    sampler: Any,
+    video: Any,
+    question: str,
+    k: int,
+    *,
+    fps: float,
+    max_candidates: int | None,
+    window_size: int | None,
+    return_frames: bool,
+    candidate_mode: str,
+    **options: Any,
+) -> Selection:
+    """:meth:`TemporalSampler.select_frames` with ``search="coarse-to-fine"`` (``method="topk"``)."""
+    text = sampler.encode_text(question)
+    if not is_file_source(video):
+        frames = frames_to_uint8(video)
+        positions = even_positions(len(frames), max_candidates)
+        kept = frames[torch.from_numpy(positions)]
+        result = _run(
+            sampler, text, len(positions), lambda p: sampler.encode_frames(kept[torch.from_numpy(p)], progress=False),
+            k, window_size, options,
+        )
+        selection = _selection(
+            result, positions, positions / float(fps), question, duration=len(frames) / float(fps), fps=float(fps)
+        )
+        if return_frames:
+            selection.frames = frames[torch.as_tensor(selection.indices, dtype=torch.long)].numpy()
+        return selection
+    source, identity = sampler._file_source(video)
+    key = sampler._cache_key(identity, fps, max_candidates, candidate_mode)
+    cached = sampler.cache.get(key) if key is not None else None
+    if cached is not None:
+        selection = search_features(sampler, cached, text, question, k, window_size=window_size, **options)
+    else:
+        try:
+            selection = _file_search(
+                sampler, source, text, question, k, window_size, fps, max_candidates, candidate_mode, options
+            )
+        except _MissingFrames:
+            warnings.warn(
+                "search='coarse-to-fine': some candidates of this video do not decode (a damaged file?); "
+                "scoring every decodable candidate instead (search='exhaustive')",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            selection = sampler.select_frames(
+                source, question, k, fps=fps, max_candidates=max_candidates, window_size=window_size,
+                return_frames=False, candidate_mode=candidate_mode,
+            )
+    if return_frames:
+        selection.frames = sampler.get_frames(source, selection.indices)
+    if isinstance(video, str) or hasattr(video, "__fspath__"):
+        selection.video = str(video)
+    return selection

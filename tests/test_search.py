@@ -1,0 +1,223 @@
+"""search="coarse-to-fine": exact scores on refined spans, early stopping, the budget, and real files."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import media
+from tspo_sampler import TemporalSampler
+from tspo_sampler._agent import TemporalAgent, positional_encoding, window_halo
+from tspo_sampler._search import SpanScorer, check_search, coarse_to_fine
+
+Q = "when does the bar reach the right edge?"
+
+
+def scene_features(n: int, dim: int, *, seed: int, noise: float = 0.05, drift: float = 0.3) -> torch.Tensor:
+    """Features of a video cut into scenes of 20-70 candidates: each scene a direction plus a slow drift."""
+    gen = torch.Generator().manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    feats = torch.empty(n, dim)
+    start = 0
+    while start < n:
+        stop = min(n, start + int(rng.integers(20, 71)))
+        t = torch.linspace(0, 1, stop - start)[:, None]
+        base, slope = torch.randn(dim, generator=gen), torch.randn(dim, generator=gen)
+        feats[start:stop] = base + drift * t * slope + noise * torch.randn(stop - start, dim, generator=gen)
+        start = stop
+    return feats
+
+
+def exhaustive(agent: TemporalAgent, feats: torch.Tensor, text: torch.Tensor, w: int = 12) -> torch.Tensor:
+    with torch.inference_mode():
+        return agent(feats, text, F.cosine_similarity(text, feats, dim=-1), window_size=w)
+
+
+def run(agent, feats, text, k, **kw):
+    calls = []
+
+    def features(positions: np.ndarray) -> torch.Tensor:
+        calls.append(positions.copy())
+        return feats[torch.from_numpy(positions)]
+
+    result = coarse_to_fine(agent, text, len(feats), features, k, window_size=kw.pop("w", 12), tau=0.025, **kw)
+    return result, calls
+
+
+@pytest.mark.parametrize(("dim", "n", "w"), [(64, 700, 12), (256, 600, 12), (64, 301, 5), (64, 90, 1)])
+def test_span_scores_are_bit_identical_to_the_full_pass(dim, n, w):
+    torch.manual_seed(dim + n + w)
+    agent = TemporalAgent(dim, 8).eval()
+    feats, text = torch.randn(n, dim), torch.randn(1, dim)
+    full = exhaustive(agent, feats, text, w)
+    pe = positional_encoding(n, dim)
+    left, right = window_halo(w)
+    rng = np.random.default_rng(0)
+    spans = [(0, 1), (n - 1, n), (0, n), (3, 4)]
+    spans += [tuple(sorted(rng.choice(n + 1, 2, replace=False))) for _ in range(12)]
+    with torch.inference_mode():
+        for start, stop in spans:
+            lo, hi = max(0, start - left), min(n, stop + right)
+            got = agent.score_span(
+                feats[lo:hi], text, None, offset=lo, total=n, start=start, stop=stop, window_size=w,
+                position_encoding=pe if start % 2 else None,
+            )
+            assert torch.equal(got, full[start:stop]), (start, stop)
+
+
+def test_span_without_its_halo_is_refused():
+    agent = TemporalAgent(64, 8).eval()
+    feats, text = torch.randn(100, 64), torch.randn(1, 64)
+    with pytest.raises(ValueError, match="needs features of frames 44..59, got 45..59"):
+        agent.score_span(feats[45:60], text, offset=45, total=100, start=50, stop=55, window_size=12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_refined_scores_equal_exhaustive_scores(seed):
+    torch.manual_seed(seed)
+    agent = TemporalAgent(64, 8).eval()
+    feats, text = scene_features(1800, 64, seed=seed), torch.randn(1, 64)
+    full = exhaustive(agent, feats, text)
+    result, calls = run(agent, feats, text, 8)
+    scored = torch.from_numpy(np.isfinite(result.scores))
+    assert scored.sum() >= 8
+    assert torch.equal(torch.from_numpy(result.scores)[scored], full[scored])
+    assert result.encoded_frames <= 0.2 * 1800
+    # every position was asked for once, and never the whole stream
+    asked = np.concatenate(calls)
+    assert len(asked) == len(np.unique(asked)) == result.encoded_frames
+    # the picks are the best exact scores, and they lie in the exhaustive top 2%
+    assert result.positions == sorted(np.argsort(-np.nan_to_num(result.scores, nan=-np.inf), kind="stable")[:8])
+    threshold = torch.quantile(full, 0.98)
+    assert sum(bool(full[p] >= threshold) for p in result.positions) >= 7
+
+
+def test_search_stops_when_the_bounds_prove_the_top_k():
+    """Scenes of constant features: the coarse estimates are nearly exact, the learnt margin is small, and
+    the search stops on its bounds well inside the budget, with the exhaustive top-k."""
+    torch.manual_seed(3)
+    agent = TemporalAgent(64, 8).eval()
+    feats, text = scene_features(1200, 64, seed=3, noise=0.0, drift=0.0), torch.randn(1, 64)
+    full = exhaustive(agent, feats, text)
+    result, _ = run(agent, feats, text, 4, max_encoded=0.9)
+    assert result.stopped == "bounds"
+    assert result.encoded_frames < 0.5 * 1200
+    assert result.positions == sorted(torch.topk(full, 4).indices.tolist())
+
+
+def test_budget_exhaustion_stops_the_search():
+    torch.manual_seed(4)
+    agent = TemporalAgent(64, 8).eval()
+    feats, text = scene_features(4000, 64, seed=4, noise=0.5), torch.randn(1, 64)
+    result, _ = run(agent, feats, text, 8, max_encoded=0.15, coarse_step=16)
+    assert result.stopped == "budget"
+    assert 0.12 * 4000 < result.encoded_frames <= 0.15 * 4000
+    assert len(result.positions) == 8 and np.isfinite(result.scores[result.positions]).all()
+
+
+@pytest.mark.parametrize("n", [1, 5, 30, 120])
+def test_short_videos_score_every_candidate(n):
+    torch.manual_seed(n)
+    agent = TemporalAgent(64, 8).eval()
+    feats, text = torch.randn(n, 64), torch.randn(1, 64)
+    result, calls = run(agent, feats, text, 8)
+    full = exhaustive(agent, feats, text)
+    assert result.stopped == "exhaustive" and result.encoded_frames == n and len(calls) == 1
+    assert torch.equal(torch.from_numpy(result.scores), full)
+    assert result.positions == sorted(torch.topk(full, min(8, n)).indices.tolist())
+
+
+def test_raw_clip_scores_need_no_halo():
+    feats, text = scene_features(900, 32, seed=5), torch.randn(1, 32)
+    result, _ = run(None, feats, text, 4)
+    clip = F.cosine_similarity(text, feats, dim=-1) / 0.025
+    scored = torch.from_numpy(np.isfinite(result.scores))
+    assert torch.equal(torch.from_numpy(result.scores)[scored], clip[scored])
+    assert SpanScorer(None, text, 900, window_size=12, tau=0.025).halo == (0, 0)
+
+
+def test_search_modes_and_methods_are_checked():
+    assert check_search("exhaustive", "bolt") == "exhaustive"
+    assert check_search("coarse-to-fine", "topk") == "coarse-to-fine"
+    for method in ("bin-max", "aks", "bolt", "clip", "uniform"):
+        with pytest.raises(ValueError, match=f"method='{method}'.*search='coarse-to-fine'"):
+            check_search("coarse-to-fine", method)
+    with pytest.raises(ValueError, match="search must be one of exhaustive, coarse-to-fine"):
+        check_search("greedy")
+    feats, text = torch.randn(100, 64), torch.randn(1, 64)
+    with pytest.raises(ValueError, match="max_encoded"):
+        run(None, feats, text, 4, max_encoded=0)
+    with pytest.raises(ValueError, match="coarse_step"):
+        run(None, feats, text, 4, coarse_step=0)
+
+
+# ---------------------------------------------------------------------------------------------- files
+
+
+@pytest.fixture(scope="module")
+def videos(tmp_path_factory):
+    d = tmp_path_factory.mktemp("search-videos")
+    return {
+        "mp4": media.make_video(d / "long.mp4", duration=100.0, fps=4.0, size=(96, 64)),
+        "vfr": media.make_video(d / "vfr.mkv", duration=150.0, fps=2.0, vfr=True, size=(96, 64)),
+    }
+
+
+@pytest.mark.parametrize("name", ["mp4", "vfr"])
+def test_select_frames_coarse_to_fine_on_files(uncached_sampler, videos, name):
+    ex = uncached_sampler.select_frames(videos[name], Q, 4, return_frames=False)
+    cf = uncached_sampler.select_frames(videos[name], Q, 4, search="coarse-to-fine")
+    assert ex.encoded_frames == len(ex.candidate_indices)
+    assert cf.candidate_indices == ex.candidate_indices and cf.candidate_timestamps == ex.candidate_timestamps
+    assert 4 * 9 <= cf.encoded_frames < len(cf.candidate_indices)
+    scored = np.isfinite(cf.scores)
+    assert np.isnan(cf.scores).sum() > 0 and scored.sum() >= 4
+    assert np.array_equal(cf.scores[scored], ex.scores[scored])  # bit-identical where scored
+    for frame, t in zip(cf.frames, cf.timestamps, strict=True):  # presentation times, VFR included
+        assert abs(media.read_stamp(frame) - t) < 0.011
+    assert cf.method == "topk" and cf.video == str(videos[name])
+
+
+def test_select_frames_coarse_to_fine_in_memory_and_from_features(uncached_sampler):
+    frames = np.stack([media.draw_frame(t, (64, 48)) for t in np.arange(0, 150, 1.0)])
+    ex = uncached_sampler.select_frames(frames, Q, 3)
+    cf = uncached_sampler.select_frames(frames, Q, 3, search="coarse-to-fine")
+    scored = np.isfinite(cf.scores)
+    assert cf.encoded_frames < 150 and np.array_equal(cf.scores[scored], ex.scores[scored])
+    assert cf.frames.shape == (3, 48, 64, 3) and cf.duration == 150.0
+    feats = uncached_sampler.encode_video(frames)
+    replay = uncached_sampler.select_from_features(feats, Q, 3, search="coarse-to-fine")
+    assert replay.indices == cf.indices and replay.encoded_frames == cf.encoded_frames
+    with pytest.raises(ValueError, match="method='bolt'"):
+        uncached_sampler.select_frames(frames, Q, 3, method="bolt", search="coarse-to-fine")
+    with pytest.raises(ValueError, match="search must be"):
+        uncached_sampler.select_from_features(feats, Q, 3, search="fast")
+
+
+def test_cached_exhaustive_run_is_replayed(checkpoint_dir, videos, tmp_path):
+    sampler = TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", feature_cache=tmp_path)
+    ex = sampler.select_frames(videos["mp4"], Q, 4, return_frames=False)
+    cf = sampler.select_frames(videos["mp4"], Q, 4, return_frames=False, search="coarse-to-fine")
+    scored = np.isfinite(cf.scores)
+    assert cf.encoded_frames < len(ex.candidate_indices)
+    assert np.array_equal(cf.scores[scored], ex.scores[scored])
+
+
+def test_damaged_file(uncached_sampler, videos, tmp_path):
+    """A cut-off file: the search sees the candidates that decode, like the exhaustive search; if any
+    candidate it asks for fails to decode it warns and scores every decodable candidate instead."""
+    broken = media.make_truncated(videos["vfr"], tmp_path / "cut.mkv", keep=0.6)
+    ex = uncached_sampler.select_frames(broken, Q, 2, return_frames=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cf = uncached_sampler.select_frames(broken, Q, 2, search="coarse-to-fine")
+    if any("do not decode" in str(w.message) for w in caught):
+        assert cf.indices == ex.indices and cf.encoded_frames == len(ex.candidate_indices)
+    else:
+        assert cf.candidate_indices == ex.candidate_indices and cf.encoded_frames < len(ex.candidate_indices)
+    for frame, t in zip(cf.frames, cf.timestamps, strict=True):
+        assert abs(media.read_stamp(frame) - t) < 0.011

@@ -12,7 +12,7 @@ import torch
 
 import media
 import media_vfr
-from tiny_mllms import build_qwen2_5_vl, build_qwen3_vl, check_batched_scoring, make_selection
+from tiny_mllms import build_qwen2_5_vl, build_qwen3_family, build_qwen3_vl, check_batched_scoring, make_selection
 from tspo_sampler.adapters import MC_INSTRUCTION, prepare_inputs, qwen2_5_vl, qwen3_vl
 
 MARKER = re.compile(r"<(\d+\.\d) seconds>")
@@ -112,6 +112,17 @@ def test_generate_and_batched_option_logprobs(qwen3):
         with torch.no_grad():
             logits = model(**qwen3_vl.prepare_inputs(processor, s, q + "\n" + MC_INSTRUCTION)).logits[0, -1]
         torch.testing.assert_close(alone, torch.log_softmax(logits.float(), -1)[ids], atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["moe", "qwen3_5"])
+def test_moe_and_qwen3_5_through_the_same_adapter(kind, selections):
+    model, processor = build_qwen3_family(kind)
+    answerer, *_ = check_batched_scoring(model, processor)
+    assert isinstance(answerer, qwen3_vl.Qwen3_VLAnswerer)
+    sel = selections["vfr"]
+    inputs = prepare_inputs(processor, sel, "Q?")
+    assert rendered_times(processor, inputs) == pytest.approx(true_patch_times(sel, False), abs=0.1)
+    assert model.generate(**inputs, max_new_tokens=2).shape[1] == inputs["input_ids"].shape[1] + 2
 
 
 def test_bad_input(qwen3, monkeypatch):

@@ -232,6 +232,44 @@ def build_qwen3_vl(seed: int = 0, *, cap_pixels_per_frame: bool | None = True):
     return model, processor
 
 
+def build_qwen3_family(kind: str, seed: int = 0):
+    """Qwen3-VL-MoE (``kind="moe"``) or Qwen3.5 (``kind="qwen3_5"``): the Qwen3-VL processor of
+    :func:`build_qwen3_vl` with the family's own model class (one full-attention layer; the MoE with
+    two experts)."""
+    import transformers
+
+    _, processor = build_qwen3_vl(seed)
+    tok = processor.tokenizer
+    ids = tok.convert_tokens_to_ids
+    rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3], "mrope_interleaved": True}
+    text = dict(
+        **TEXT, head_dim=16, vocab_size=len(tok), eos_token_id=ids("<|im_end|>"), pad_token_id=ids("<|endoftext|>")
+    )
+    vision = dict(depth=1, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=TEXT["hidden_size"])
+    vision["num_position_embeddings"] = 16
+    if kind == "moe":
+        config_cls, model_cls = transformers.Qwen3VLMoeConfig, transformers.Qwen3VLMoeForConditionalGeneration
+        text.update(rope_parameters=rope, num_experts=2, num_experts_per_tok=1, moe_intermediate_size=32)
+        vision["deepstack_visual_indexes"] = [0]
+    elif kind == "qwen3_5":
+        config_cls, model_cls = transformers.Qwen3_5Config, transformers.Qwen3_5ForConditionalGeneration
+        text.update(rope_parameters={**rope, "partial_rotary_factor": 1.0}, layer_types=["full_attention"])
+    else:
+        raise ValueError(f"kind must be 'moe' or 'qwen3_5', got {kind!r}")
+    config = config_cls(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids("<|image_pad|>"),
+        video_token_id=ids("<|video_pad|>"),
+        vision_start_token_id=ids("<|vision_start|>"),
+        vision_end_token_id=ids("<|vision_end|>"),
+    )
+    _seed(seed)
+    model = model_cls(config).eval()
+    _generation_ids(model, tok)
+    return model, processor
+
+
 # ------------------------------------------------------------------------------------ SmolVLM2 / GLM-4.1V
 
 GLM4V_TEMPLATE = (

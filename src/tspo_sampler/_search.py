@@ -151,6 +151,8 @@ class CoarseToFineSearch:
         features: returns ``len(positions) x D`` features for ascending candidate positions.
         k: frames to select.
         coarse_step: candidates per block (one coarse frame each).
+        cheap: candidate positions that are cheap to decode (right after a keyframe): a block's coarse frame
+            is the first of them inside the block, else the block's middle candidate.
         max_encoded: most candidates to encode, as a fraction of all of them; never less than the coarse
             grid plus one refined block (with its halo) per pick. When that is the whole video, every
             candidate is encoded and scored.
@@ -164,8 +166,10 @@ class CoarseToFineSearch:
         *,
         coarse_step: int = DEFAULT_COARSE_STEP,
         max_encoded: float = DEFAULT_MAX_ENCODED,
+        cheap: np.ndarray | None = None,
     ) -> None:
         self.scorer = scorer
+        self.cheap = cheap
         self.features_fn = features
         self.n = scorer.total
         self.k = int(k)
@@ -225,6 +229,13 @@ class CoarseToFineSearch:
         if self.budget >= n or num_blocks <= k:
             return self._exhaustive()
         coarse = np.minimum(np.arange(num_blocks) * step + step // 2, n - 1)
+        if self.cheap is not None and len(self.cheap):
+            cheap = np.unique(np.asarray(self.cheap, dtype=np.int64))
+            starts = np.arange(num_blocks) * step
+            first = np.searchsorted(cheap, starts)
+            found = cheap[np.minimum(first, len(cheap) - 1)]
+            inside = (first < len(cheap)) & (found >= starts) & (found < np.minimum(n, starts + step))
+            coarse[inside] = found[inside]
         self._encode(coarse)
         assert self.feats is not None
         owner = np.minimum(np.arange(n) // step, num_blocks - 1)
@@ -288,10 +299,13 @@ def coarse_to_fine(
     tau: float,
     coarse_step: int = DEFAULT_COARSE_STEP,
     max_encoded: float = DEFAULT_MAX_ENCODED,
+    cheap: np.ndarray | None = None,
 ) -> SearchResult:
     """Run the coarse-to-fine policy: ``features(positions)`` is called for the candidates it needs."""
     if num_candidates < 1:
         raise ValueError("there are no candidates to search")
     scorer = SpanScorer(agent, text, num_candidates, window_size=window_size, tau=tau)
-    search = CoarseToFineSearch(scorer, features, k, coarse_step=coarse_step, max_encoded=max_encoded)
+    search = CoarseToFineSearch(
+        scorer, features, k, coarse_step=coarse_step, max_encoded=max_encoded, cheap=cheap
+    )
     return search.run()

@@ -38,13 +38,26 @@ def _window(sampler: Any, window_size: int | None) -> int:
 
 
 def _run(
-    sampler: Any, text: torch.Tensor, n: int, features: FeatureFn, k: int, window_size: int | None, options: dict
+    sampler: Any, text: torch.Tensor, n: int, features: FeatureFn, k: int, window_size: int | None, options: dict,
+    cheap: np.ndarray | None = None,
 ) -> SearchResult:
     return coarse_to_fine(
         sampler.agent, text.float().cpu(), n, features, k, window_size=_window(sampler, window_size), tau=sampler.tau,
         coarse_step=options.get("coarse_step", DEFAULT_COARSE_STEP),
-        max_encoded=options.get("max_encoded", DEFAULT_MAX_ENCODED),
+        max_encoded=options.get("max_encoded", DEFAULT_MAX_ENCODED), cheap=cheap,
     )
+
+
+def _keyframe_candidates(decoder: Any, indices: np.ndarray, options: dict) -> np.ndarray:
+    """Positions of the first candidate in each GOP (decoding it costs the frames from its keyframe on), and
+    a coarse step no shorter than the typical GOP, so the coarse pass decodes about one short run per GOP."""
+    keyframes = np.asarray(decoder._index.keyframes, dtype=np.int64)
+    first = np.unique(np.searchsorted(indices, keyframes))
+    first = first[first < len(indices)]
+    if len(first) > 1 and "coarse_step" not in options:
+        gop = int(np.median(np.diff(first)))
+        options["coarse_step"] = int(min(4 * DEFAULT_COARSE_STEP, max(DEFAULT_COARSE_STEP, gop)))
+    return first
 
 
 def _selection(
@@ -106,7 +119,8 @@ def _file_search(
                 raise _MissingFrames
             return torch.cat(chunks)
 
-        result = _run(sampler, text, len(indices), features, k, window_size, options)
+        cheap = _keyframe_candidates(decoder, indices, options)
+        result = _run(sampler, text, len(indices), features, k, window_size, options, cheap)
     return _selection(
         result, indices, timestamps, question, duration=float(meta.duration), fps=float(meta.fps),
         video=str(meta.source),

@@ -14,7 +14,11 @@ from _common import device_and_dtype, example_parser, select
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = example_parser(__doc__.splitlines()[0], default_mllm="OpenGVLab/InternVL3-8B-hf", k_help="frames to select (one 448 px tile each)")
+    p = example_parser(
+        __doc__.splitlines()[0],
+        default_mllm="OpenGVLab/InternVL3-8B-hf",
+        k_help="frames to select (one 448 px tile each)",
+    )
     p.add_argument("--time-instruction", action="store_true", help="list the chosen frames' times in the prompt")
     return p.parse_args(argv)
 

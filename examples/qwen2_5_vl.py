@@ -15,7 +15,11 @@ from _common import device_and_dtype, example_parser, select
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = example_parser(__doc__.splitlines()[0], default_mllm="Qwen/Qwen2.5-VL-7B-Instruct", k_help="frames to select (odd k: last frame repeated)")
+    p = example_parser(
+        __doc__.splitlines()[0],
+        default_mllm="Qwen/Qwen2.5-VL-7B-Instruct",
+        k_help="frames to select (odd k: last frame repeated)",
+    )
     p.add_argument("--timestamps", choices=("uniform", "metadata", "prompt"), default="uniform")
     return p.parse_args(argv)
 

@@ -1,7 +1,8 @@
 """Pick the frames of a video that matter for a question, print where they lie, save a contact sheet.
 
     python examples/select_frames.py --video lecture.mp4 --question "What does the speaker write on the board?" -k 16
-    python examples/select_frames.py --video clip.mp4 --question "..." --model ./my-agent --method bin-max --grid sheet.png
+    python examples/select_frames.py --video clip.mp4 --question "..." --model ./my-agent \\
+        --method bin-max --grid sheet.png
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def main() -> None:
     sampler = TemporalSampler.from_pretrained(args.model)
     sel = sampler.select_frames(args.video, args.question, args.k, method=args.method, fps=args.fps)
     print(f"{len(sel)} of {len(sel.candidate_indices)} candidates, video of {sel.duration:.1f} s")
-    for idx, ts in zip(sel.indices, sel.timestamps):
+    for idx, ts in zip(sel.indices, sel.timestamps, strict=True):
         print(f"  frame {idx:>7} at {format_time(ts)}")
     if args.grid:
         contact_sheet(sel, args.grid)

@@ -13,7 +13,7 @@ import torch
 import media
 import media_vfr
 from tiny_mllms import build_qwen2_5_vl, build_qwen3_family, build_qwen3_vl, check_batched_scoring, make_selection
-from tspo_sampler.adapters import MC_INSTRUCTION, prepare_inputs, qwen2_5_vl, qwen3_vl
+from tspo_sampler.adapters import MC_INSTRUCTION, TIME_INSTRUCTION, prepare_inputs, qwen2_5_vl, qwen3_vl
 
 MARKER = re.compile(r"<(\d+\.\d) seconds>")
 
@@ -100,6 +100,8 @@ def test_prompt_mode_does_not_repeat_times(qwen3):
         assert f"{t:.2f}s" not in text and f"{t:.1f}s" not in text
     with pytest.raises(ValueError, match="timestamps must be one of"):
         qwen3_vl.prepare_inputs(processor, sel, "Q?", timestamps="uniform")
+    with pytest.raises(ValueError, match="frame_times"):  # a template listing the times would add them twice
+        qwen3_vl.prepare_inputs(processor, sel, "Q?", timestamps="prompt", time_template=TIME_INSTRUCTION)
 
 
 def test_generate_and_batched_option_logprobs(qwen3):

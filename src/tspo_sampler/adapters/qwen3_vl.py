@@ -68,7 +68,12 @@ def build_messages(
     _check_mode(timestamps)
     (sel,), (q,) = as_batch(selection, question)
     if timestamps == "prompt":
-        q = time_template.format(duration=video_duration(sel), num_frames=len(sel.indices), frame_times="") + "\n" + q
+        if "{frame_times" in time_template:
+            raise ValueError(
+                "time_template lists {frame_times}, but Qwen3-VL already reads every time from its <t seconds> "
+                "markers; use a template with only {duration} and {num_frames}"
+            )
+        q = time_template.format(duration=video_duration(sel), num_frames=len(sel.indices)) + "\n" + q
     return video_turn(q, system=system, video=video)
 
 

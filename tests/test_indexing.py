@@ -33,6 +33,7 @@ from tspo_sampler.indexing import (
     read_dataset,
     repair_jsonl,
     resolve_video,
+    settings_path,
     shard_rows,
 )
 
@@ -54,7 +55,7 @@ class FakeSampler:
         seed = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
         return torch.from_numpy(np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32))
 
-    def encode_video(self, video, *, fps=1.0, max_candidates=None, progress=None):
+    def encode_video(self, video, *, fps=1.0, max_candidates=None, candidate_mode="fps", progress=None):
         with self.lock:
             self.videos.append(str(video))
         if any(f in Path(video).name for f in self.fail):
@@ -537,7 +538,83 @@ def test_cli_index_and_export_single_process(video_dataset, checkpoint_dir, tmp_
     assert len(ok["scores"]) == len(ok["candidate_indices"]) == ok["num_candidates"]
     assert main(args) == 0  # resume: nothing left to do
     assert "6 already done" in capsys.readouterr().err
-    assert main(["export", str(out), "--out", str(tmp_path / "fi.json")]) == 1  # has an error record
+    assert main(["export", str(out), "--out", str(tmp_path / "fi.json")]) == 2  # has an error record
     assert "error records" in capsys.readouterr().err
     assert main(["export", str(out), "--out", str(tmp_path / "fi.json"), "--allow-errors"]) == 0
     assert len(json.loads((tmp_path / "fi.json").read_text())) == 6
+
+
+# ---------------------------------------------------------------------------------------- settings of a resumed run
+
+
+def test_resume_with_other_settings_refuses_unless_asked(tmp_path):
+    """Issue 11 item 8: a rerun with -k 4 --method uniform after -k 8 --method bin-max used to print "already
+    done" and keep every k=8 record; now it names the differing settings, or mixes on purpose, or starts again."""
+    rows = read_dataset(write_jsonl(tmp_path / "d.jsonl", sample_rows(n_videos=3, per_video=2, bad=())))
+    out = tmp_path / "out.jsonl"
+    first = {"k": 8, "method": "bin-max", "model": "ckpt-a", "progress": False}
+    index_dataset(FakeSampler(), rows[:4], out, **first)
+    runs = json.loads(settings_path(out).read_text())["runs"]
+    assert runs[0]["settings"] == {"k": 8, "method": "bin-max", "fps": 1.0, "max_candidates": None,
+                                   "window_size": None, "candidates": "fps", "model": "ckpt-a"}
+    index_dataset(FakeSampler(), rows, out, **first)  # same settings: resumes quietly
+    assert len(lines(out)) == len(rows)
+
+    sampler = FakeSampler()
+    with pytest.raises(ValueError, match=r"other settings \(k 8 -> 4; method 'bin-max' -> 'uniform'\).*--overwrite"):
+        index_dataset(sampler, rows, out, k=4, method="uniform", model="ckpt-a", progress=False)
+    assert sampler.videos == [] and all(r["k"] == 8 and "settings" not in r for r in lines(out))
+    with pytest.raises(ValueError, match="model 'ckpt-a' -> 'ckpt-b'"):
+        index_dataset(FakeSampler(), rows, out, **{**first, "model": "ckpt-b"})
+
+    # a deliberate mix: the rows this run writes say how they were made
+    rows2 = read_dataset(write_jsonl(tmp_path / "d2.jsonl", sample_rows(n_videos=4, per_video=2, bad=())))
+    out2 = tmp_path / "out2.jsonl"
+    index_dataset(FakeSampler(), rows2[:4], out2, **first)
+    index_dataset(FakeSampler(), rows2, out2, k=4, method="uniform", model="ckpt-a", progress=False,
+                  resume_anyway=True)
+    recs = lines(out2)
+    assert [("settings" in r) for r in recs] == [False] * 4 + [True] * 4
+    assert all(r["settings"]["k"] == 4 and r["settings"]["method"] == "uniform" and len(r["indices"]) == 4
+               for r in recs[4:])
+    runs = json.loads(settings_path(out2).read_text())["runs"]
+    assert [(r["settings"]["k"], r["mixed"]) for r in runs] == [(8, False), (4, True)]
+
+    # --overwrite starts again: one run, no mix
+    index_dataset(FakeSampler(), rows2, out2, k=4, method="uniform", model="ckpt-a", progress=False, overwrite=True)
+    assert all(r["k"] == 4 and "settings" not in r for r in lines(out2))
+    assert len(json.loads(settings_path(out2).read_text())["runs"]) == 1
+
+
+def test_resume_of_an_output_without_settings_compares_its_records(tmp_path):
+    rows = read_dataset(write_jsonl(tmp_path / "d.jsonl", sample_rows(n_videos=2, per_video=2, bad=())))
+    out = tmp_path / "out.jsonl"
+    index_dataset(FakeSampler(), rows[:2], out, k=8, method="bin-max", progress=False)
+    settings_path(out).unlink()  # as written before settings were recorded
+    with pytest.raises(ValueError, match="k 8 -> 3"):
+        index_dataset(FakeSampler(), rows, out, k=3, method="bin-max", progress=False)
+
+
+@pytest.mark.parametrize("suffix", ["jsonl", "json", "csv"])
+def test_non_utf8_dataset_names_the_file_and_line(tmp_path, suffix):
+    """Issue 11 item 9: a byte that is not UTF-8 used to raise a bare UnicodeDecodeError."""
+    body = {
+        "jsonl": b'{"video": "a.mp4", "question": "ok"}\n{"video": "b.mp4", "question": "caf\xe9?"}\n',
+        "json": b'[{"video": "a.mp4", "question": "ok"},\n {"video": "b.mp4", "question": "caf\xe9?"}]\n',
+        "csv": b"video,question\na.mp4,ok\nb.mp4,caf\xe9?\n",
+    }[suffix]
+    path = tmp_path / f"d.{suffix}"
+    path.write_bytes(body)
+    line = 3 if suffix == "csv" else 2
+    with pytest.raises(ValueError, match=rf"d\.{suffix}:{line}: not UTF-8 text \(byte 0xe9 at column \d+\)"):
+        read_dataset(path)
+
+
+def test_index_dataset_refuses_an_unwritable_output_before_any_work(tmp_path):
+    rows = read_dataset(write_jsonl(tmp_path / "d.jsonl", sample_rows(n_videos=1, per_video=1, bad=())))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    sampler = FakeSampler()
+    with pytest.raises(OSError, match=f"cannot write {blocker}/out.jsonl: {blocker} is not a directory"):
+        index_dataset(sampler, rows, blocker / "out.jsonl", progress=False)
+    assert sampler.videos == []

@@ -214,9 +214,9 @@ def test_cli_select_table_json_and_grid(checkpoint_dir, videos, tmp_path, monkey
 
     sheet = Image.open(grid)
     assert sheet.size[0] == 3 * 320 and sheet.size[1] > 200
-    assert main(base[:3] + ["-k", "0", "--model", str(checkpoint_dir)]) == 1
+    assert main(base[:3] + ["-k", "0", "--model", str(checkpoint_dir)]) == 2
     assert "k must be a positive integer" in capsys.readouterr().err
-    assert main(["select", str(tmp_path / "x.mp4"), Q, "--model", str(checkpoint_dir)]) == 1
+    assert main(["select", str(tmp_path / "x.mp4"), Q, "--model", str(checkpoint_dir)]) == 2
     assert "x.mp4" in capsys.readouterr().err
 
 
@@ -226,7 +226,7 @@ def test_console_script_entry_point(checkpoint_dir, videos, tmp_path):
     video = str(tmp_path / "x.mp4")
     cmd = [sys.executable, "-m", "tspo_sampler.cli", "select", video, Q, "--model", str(checkpoint_dir)]
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    assert res.returncode == 1 and "x.mp4" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "x.mp4" in res.stderr and "Traceback" not in res.stderr
 
 
 def test_keyframe_candidates(uncached_sampler, tmp_path):

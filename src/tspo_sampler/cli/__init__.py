@@ -7,10 +7,10 @@ Each command is a module with ``NAME``, ``register(subparsers)`` (adds its parse
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
 from . import demo, export, index, select, train_grpo
+from ._common import add_debug_argument, run_command
 
 COMMANDS = [select, index, export, train_grpo, demo]
 
@@ -23,24 +23,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tspo-sampler {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for command in COMMANDS:
-        command.register(subparsers).set_defaults(run=command.run)
+        sub = command.register(subparsers)
+        add_debug_argument(sub)
+        sub.set_defaults(run=command.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``tspo`` console script."""
-    from .._errors import TSPOError
-
+    """Entry point of the ``tspo`` console script: expected failures are one line and exit status 2."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if getattr(args, "run", None) is None:
         parser.print_help()
         return 2
-    try:
-        return int(args.run(args) or 0)
-    except (TSPOError, ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"tspo {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+    return run_command(args.command, args.run, args)
 
 
 __all__ = ["COMMANDS", "build_parser", "main"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from typing import Any
 
 DEFAULT_MODEL = "hzf666/TSPO-0.4B"
@@ -44,6 +46,71 @@ def add_selection_arguments(
                             help="candidate frames: at --fps per second (default), or the nearest keyframes "
                                  "(fast on very long videos)")
     parser.add_argument("--window-size", type=int, default=window_size_default, help=window_size_help)
+
+
+def add_debug_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--debug", action="store_true", help="show the full traceback of an error")
+
+
+def error_line(exc: BaseException) -> str:
+    """The exception as one line (multi-line messages joined with "; ")."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return "; ".join(lines) or type(exc).__name__
+
+
+def run_command(name: str, run: Callable[[argparse.Namespace], int | None], args: argparse.Namespace) -> int:
+    """Run a command; an expected failure becomes one line ``tspo NAME: error: ...`` and exit status 2.
+
+    Expected: bad arguments and input (``ValueError``, ``TypeError``, :class:`~tspo_sampler.TSPOError`), files
+    and the network (``OSError``), a missing optional package (``ImportError``). ``--debug`` re-raises them
+    with the traceback; anything else is a bug and always shows its traceback.
+    """
+    from .._errors import TSPOError
+
+    try:
+        return int(run(args) or 0)
+    except (TSPOError, OSError, ValueError, TypeError, ImportError) as exc:
+        if getattr(args, "debug", False):
+            raise
+        print(f"tspo {name}: error: {error_line(exc)}", file=sys.stderr)
+        return 2
+
+
+def check_device(device: str | None) -> None:
+    """Refuse, before anything loads, a ``--device`` torch does not know or this machine does not have."""
+    if device is None:
+        return
+    import torch
+
+    from .._device import accelerator_device
+
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"--device {device!r} is not a torch device (try cpu or cuda)") from None
+    if dev.type == "cpu":
+        return
+    accel = accelerator_device()
+    if accel is None or accel.type != dev.type:
+        have = "only a CPU" if accel is None else f"cpu and {accel.type}"
+        raise ValueError(f"--device {device}: this machine has no {dev.type} device ({have}); use --device cpu")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: there are only {torch.cuda.device_count()} CUDA devices")
+
+
+def check_selection_arguments(args: argparse.Namespace) -> None:
+    """The cheap checks of the selection options, run before the model loads (messages name the flag)."""
+    from .._candidates import check_candidate_settings
+    from .._selection import check_k
+
+    check_k(args.k)
+    try:
+        check_candidate_settings(args.fps, args.max_candidates, getattr(args, "candidates", "fps"))
+    except ValueError as exc:  # "fps must be ..." -> "--fps must be ..."
+        name, _, rest = error_line(exc).partition(" ")
+        raise ValueError(f"--{name.replace('_', '-')} {rest}") from None
+    if args.window_size is not None and args.window_size < 1:
+        raise ValueError(f"--window-size must be >= 1, got {args.window_size}")
 
 
 def load_sampler(args: argparse.Namespace) -> Any:

@@ -8,8 +8,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..indexing import DATASET_FORMATS, DEFAULT_TEXT_BATCH_SIZE, index_dataset, read_dataset
-from ._common import add_model_arguments, add_selection_arguments, load_sampler
+from ..indexing import (
+    DATASET_FORMATS,
+    DEFAULT_TEXT_BATCH_SIZE,
+    IndexSettings,
+    check_resume,
+    check_writable,
+    index_dataset,
+    read_dataset,
+)
+from ._common import (
+    add_model_arguments,
+    add_selection_arguments,
+    check_device,
+    check_selection_arguments,
+    load_sampler,
+)
 
 NAME = "index"
 
@@ -39,12 +53,9 @@ def _cpu_only(device: str | None) -> bool:
         return True
     if device is not None:
         return str(device).startswith("cpu")
-    import torch
+    from .._device import has_accelerator
 
-    accel = getattr(torch, "accelerator", None)
-    if accel is not None and hasattr(accel, "is_available"):
-        return not accel.is_available()
-    return not torch.cuda.is_available()
+    return not has_accelerator()
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -62,7 +73,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output JSONL file, one line per row")
     add_selection_arguments(p, k_help="frames per row (default 16; the paper evaluates 64)", per_video=" per video",
                             window_size_default=None, window_size_help="agent attention window (default: the "
-                            "checkpoint's, 12)", candidates=False)
+                            "checkpoint's, 12)")
     p.add_argument("--video-field", default="video", help="column with the video path (default: video)")
     p.add_argument("--question-field", default="question", help="column with the question (default: question)")
     p.add_argument("--id-field", default="id", help="column with the row id (default: id)")
@@ -77,7 +88,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help=f"questions per text-encoder batch (default {DEFAULT_TEXT_BATCH_SIZE})")
     p.add_argument("--scores", action="store_true", help="also write every candidate's score, index and timestamp")
     p.add_argument("--retry-errors", action="store_true", help="redo rows an earlier run recorded as errors")
-    p.add_argument("--overwrite", action="store_true", help="start over: delete OUT and its parts first")
+    p.add_argument("--overwrite", action="store_true", help="start over: delete OUT, its parts and its settings first")
+    p.add_argument("--resume-anyway", action="store_true",
+                   help="resume although OUT was written with other settings (each new row records its own)")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first unreadable video")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_model_arguments(p)
@@ -86,23 +99,32 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """``tspo index``: returns 0 when every row has a record (errors included), 1 when rows are missing."""
+    check_writable(args.out)  # before anything loads: a run that cannot save its output fails at once
+    check_device(args.device)
+    check_selection_arguments(args)
+    model = args.model if args.revision is None else f"{args.model}@{args.revision}"
+    settings = IndexSettings(k=args.k, method=args.method, fps=args.fps, max_candidates=args.max_candidates,
+                             window_size=args.window_size, candidates=args.candidates, model=model)
+    rows = read_dataset(args.dataset, video_field=args.video_field, question_field=args.question_field,
+                        id_field=args.id_field or None, format=args.dataset_format,
+                        video_template=args.video_template)
+    if not args.overwrite:
+        check_resume(args.out, rows, settings, resume_anyway=args.resume_anyway)
+    roots = args.video_root or [os.getcwd(), str(Path(args.dataset).resolve().parent)]
     state = _distributed_state(args.device)
     rank = state.process_index if state is not None else 0
     world = state.num_processes if state is not None else 1
     barrier = state.wait_for_everyone if state is not None and world > 1 else None
     if args.device is None and state is not None and world > 1:
         args.device = str(state.device)
-    rows = read_dataset(args.dataset, video_field=args.video_field, question_field=args.question_field,
-                        id_field=args.id_field or None, format=args.dataset_format,
-                        video_template=args.video_template)
-    roots = args.video_root or [os.getcwd(), str(Path(args.dataset).resolve().parent)]
     try:
         sampler = load_sampler(args)
         stats = index_dataset(
             sampler, rows, args.out, k=args.k, method=args.method, fps=args.fps, max_candidates=args.max_candidates,
-            window_size=args.window_size, video_roots=roots, text_batch_size=args.text_batch_size,
-            include_scores=args.scores, retry_errors=args.retry_errors, overwrite=args.overwrite,
-            fail_fast=args.fail_fast, rank=rank, world_size=world, barrier=barrier, progress=not args.no_progress,
+            window_size=args.window_size, candidate_mode=args.candidates, model=model, video_roots=roots,
+            text_batch_size=args.text_batch_size, include_scores=args.scores, retry_errors=args.retry_errors,
+            overwrite=args.overwrite, resume_anyway=args.resume_anyway, fail_fast=args.fail_fast, rank=rank,
+            world_size=world, barrier=barrier, progress=not args.no_progress,
         )
     finally:
         # Leave the process group before exit: a gloo group torn down by the interpreter's exit can abort

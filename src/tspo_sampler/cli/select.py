@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import add_model_arguments, add_selection_arguments, load_sampler
+from ._common import (
+    add_model_arguments,
+    add_selection_arguments,
+    check_device,
+    check_selection_arguments,
+    load_sampler,
+)
 
 NAME = "select"
 
@@ -27,9 +33,24 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Everything that can be refused without the model: the device, the options, the question, the files."""
+    from .._inputs import check_question
+    from .._sources import check_path
+    from ..indexing import check_writable
+
+    check_device(args.device)
+    check_selection_arguments(args)
+    check_question(args.question)
+    check_path(args.video)
+    if args.save_grid:
+        check_writable(args.save_grid)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..visualize import format_time
 
+    check_arguments(args)
     sampler = load_sampler(args)
     selection = sampler.select_frames(
         args.video,

@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
-import sys
 import types
 import typing
 from collections.abc import Sequence
 from typing import Any
 
 from ..training._config import GRPOConfig, load_config_file
+from ._common import add_debug_argument, run_command
 
 NAME = "train-grpo"
 _SHORT_HELP = "fine-tune the temporal agent with GRPO (CLIP and the MLLM stay frozen)"
@@ -84,11 +84,7 @@ def run(args: argparse.Namespace) -> int:
     from ..training import train_grpo
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        config = config_from_args(args)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"tspo train-grpo: error: {exc}", file=sys.stderr)
-        return 2
+    config = config_from_args(args)
     out = train_grpo(config)
     print(f"trained agent saved to {out} (load it with TemporalSampler.from_pretrained({str(out)!r}))")
     return 0
@@ -106,9 +102,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m tspo_sampler.train_grpo", description=_SHORT_HELP)
     add_arguments(parser)
+    add_debug_argument(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m tspo_sampler.train_grpo`` (also under ``accelerate launch -m``)."""
-    return run(build_parser().parse_args(argv))
+    return run_command(NAME, run, build_parser().parse_args(argv))

@@ -26,8 +26,19 @@ How the work is spread and made safe:
 from __future__ import annotations
 
 from ._dataset import DATASET_FORMATS, IndexRow, detect_format, read_dataset, resolve_video
-from ._jsonl import JsonlAppender, iter_jsonl_records, jsonl_line, repair_jsonl, write_jsonl_atomic
-from ._records import PARTS_SUFFIX, IndexSettings, collect_records, merge_records, part_path, parts_dir_for
+from ._jsonl import JsonlAppender, check_writable, iter_jsonl_records, jsonl_line, repair_jsonl, write_jsonl_atomic
+from ._records import (
+    PARTS_SUFFIX,
+    SETTINGS_SUFFIX,
+    IndexSettings,
+    check_resume,
+    collect_records,
+    merge_records,
+    part_path,
+    parts_dir_for,
+    read_runs,
+    settings_path,
+)
 from ._run import DEFAULT_TEXT_BATCH_SIZE, IndexStats, SamplerLike, group_by_video, index_dataset, shard_rows
 
 __all__ = [
@@ -38,7 +49,10 @@ __all__ = [
     "IndexStats",
     "JsonlAppender",
     "PARTS_SUFFIX",
+    "SETTINGS_SUFFIX",
     "SamplerLike",
+    "check_resume",
+    "check_writable",
     "collect_records",
     "detect_format",
     "group_by_video",
@@ -49,8 +63,10 @@ __all__ = [
     "part_path",
     "parts_dir_for",
     "read_dataset",
+    "read_runs",
     "repair_jsonl",
     "resolve_video",
+    "settings_path",
     "shard_rows",
     "write_jsonl_atomic",
 ]

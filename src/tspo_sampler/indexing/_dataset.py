@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 import os
 import sys
@@ -47,10 +48,27 @@ def detect_format(path: str | os.PathLike[str]) -> str:
     return _FORMAT_BY_SUFFIX[suffix]
 
 
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 text; a byte that is not UTF-8 is a ``ValueError`` naming the file, line and column."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ValueError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at column {column}); "
+            "save the dataset as UTF-8"
+        ) from None
+
+
 def _read_raw_rows(path: Path, fmt: str) -> list[dict[str, Any]]:
+    if fmt not in DATASET_FORMATS:
+        raise ValueError(f"unknown dataset format {fmt!r}; valid formats: {', '.join(DATASET_FORMATS)}")
+    text = _read_text(path)
     if fmt == "jsonl":
         rows = []
-        with path.open("r", encoding="utf-8") as f:
+        with io.StringIO(text) as f:
             for lineno, line in enumerate(f, 1):
                 if not line.strip():
                     continue
@@ -64,7 +82,7 @@ def _read_raw_rows(path: Path, fmt: str) -> list[dict[str, Any]]:
         return rows
     if fmt == "json":
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
         if isinstance(data, dict):
@@ -78,14 +96,12 @@ def _read_raw_rows(path: Path, fmt: str) -> list[dict[str, Any]]:
         if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
             raise ValueError(f"{path}: a JSON dataset must be a list of objects")
         return data
-    if fmt in ("csv", "tsv"):
-        with path.open("r", encoding="utf-8", newline="") as f:
-            csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-            reader = csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ",")
-            if not reader.fieldnames:
-                raise ValueError(f"{path}: no header row")
-            return [dict(r) for r in reader]
-    raise ValueError(f"unknown dataset format {fmt!r}; valid formats: {', '.join(DATASET_FORMATS)}")
+    with io.StringIO(text, newline="") as f:  # csv, tsv
+        csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+        reader = csv.DictReader(f, delimiter="\t" if fmt == "tsv" else ",")
+        if not reader.fieldnames:
+            raise ValueError(f"{path}: no header row")
+        return [dict(r) for r in reader]
 
 
 def read_dataset(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,38 @@ def jsonl_line(record: dict[str, Any]) -> bytes:
     """``record`` as one UTF-8 JSON line (newline included): the single line format of every JSONL file
     the package writes (index outputs, parts, merges), so all of them read and diff alike."""
     return (json.dumps(record, ensure_ascii=False, separators=(", ", ": ")) + "\n").encode("utf-8")
+
+
+def check_writable(path: str | os.PathLike[str]) -> None:
+    """Raise ``OSError("cannot write PATH: reason")`` unless a file can be created (or appended to) at ``path``.
+
+    Cheap enough to call before loading a model, so a run that could never save its output fails at once. Missing
+    parent directories are created, as the writer would create them.
+    """
+    p = Path(path)
+    ancestor = p.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    try:
+        if not ancestor.is_dir():
+            raise NotADirectoryError(f"{ancestor} is not a directory")
+        if p.is_dir():
+            raise IsADirectoryError("it is a directory")
+        p.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=p.parent)
+        except OSError as exc:
+            raise OSError(f"cannot create files in {p.parent} ({exc.strerror or exc})") from exc
+        os.close(fd)
+        os.unlink(probe)
+        if p.exists():
+            with p.open("ab"):
+                pass
+    except OSError as exc:
+        reason = str(exc)
+        if exc.strerror:
+            reason = exc.strerror if exc.filename in (None, str(p)) else f"{exc.strerror}: {exc.filename}"
+        raise OSError(f"cannot write {p}: {reason}") from exc
 
 
 def _fsync_dir(directory: Path) -> None:

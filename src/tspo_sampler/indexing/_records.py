@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import shutil
-from collections.abc import Sequence
+import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,9 @@ from typing import Any
 from ._dataset import IndexRow
 from ._jsonl import iter_jsonl_records, write_jsonl_atomic
 
+INDEX_FORMAT_VERSION = 1
 PARTS_SUFFIX = ".parts"
+SETTINGS_SUFFIX = ".settings.json"
 
 
 def parts_dir_for(out: str | os.PathLike[str]) -> Path:
@@ -80,14 +85,96 @@ def merge_records(out: str | os.PathLike[str], rows: Sequence[IndexRow]) -> tupl
 
 @dataclass
 class IndexSettings:
-    """Selection settings recorded with every row (and used to encode videos)."""
+    """How a run chose its frames. Every field but ``include_scores`` is recorded in ``OUT.settings.json`` and
+    checked when a later run resumes the same output (a new selection option only needs a field here)."""
 
     k: int = 16
     method: str = "topk"
     fps: float = 1.0
     max_candidates: int | None = None
     window_size: int | None = None
+    candidates: str = "fps"
+    model: str | None = None
     include_scores: bool = False
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings that decide which frames are chosen (what a resume must agree on)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k != "include_scores"}
+
+
+def settings_path(out: str | os.PathLike[str]) -> Path:
+    """The sidecar that records each run's settings: ``OUT.settings.json``."""
+    o = Path(out)
+    return o.with_name(o.name + SETTINGS_SUFFIX)
+
+
+def read_runs(out: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The runs recorded for ``out`` (oldest first; empty when there is no sidecar)."""
+    p = settings_path(out)
+    if not p.is_file():
+        return []
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        runs = data["runs"]
+        if not isinstance(runs, list) or not all(isinstance(r, dict) and isinstance(r.get("settings"), dict)
+                                                 for r in runs):
+            raise TypeError("runs must be a list of {settings: {...}}")
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ValueError(f"{p} is damaged ({exc}); delete it, or pass --overwrite to start again") from None
+    return runs
+
+
+def settings_differences(
+    out: str | os.PathLike[str], settings: IndexSettings, records: Iterable[dict[str, Any]]
+) -> list[str]:
+    """``["k 8 -> 4", ...]``: how ``settings`` differ from those ``out`` was written with.
+
+    The last run in the sidecar decides; an output without one (written before settings were recorded) is
+    compared on what its ok records carry (``k``, ``method``).
+    """
+    runs = read_runs(out)
+    if runs:
+        before = runs[-1]["settings"]
+    else:
+        ok = next((r for r in records if r.get("status") == "ok"), None)
+        before = {} if ok is None else {"k": ok.get("k"), "method": ok.get("method")}
+    now = settings.recorded()
+    unknown = {key for key in ("model",) if None in (before.get(key), now[key])}  # model=None: not said
+    return [f"{key} {before[key]!r} -> {now[key]!r}" for key in now
+            if key in before and key not in unknown and before[key] != now[key]]
+
+
+def check_resume(
+    out: str | os.PathLike[str], rows: Sequence[IndexRow], settings: IndexSettings, *, resume_anyway: bool = False
+) -> tuple[dict[int, dict[str, Any]], list[str]]:
+    """The records already in ``out`` (by row) and how ``settings`` differ from those they were written with.
+
+    Raises:
+        ValueError: ``out`` holds records of another dataset, or records written with other settings and
+            ``resume_anyway`` is false.
+    """
+    done = collect_records(out, rows)
+    differences = settings_differences(out, settings, done.values()) if done else []
+    if differences and not resume_anyway:
+        raise ValueError(
+            f"{out} was written with other settings ({'; '.join(differences)}); pass --overwrite "
+            "(overwrite=True) to start again, or --resume-anyway (resume_anyway=True) to mix them"
+        )
+    return done, differences
+
+
+def record_run(out: str | os.PathLike[str], settings: IndexSettings, *, mixed: bool) -> None:
+    """Add this run's settings to the sidecar (unless they equal the last run's), written whole and renamed."""
+    runs = read_runs(out)
+    now = settings.recorded()
+    if runs and runs[-1]["settings"] == now:
+        return
+    runs.append({"settings": now, "mixed": mixed, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    p = settings_path(out)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({"format": INDEX_FORMAT_VERSION, "runs": runs}, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, p)
 
 
 def _round(x: float | None, digits: int = 6) -> float | None:

@@ -13,8 +13,18 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ._dataset import IndexRow, resolve_video
-from ._jsonl import JsonlAppender
-from ._records import IndexSettings, collect_records, error_record, merge_records, ok_record, part_path, parts_dir_for
+from ._jsonl import JsonlAppender, check_writable
+from ._records import (
+    IndexSettings,
+    check_resume,
+    error_record,
+    merge_records,
+    ok_record,
+    part_path,
+    parts_dir_for,
+    record_run,
+    settings_path,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -54,7 +64,7 @@ class SamplerLike(Protocol):
     """What :func:`index_dataset` needs of a sampler (a :class:`~tspo_sampler.TemporalSampler` has it)."""
 
     def encode_video(self, video: Any, *, fps: float = ..., max_candidates: int | None = ...,
-                     progress: bool | None = ...) -> Any: ...
+                     candidate_mode: str = ..., progress: bool | None = ...) -> Any: ...
 
     def encode_text(self, questions: str | Sequence[str]) -> Any: ...
 
@@ -119,11 +129,14 @@ def index_dataset(
     fps: float = 1.0,
     max_candidates: int | None = None,
     window_size: int | None = None,
+    candidate_mode: str = "fps",
+    model: str | None = None,
     video_roots: Sequence[str | os.PathLike[str]] = (),
     text_batch_size: int = DEFAULT_TEXT_BATCH_SIZE,
     include_scores: bool = False,
     retry_errors: bool = False,
     overwrite: bool = False,
+    resume_anyway: bool = False,
     fail_fast: bool = False,
     rank: int = 0,
     world_size: int = 1,
@@ -147,11 +160,15 @@ def index_dataset(
         fps: candidate frames per second.
         max_candidates: cap on candidates per video, spread evenly.
         window_size: the agent's attention window (``None``: the sampler's default).
+        candidate_mode: ``fps`` (candidates at ``fps`` per second) or ``keyframes`` (the nearest keyframes).
+        model: what the sampler was loaded from (recorded with the settings; a resume must agree).
         video_roots: directories relative video paths are looked up in (:func:`resolve_video`).
         text_batch_size: questions per text-encoder batch.
         include_scores: also write every candidate's score, index and timestamp (large).
         retry_errors: redo rows recorded as errors by an earlier run.
-        overwrite: delete ``out`` and its parts first instead of resuming.
+        overwrite: delete ``out``, its parts and its settings first instead of resuming.
+        resume_anyway: resume even though ``out`` was written with other settings; every row this run
+            writes then carries its own ``"settings"``. Without it such a resume raises ``ValueError``.
         fail_fast: raise on the first unreadable video instead of writing an error record.
         rank: this process's index among ``world_size`` processes.
         world_size: number of processes sharing the work.
@@ -161,6 +178,10 @@ def index_dataset(
 
     Returns:
         This process's :class:`IndexStats`.
+
+    Raises:
+        OSError: ``out`` cannot be written (checked before any work).
+        ValueError: ``out`` holds records of another dataset, or of other settings (see ``resume_anyway``).
     """
     from .._selection import check_k, check_method
 
@@ -169,19 +190,22 @@ def index_dataset(
     if text_batch_size < 1:
         raise ValueError(f"text_batch_size must be >= 1, got {text_batch_size}")
     barrier = barrier or (lambda: None)
-    settings = IndexSettings(k=k, method=method, fps=fps, max_candidates=max_candidates,
-                             window_size=window_size, include_scores=include_scores)
+    settings = IndexSettings(k=k, method=method, fps=fps, max_candidates=max_candidates, window_size=window_size,
+                             candidates=candidate_mode, model=model, include_scores=include_scores)
     out = Path(out)
+    check_writable(out)
     start = time.perf_counter()
     stats = IndexStats(rows=len(rows))
 
     if overwrite and rank == 0:
-        if out.exists():
-            out.unlink()
+        for path in (out, settings_path(out)):
+            if path.exists():
+                path.unlink()
         shutil.rmtree(parts_dir_for(out), ignore_errors=True)
     barrier()  # everyone sees the same files before deciding what is left to do
 
-    done = collect_records(out, rows)
+    done, differences = check_resume(out, rows, settings, resume_anyway=resume_anyway)
+    row_settings = settings.recorded() if differences else None  # a deliberate mix: each new row says how
     if retry_errors:
         done = {i: r for i, r in done.items() if r.get("status") == "ok"}
     pending = [r for r in rows if r.row not in done]
@@ -189,6 +213,8 @@ def index_dataset(
     mine = shard_rows(pending, rank, world_size)
     stats.assigned = len(mine)
     barrier()  # nobody appends before everyone has read what was done
+    if rank == 0:
+        record_run(out, settings, mixed=bool(differences))
 
     if mine:
         groups = group_by_video(mine)
@@ -198,12 +224,18 @@ def index_dataset(
 
         bar = tqdm(total=len(mine), desc=f"tspo index [{rank}/{world_size}]" if world_size > 1 else "tspo index",
                    unit="q", disable=not (progress and rank == 0), dynamic_ncols=True)
-        with JsonlAppender(part_path(out, rank, world_size), fsync=fsync) as sink, bar:
+        with JsonlAppender(part_path(out, rank, world_size), fsync=fsync) as appender, bar:
+
+            def write(record: dict[str, Any]) -> None:
+                if row_settings is not None:
+                    record["settings"] = row_settings
+                appender.write(record)
+
             for group in groups:
                 good = [r for r in group if r.problem is None]
                 for r in group:
                     if r.problem is not None:
-                        sink.write(error_record(r, "InvalidRow", r.problem))
+                        write(error_record(r, "InvalidRow", r.problem))
                         stats.written += 1
                         stats.errors += 1
                         bar.update(1)
@@ -211,14 +243,15 @@ def index_dataset(
                     continue
                 try:
                     feats = sampler.encode_video(resolve_video(good[0].video, video_roots), fps=fps,
-                                                 max_candidates=max_candidates, progress=False)
+                                                 max_candidates=max_candidates, candidate_mode=candidate_mode,
+                                                 progress=False)
                 except Exception as exc:  # an unreadable video fails its rows, not the run
                     if fail_fast or isinstance(exc, (MemoryError,)):
                         raise
                     error, reason = _describe(exc)
                     logger.warning("row %d: %s: %s", good[0].row, good[0].video, reason)
                     for r in good:
-                        sink.write(error_record(r, error, reason))
+                        write(error_record(r, error, reason))
                         stats.written += 1
                         stats.errors += 1
                         bar.update(1)
@@ -227,7 +260,7 @@ def index_dataset(
                 for r in good:
                     selection = sampler.select_from_features(feats, texts(r.question), k, method=method,
                                                              window_size=window_size)
-                    sink.write(ok_record(r, selection, settings))
+                    write(ok_record(r, selection, settings))
                     stats.written += 1
                     bar.update(1)
 

@@ -18,7 +18,8 @@ from .._sources import remove_spool, spool
 from ._decord import DecordReader
 from ._probe import probe
 from ._pyav import PyAVReader
-from ._routing import BACKENDS, OPTIONAL_BACKENDS, PATH_BACKEND, PATH_KEYFRAMES, choose_path
+from ._routing import BACKENDS, FORCED_ONLY, OPTIONAL_BACKENDS, PATH_BACKEND, PATH_KEYFRAMES, choose_path
+from ._torchcodec import TorchcodecReader
 from ._types import Decoded, FrameBatch, StreamIndex, VideoMetadata, scaled_size
 from ._watchdog import guarded
 
@@ -40,7 +41,7 @@ class Reader(Protocol):
 
 
 # backends opened and validated with the decoder (see _routing.OPTIONAL_BACKENDS)
-_OPENERS: dict[str, Callable[..., Reader]] = {"decord": DecordReader}
+_OPENERS: dict[str, Callable[..., Reader]] = {"decord": DecordReader, "torchcodec": TorchcodecReader}
 
 
 def _pyav_reader(path: str) -> Callable[[StreamIndex, int], Reader]:
@@ -57,8 +58,8 @@ class VideoDecoder:
 
     ``source`` is a path, ``bytes`` or a binary file object; bytes and file objects are spooled
     to a temporary file (removed by :meth:`close`) so every backend can reopen and seek them.
-    ``backend`` is ``"auto"`` (each request on its fastest path, see :mod:`._routing`), ``"decord"`` or
-    ``"pyav"``.  ``timeout`` bounds every single decoder call (open, one batch); ``num_threads`` is the
+    ``backend`` is ``"auto"`` (each request on its fastest path, see :mod:`._routing`), ``"decord"``,
+    ``"pyav"`` or ``"torchcodec"`` (the ``torchcodec`` extra; only when asked for by name).  ``timeout`` bounds every single decoder call (open, one batch); ``num_threads`` is the
     decoder thread count (0: let FFmpeg choose).
 
     Frame ``i`` is the ``i``-th frame of the stream in presentation order; timestamps are the real
@@ -104,7 +105,7 @@ class VideoDecoder:
                 f"({ix.declared_frames} frames), only {ix.duration:.2f} s ({ix.num_frames} frames) can be read "
                 "(truncated download?); using what is there"
             )
-            log.warning("%s: %s", self._label, message)
+            log.info("%s: %s", self._label, message)
             warnings.warn(f"video {self._label}: {message}", VideoDamageWarning, stacklevel=2)
         width, height = ix.upright_size
         self.metadata = VideoMetadata(
@@ -123,7 +124,7 @@ class VideoDecoder:
         """Open the optional backends this request may use; returns the reported backend name."""
         chosen = "pyav"
         for name in OPTIONAL_BACKENDS:
-            if backend not in ("auto", name):
+            if backend != name and (backend != "auto" or name in FORCED_ONLY):
                 continue
             try:
                 reader = _OPENERS[name](self._index, num_threads=self._num_threads, timeout=self._timeout)
@@ -233,7 +234,7 @@ class VideoDecoder:
             yield FrameBatch(data=out.data[keep], indices=got, timestamps=ts[got].copy())
         if lost:
             message = self._lost_message(np.concatenate(lost), len(idx), "left out")
-            log.warning("%s: %s", self._label, message)
+            log.info("%s: %s", self._label, message)
             warnings.warn(f"video {self._label}: {message}", VideoDamageWarning, stacklevel=2)
 
     def _lost_message(self, lost: np.ndarray, total: int, outcome: str) -> str:

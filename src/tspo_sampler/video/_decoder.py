@@ -59,8 +59,9 @@ class VideoDecoder:
     ``source`` is a path, ``bytes`` or a binary file object; bytes and file objects are spooled
     to a temporary file (removed by :meth:`close`) so every backend can reopen and seek them.
     ``backend`` is ``"auto"`` (each request on its fastest path, see :mod:`._routing`), ``"decord"``,
-    ``"pyav"`` or ``"torchcodec"`` (the ``torchcodec`` extra; only when asked for by name).  ``timeout`` bounds every single decoder call (open, one batch); ``num_threads`` is the
-    decoder thread count (0: let FFmpeg choose).
+    ``"pyav"`` or ``"torchcodec"`` (the ``torchcodec`` extra; only when asked for by name).  ``timeout``
+    bounds every single decoder call (open, one batch); ``num_threads`` is the decoder thread count (0: let
+    FFmpeg choose).
 
     Frame ``i`` is the ``i``-th frame of the stream in presentation order; timestamps are the real
     presentation times (seconds from the stream start), never ``i / fps``.  Frames come out upright.

@@ -399,3 +399,35 @@ def test_decord_rotation_quirk_is_detected(videos: dict[str, Path]) -> None:
         assert dec._readers["decord"].fix == 0
     with VideoDecoder(videos["rot270.mkv"], backend="decord") as dec:
         assert dec._readers["decord"].fix == 270
+
+
+# ------------------------------------------------------------------ every PyAV the project allows (av>=12)
+
+
+@pytest.mark.parametrize("rotate", [0, 90, 180, 270])
+def test_mp4_rotation_read_from_the_track_header_matches_pyav(tmp_path: Path, rotate: int) -> None:
+    """PyAV 12 has no frame.rotation: the tkhd matrix gives the same clockwise turn."""
+    import av
+
+    from tspo_sampler.video._rotation import mp4_track_rotation
+
+    path = media.make_video(tmp_path / f"r{rotate}.mov", duration=0.3, rotate=rotate)
+    with av.open(str(path)) as c:
+        frame = next(c.decode(video=0))
+    assert mp4_track_rotation(str(path), 0) == rotate == (-int(round(frame.rotation))) % 360
+
+
+def test_disposition_flags_compare_values_not_ints() -> None:
+    """av 15's Disposition is a plain enum.Flag, where int() raises TypeError (lmms-eval pins av<16)."""
+    import enum
+
+    from tspo_sampler.video._probe import _flag
+
+    class Disposition(enum.Flag):
+        attached_pic = 1024
+        timed_thumbnails = 2048
+
+    with pytest.raises(TypeError):
+        int(Disposition.attached_pic)
+    assert _flag(Disposition.attached_pic) | _flag(Disposition.timed_thumbnails) == 3072
+    assert _flag(Disposition(0)) == 0 and _flag(1024) == 1024

@@ -7,6 +7,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import VideoReadError
+from ._rotation import clockwise_rotation
 from ._types import StreamIndex, upright
 from ._watchdog import describe
 
@@ -24,14 +25,24 @@ def _flag(value: Any) -> int:
     return int(getattr(value, "value", value))
 
 
+# still-image codecs: without dispositions (PyAV 12), a one-frame stream of these is cover art
+_IMAGE_CODECS = frozenset({"mjpeg", "png", "bmp", "gif", "webp", "tiff"})
+
+
+def _is_still(stream: Any, still: int | None) -> bool:
+    if still is not None and hasattr(stream, "disposition"):
+        return bool(_flag(stream.disposition) & still)
+    return stream.codec_context.name in _IMAGE_CODECS and (stream.frames or 0) <= 1
+
+
 def video_stream(container: Any) -> Any | None:
     """First video stream that is a real video (not cover art / a thumbnail)."""
     import av  # noqa: PLC0415
 
-    disposition = av.stream.Disposition
-    still = _flag(disposition.attached_pic) | _flag(disposition.timed_thumbnails)
+    disposition = getattr(av.stream, "Disposition", None)  # PyAV >= 13
+    still = None if disposition is None else _flag(disposition.attached_pic) | _flag(disposition.timed_thumbnails)
     for stream in container.streams.video:
-        if not _flag(stream.disposition) & still:
+        if not _is_still(stream, still):
             return stream
     return None
 
@@ -95,16 +106,13 @@ def _first_frame(path: str, label: str) -> tuple[Any, int, str]:
         rotation = 0
         try:
             for frame in container.decode(stream):
-                # PyAV reports the display matrix's counter-clockwise angle
-                rotation = (-int(round(frame.rotation or 0))) % 360
                 first = frame
                 break
         except av.error.FFmpegError as exc:
             raise VideoReadError(label, f"cannot decode the video stream ({describe(exc)})") from exc
         if first is None:
             raise VideoReadError(label, "zero decodable frames")
-        if rotation not in (0, 90, 180, 270):
-            rotation = int(round(rotation / 90.0)) * 90 % 360
+        rotation = clockwise_rotation(first, path, container, stream)
         image = upright(first.to_ndarray(format="rgb24"), rotation)
         codec = stream.codec_context.name or "unknown"
         return (first.width, first.height, np.ascontiguousarray(image)), rotation, codec

@@ -62,3 +62,30 @@ def test_tspo_demo_refuses_a_bad_port(capsys):
     assert main(["demo", "--port", "70000", "--model", "unused"]) == 2
     err = capsys.readouterr().err.strip()
     assert "--port must be between 1 and 65535" in err and "\n" not in err
+
+
+def test_select_example_takes_the_place_of_video(checkpoint_dir, capsys, tmp_path):
+    import json
+
+    from tspo_sampler.cli import main
+
+    assert main(["select", "--example", "When are there fireworks?", "-k", "3", "--json", "--no-cache",
+                 "--model", str(checkpoint_dir), "--device", "cpu"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["video"].endswith("example.mp4") and out["question"] == "When are there fireworks?"
+    assert len(out["indices"]) == 3 and out["num_candidates"] == 45
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["select", "--example", "a question", "extra"], "--example takes the place of VIDEO"),
+        (["select", "only-one-argument"], "give VIDEO and QUESTION, or --example QUESTION"),
+    ],
+)
+def test_select_example_mistakes_are_one_line(argv, message, capsys):
+    from tspo_sampler.cli import main
+
+    assert main([*argv, "--model", "not-loaded"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and "\n" not in err

@@ -21,9 +21,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
         NAME,
         help="pick the frames of a video most relevant to a question",
         description="Pick the k frames of VIDEO most relevant to QUESTION and print where they lie in time.",
+        usage="%(prog)s (VIDEO | --example) QUESTION [options]",
     )
-    p.add_argument("video", help="video file")
-    p.add_argument("question", help="the question the frames should answer")
+    p.add_argument("video", nargs="?", help="video file (left out with --example)")
+    p.add_argument("question", nargs="?", help="the question the frames should answer")
+    p.add_argument("--example", action="store_true",
+                   help="use the bundled 45 s example video (tspo_sampler.example_video()) in place of VIDEO")
     add_selection_arguments(p, k_help="number of frames (default 16)", window_size_default=12,
                             window_size_help="agent attention window (default 12)")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -33,9 +36,23 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def take_example(args: argparse.Namespace) -> None:
+    """With ``--example`` the one positional is the question and the video is the bundled example."""
+    if args.example:
+        if args.question is not None:
+            raise ValueError("--example takes the place of VIDEO: give only the QUESTION")
+        from .._example import example_video
+
+        args.question, args.video = args.video, str(example_video())
+    elif args.question is None:
+        raise ValueError("give VIDEO and QUESTION, or --example QUESTION to use the bundled example video")
+
+
 def check_arguments(args: argparse.Namespace) -> None:
     """Everything that can be refused without the model: the device, the options, the question, the files."""
     from .._inputs import check_question
+
+    take_example(args)
     from .._sources import check_path
     from ..indexing import check_writable
 

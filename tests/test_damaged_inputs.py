@@ -9,6 +9,7 @@ cache's own damage tests live in their section at the end.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import pytest
 import media
 from tspo_sampler import VideoReadError
 from tspo_sampler.video import MAX_LOST_FRACTION, VideoDamageWarning, VideoDecoder
+from tspo_sampler.video._decord import import_decord
 
 FFMPEG = shutil.which("ffmpeg")
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="needs the ffmpeg program")
@@ -164,6 +166,92 @@ def test_truncated_with_index_last_raises(damaged: dict[str, Path], backend: str
     with pytest.raises(VideoReadError, match="cut_moov_last.mp4.*not a readable media file"):
         VideoDecoder(damaged["cut_moov_last"], backend=backend)
 
+
+
+# ================================================================== sources and in-memory frames (issue 11, item 9)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
+def test_fifo_is_not_a_regular_file_and_never_blocks(uncached_sampler, tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)  # opening it for reading would block until a writer comes
+    with pytest.raises(VideoReadError, match="pipe.mp4: not a regular file"):
+        VideoDecoder(fifo)
+    with pytest.raises(VideoReadError, match="pipe.mp4: not a regular file"):
+        uncached_sampler.select_frames(str(fifo), "what is shown?", k=2)
+
+
+@pytest.mark.parametrize("url", ["https://example.com/videos/a.mp4", "http://host//x.mp4", "rtsp://cam/live"])
+def test_url_is_refused_as_a_url(uncached_sampler, url: str) -> None:
+    with pytest.raises(VideoReadError, match="URLs are not supported") as info:
+        uncached_sampler.select_frames(url, "what is shown?", k=2)
+    assert info.value.source == url  # named as given, "//" intact
+    with pytest.raises(VideoReadError, match="URLs are not supported"):
+        VideoDecoder(url)
+
+
+@needs_ffmpeg
+def test_text_mode_file_object_is_a_type_error(uncached_sampler, damaged: dict[str, Path]) -> None:
+    for call in (
+        lambda f: uncached_sampler.select_frames(f, "what is shown?", k=2),
+        lambda f: VideoDecoder(f),
+    ):
+        with open(damaged["clean"], encoding="utf-8") as f, pytest.raises(TypeError, match="binary mode"):
+            call(f)
+        with open(damaged["clean"], encoding="latin-1") as f, pytest.raises(TypeError, match="binary mode"):
+            call(f)  # decodes without error, still text
+
+
+@pytest.mark.parametrize(
+    "frames, message",
+    [
+        (np.full((4, 8, 8, 3), np.nan, np.float32), "NaN"),
+        (np.where(np.arange(4)[:, None, None, None] == 2, np.nan, 0.5) * np.ones((4, 8, 8, 3)), "NaN"),
+        (np.full((4, 8, 8, 3), np.inf, np.float64), "infinite"),
+        (np.full((4, 8, 8, 3), 300, np.int64), "0-255"),
+        (np.full((4, 8, 8, 3), 1000.0, np.float32), "0-255"),
+    ],
+)
+def test_frames_that_cannot_be_pixels_raise(uncached_sampler, frames: np.ndarray, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        uncached_sampler.select_frames(frames, "what is shown?", k=2)
+
+
+def test_uint16_frames_are_scaled_not_clamped(uncached_sampler) -> None:
+    rng = np.random.default_rng(0)
+    frames8 = rng.integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    frames16 = frames8.astype(np.uint16) * 257  # the same picture in 16 bits
+    a = uncached_sampler.select_frames(frames8, "what is shown?", k=3)
+    b = uncached_sampler.select_frames(frames16, "what is shown?", k=3)
+    np.testing.assert_array_equal(b.frames, a.frames)
+    assert a.indices == b.indices
+
+
+# ================================================================== logging: one warning, no FFmpeg flood (item 9)
+
+
+@needs_ffmpeg
+@pytest.mark.skipif(import_decord() is None, reason="decord's own FFmpeg prints the flood")
+def test_damage_is_one_warning_not_a_flood_of_ffmpeg_lines(damaged: dict[str, Path]) -> None:
+    code = f"""
+import warnings
+from tspo_sampler import VideoReadError
+from tspo_sampler.video import VideoDecoder
+warnings.simplefilter("always")
+with VideoDecoder({str(damaged["hole"])!r}) as dec:
+    assert dec.metadata.backend == "decord"
+    try:
+        dec.get_frames([250, 251])  # one GOP inside the hole: decord's path first
+    except VideoReadError as exc:
+        print("refused:", exc.reason)
+    idx, _ = dec.candidates(25.0)
+    print("decoded", sum(len(b) for b in dec.iter_frames(idx, short_side=64)))
+"""
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "refused:" in res.stdout and "decoded" in res.stdout
+    assert "NAL" not in res.stderr and "[h264 @" not in res.stderr
+    assert res.stderr.count("VideoDamageWarning") == 1
 
 # ================================================================== arguments: finite numbers (issue 11, item 3)
 

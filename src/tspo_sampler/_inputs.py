@@ -21,8 +21,13 @@ def check_question(question: object, name: str = "question") -> str:
     return question
 
 
+_UINT16_SCALE = 255.0 / 65535.0
+
+
 def _as_tensor(video: object) -> torch.Tensor:
     if isinstance(video, np.ndarray):
+        if video.dtype == np.uint16:  # 16-bit pixels: scaled to 8 bits, not clamped
+            return torch.from_numpy(np.round(video.astype(np.float32) * _UINT16_SCALE).astype(np.uint8))
         return torch.from_numpy(np.ascontiguousarray(video))
     if isinstance(video, torch.Tensor):
         return video.detach().cpu()
@@ -47,9 +52,12 @@ def _as_tensor(video: object) -> torch.Tensor:
 def frames_to_uint8(video: object) -> torch.Tensor:
     """In-memory frames (array, tensor, PIL list) -> ``uint8`` tensor ``T x H x W x 3``.
 
-    Float input is taken as 0-255 values, or 0-1 when its maximum is at most 1.
+    Float input is taken as 0-255 values, or 0-1 when its maximum is at most 1; NaN or infinite values raise.
+    ``uint16`` input is scaled to 0-255; other integer input must hold values in 0-255.
     """
     tensor = _as_tensor(video)
+    if tensor.dtype == getattr(torch, "uint16", None):
+        tensor = (tensor.to(torch.float32) * _UINT16_SCALE).round().to(torch.uint8)
     if tensor.ndim != 4:
         raise ValueError(f"video frames must be T x H x W x 3 (or T x 3 x H x W), got shape {tuple(tensor.shape)}")
     if tensor.shape[0] == 0:
@@ -64,8 +72,25 @@ def frames_to_uint8(video: object) -> torch.Tensor:
     if tensor.dtype != torch.uint8:
         if tensor.dtype == torch.bool or tensor.is_complex():
             raise TypeError(f"video frames must be uint8 or float, got {tensor.dtype}")
-        tensor = tensor.float()
-        if tensor.numel() and float(tensor.max()) <= 1.0:
-            tensor = tensor * 255.0
+        tensor = _to_0_255(tensor)
         tensor = tensor.clamp(0, 255).round().to(torch.uint8)
     return tensor.contiguous()
+
+
+def _to_0_255(tensor: torch.Tensor) -> torch.Tensor:
+    """Float or integer pixels as float 0-255; values that cannot be pixels raise instead of being clamped."""
+    floating = tensor.is_floating_point()
+    tensor = tensor.float()
+    if not tensor.numel():
+        return tensor
+    if floating and not bool(torch.isfinite(tensor).all()):
+        bad = "NaN" if bool(torch.isnan(tensor).any()) else "infinite"
+        raise ValueError(f"video frames contain {bad} values")
+    low, high = float(tensor.min()), float(tensor.max())
+    if floating and high <= 1.0:
+        return tensor * 255.0
+    if low < -0.5 or high > 255.5:
+        raise ValueError(
+            f"video frames must hold pixel values in 0-255 (or 0-1 for floats, or uint16), got {low:g} to {high:g}"
+        )
+    return tensor

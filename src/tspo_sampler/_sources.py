@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -30,6 +31,7 @@ __all__ = [
 
 BYTES_LABEL = "<bytes>"
 _CHUNK = 1 << 20
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _BINARY_MODE = "video file object must be opened in binary mode"
 
 
@@ -43,11 +45,13 @@ def is_file_source(video: object) -> bool:
 def check_path(path: str | os.PathLike[str]) -> str:
     """The path as ``str`` when it names a non-empty regular file, else a ``VideoReadError`` saying why."""
     p = os.fspath(path)
+    if isinstance(p, str) and _URL.match(p) and not os.path.exists(p):
+        raise VideoReadError(p, "URLs are not supported; download the video and pass the local file")
     if not os.path.exists(p):
         raise VideoReadError(p, "file does not exist")
     if os.path.isdir(p):
         raise VideoReadError(p, "is a directory, not a video file")
-    if not os.path.isfile(p):
+    if not os.path.isfile(p):  # a FIFO, socket or device: never opened (a FIFO would block)
         raise VideoReadError(p, "not a regular file")
     if os.path.getsize(p) == 0:
         raise VideoReadError(p, "file is empty (0 bytes)")

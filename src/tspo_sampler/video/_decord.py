@@ -24,6 +24,7 @@ __all__ = ["DecordReader", "import_decord", "match_orientation"]
 os.environ.setdefault("DECORD_EOF_RETRY_MAX", "20480")
 
 _T = TypeVar("_T")
+_silenced = False
 
 
 def import_decord() -> Any | None:
@@ -31,15 +32,26 @@ def import_decord() -> Any | None:
 
     decord loads its bundled FFmpeg 4 / libvpx with ``RTLD_GLOBAL``; importing PyAV first keeps
     PyAV's own libraries bound to PyAV (otherwise e.g. its libvpx-vp9 encoder fails to open).
+
+    decord's FFmpeg prints straight to stderr (hundreds of ``Invalid NAL unit size`` lines on a damaged
+    file): it is silenced once, at first import; its failures still raise, and the decoder reports damage
+    as one warning.  Call ``decord.logging.set_level`` afterwards to see its messages again.
     """
     try:
         import av  # noqa: F401, PLC0415
     except Exception:
         pass
+    global _silenced
     try:
         import decord  # noqa: PLC0415
     except Exception:  # ImportError, or a broken shared library
         return None
+    if not _silenced:
+        _silenced = True
+        try:
+            decord.logging.set_level(decord.logging.QUIET)
+        except Exception:
+            pass
     return decord
 
 

@@ -89,3 +89,14 @@ def test_good_request_after_the_bad_ones(client):
         client.predict(None, "q", 6, "topk", api_name="/select")
     result = _good(client, handle_file(str(example_video())), k=4)
     assert len(result["indices"]) == 4
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".avi", ".webm"])
+def test_other_containers_work(client, tmp_path, suffix):
+    """Any file select_frames reads works: Gradio hands the upload over unconverted."""
+    from media import make_video
+
+    codec = {".webm": "libvpx-vp9", ".avi": "mpeg4"}.get(suffix, "libx264")
+    video = make_video(tmp_path / f"clip{suffix}", duration=5.0, codec=codec)
+    result = _good(client, handle_file(str(video)), k=3)
+    assert result["video"] == video.name and result["duration"] == pytest.approx(5.0, abs=0.2)

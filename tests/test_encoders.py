@@ -102,7 +102,9 @@ def test_open_clip_with_agent_file(tiny_open_clip, tmp_path):
     agent_file = tmp_path / "agent.safetensors"
     sampler = TemporalSampler.from_open_clip(name, pretrained=weights, agent=agent, device="cpu", feature_cache=False)
     sampler.save_agent(agent_file)
-    reloaded = TemporalSampler.from_open_clip(name, pretrained=weights, agent=agent_file, device="cpu", feature_cache=False)
+    reloaded = TemporalSampler.from_open_clip(
+        name, pretrained=weights, agent=agent_file, device="cpu", feature_cache=False
+    )
     frames = np.random.default_rng(0).integers(0, 255, (30, 36, 48, 3), dtype=np.uint8)
     a = sampler.select_frames(frames, "what happens", k=5)
     b = reloaded.select_frames(frames, "what happens", k=5)
@@ -111,3 +113,22 @@ def test_open_clip_with_agent_file(tiny_open_clip, tmp_path):
     wrong = TemporalAgent(dim=768)
     with pytest.raises(ValueError, match="agent dimension 768"):
         TemporalSampler.from_open_clip(name, pretrained=weights, agent=wrong, device="cpu", feature_cache=False)
+
+
+def test_open_clip_bf16_on_cpu(tiny_open_clip):
+    """``from_open_clip(dtype=torch.bfloat16)`` on the CPU: bfloat16 products in the image tower under
+    autocast, features within 1e-4 cosine of float32, the same picks, and its own cache fingerprint."""
+    name, weights, _ = tiny_open_clip
+    f32 = TemporalSampler.from_open_clip(name, pretrained=weights, device="cpu", feature_cache=False)
+    b16 = TemporalSampler.from_open_clip(name, pretrained=weights, device="cpu", dtype=torch.bfloat16,
+                                         feature_cache=False)
+    assert b16.encoder.precision == "autocast-bfloat16" and f32.encoder.precision == "float32"
+    assert b16.encoder.model.visual.transformer.resblocks[0].attn.in_proj_weight.dtype == torch.bfloat16
+    assert b16.encoder.model.transformer.resblocks[0].attn.in_proj_weight.dtype == torch.float32  # text tower
+    assert b16.encoder.fingerprint() != f32.encoder.fingerprint()
+    frames = torch.from_numpy(np.random.default_rng(3).integers(0, 255, (24, 36, 48, 3), dtype=np.uint8))
+    a, b = f32.encoder.encode_images(frames), b16.encoder.encode_images(frames)
+    assert not torch.equal(a, b)
+    assert torch.nn.functional.cosine_similarity(a, b).min().item() >= 0.9999
+    picks = [s.select_frames(frames, "what happens", k=5).indices for s in (f32, b16)]
+    assert picks[0] == picks[1]

@@ -103,3 +103,101 @@ def test_keep_weights_compact_on_torch_multihead_attention():
     with torch.inference_mode():
         assert torch.equal(layer(x), reference(x))
     assert set(stored_state_dict(layer)) == set(reference.state_dict())
+
+
+# ------------------------------------------------------------------------ the CPU bfloat16 path (issue 10)
+
+
+def _cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+    return torch.nn.functional.cosine_similarity(a, b).min().item()
+
+
+@pytest.fixture(scope="module")
+def bf16(checkpoint_dir):
+    return TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", dtype=torch.bfloat16, feature_cache=False)
+
+
+def test_bf16_on_cpu_matches_float32_features_and_topk(bf16, widened, cases):
+    assert bf16.encoder.dtype == torch.bfloat16 and bf16.encoder.precision == "autocast-bfloat16"
+    assert widened.encoder.precision == "float32"
+    for case, data in cases:
+        frames = torch.from_numpy(data["frames"])
+        ours = bf16.encoder.encode_images(frames)
+        assert ours.dtype == torch.float32
+        assert not torch.equal(ours, widened.encoder.encode_images(frames))  # really computed another way
+        assert _cosine(ours, widened.encoder.encode_images(frames)) >= 0.9999
+        assert _cosine(ours, torch.from_numpy(data["image_features"])) >= 0.9999
+        # the question stays float32: one text encoding costs nothing
+        assert torch.equal(bf16.encode_text(case["question"]), widened.encode_text(case["question"]))
+        a = bf16.select_frames(data["frames"], case["question"], case["k"], window_size=case["window"])
+        b = widened.select_frames(data["frames"], case["question"], case["k"], window_size=case["window"])
+        assert a.indices == b.indices == data_topk(data, case)
+        np.testing.assert_allclose(a.scores, b.scores, atol=0.05)
+
+
+def data_topk(data, case) -> list[int]:
+    return sorted(np.argsort(-data["scores"], kind="stable")[: case["k"]].tolist())
+
+
+def test_bf16_keeps_matmul_weights_as_stored_and_the_rest_float32(bf16, checkpoint_dir, cases):
+    vision = bf16.encoder.model.vision_model
+    fc1 = vision.encoder.layers[0].mlp.fc1
+    assert fc1.weight.dtype == torch.bfloat16 and not hasattr(fc1, "parametrizations")  # used as stored
+    assert vision.encoder.layers[0].layer_norm1.weight.dtype == torch.float32
+    assert vision.embeddings.class_embedding.dtype == torch.float32
+    assert bf16.encoder.model.visual_projection.weight.dtype == torch.bfloat16
+    # the text tower stays compact float32 (widened on use)
+    assert is_compact(bf16.encoder.model)
+    assert any(hasattr(m, "parametrizations") for m in bf16.encoder.model.text_model.modules())
+    # the same features whether or not the checkpoint's weights were widened at load
+    widened_first = TemporalSampler.from_pretrained(
+        checkpoint_dir, device="cpu", dtype=torch.bfloat16, feature_cache=False, compact_weights=False
+    )
+    frames = torch.from_numpy(cases[1][1]["frames"])
+    assert torch.equal(widened_first.encoder.encode_images(frames), bf16.encoder.encode_images(frames))
+    # and saving writes back the checkpoint's own weights
+    original = load_file(checkpoint_dir / "model.safetensors")
+    for key, value in stored_state_dict(bf16.encoder.model).items():
+        if key in original:
+            assert torch.equal(value.to(original[key].dtype), original[key]), key
+
+
+def test_bf16_features_are_never_served_to_float32_or_back(checkpoint_dir, cases, tmp_path):
+    """The encoder fingerprint (part of every cache key) names the precision, so each run caches its own."""
+    import media
+
+    video = media.make_video(tmp_path / "clip.mp4", duration=6.0, fps=5.0)
+    cache = tmp_path / "cache"
+    f32 = TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", feature_cache=cache)
+    b16 = TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", dtype=torch.bfloat16, feature_cache=cache)
+    assert f32.encoder.fingerprint() != b16.encoder.fingerprint()
+    a = f32.encode_video(video)
+    b = b16.encode_video(video)
+    assert len(list(cache.glob("*/*.safetensors"))) == 2
+    assert not torch.equal(a.features, b.features) and _cosine(a.features, b.features) >= 0.9999
+    # each reads back its own entry
+    assert torch.equal(f32.encode_video(video).features, a.features)
+    assert torch.equal(b16.encode_video(video).features, b.features)
+
+
+def test_use_autocast_matmuls_on_torch_multihead_attention():
+    """open_clip blocks: ``in_proj_weight`` read off ``nn.MultiheadAttention`` works under autocast, and a
+    compact weight drops its widening."""
+    from tspo_sampler._weights import autocast, use_autocast_matmuls
+
+    torch.manual_seed(0)
+    reference = torch.nn.TransformerEncoderLayer(64, 4, 128, batch_first=True).eval()
+    layer = torch.nn.TransformerEncoderLayer(64, 4, 128, batch_first=True).eval()
+    layer.load_state_dict(reference.state_dict())
+    keep_weights_compact(layer.to(torch.bfloat16), torch.float32)
+    reference.load_state_dict({k: v.float() for k, v in stored_state_dict(layer).items()})
+    assert use_autocast_matmuls(layer, [layer]) == 4  # in_proj, out_proj, linear1, linear2
+    assert layer.self_attn.in_proj_weight.dtype == torch.bfloat16
+    assert layer.norm1.weight.dtype == torch.float32
+    x = torch.randn(2, 10, 64)
+    with torch.inference_mode(), autocast(layer):
+        out = layer(x).float()
+    with torch.inference_mode():
+        assert _cosine(out.flatten(1), reference(x).flatten(1)) >= 0.999
+    with pytest.raises(ValueError, match="autocast matrix products support"):
+        use_autocast_matmuls(layer, [layer], torch.float16)

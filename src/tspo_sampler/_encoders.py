@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 
-from ._weights import compute_dtype, stored_state_dict
+from ._weights import autocast, autocast_dtype, compute_dtype, stored_state_dict, use_autocast_matmuls
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -45,7 +45,9 @@ class ImagePreprocessing:
         else:
             ch = cw = int(crop)
         resample = cfg.get("resample", 3)
-        interpolation = {2: "bilinear", 3: "bicubic"}.get(resample, "bicubic") if isinstance(resample, int) else "bicubic"
+        interpolation = "bicubic"
+        if isinstance(resample, int):
+            interpolation = {2: "bilinear", 3: "bicubic"}.get(resample, "bicubic")
         return cls(
             shortest_edge=int(shortest),
             crop_height=ch,
@@ -88,7 +90,11 @@ def to_channels_first(frames: torch.Tensor) -> torch.Tensor:
 
 
 def preprocess_frames(
-    frames: torch.Tensor, spec: ImagePreprocessing, *, device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32
+    frames: torch.Tensor,
+    spec: ImagePreprocessing,
+    *,
+    device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Batched CLIP preprocessing of ``uint8`` frames (``N x H x W x 3`` or ``N x 3 x H x W``)."""
     x = to_channels_first(frames)
@@ -170,15 +176,39 @@ class _TorchEncoder(ABC):
         """The compute dtype (weights kept compact are stored narrower, see :mod:`tspo_sampler._weights`)."""
         return compute_dtype(self.model)
 
+    @property
+    def precision(self) -> str:
+        """How image features are computed: ``"float32"``, or ``"autocast-bfloat16"`` for the CPU bfloat16 path."""
+        name = str(self.dtype).replace("torch.", "")
+        return f"autocast-{name}" if autocast_dtype(self.model) is not None else name
+
     @abstractmethod
     def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         """The projected image features of preprocessed pixels."""
+
+    def _precision_tag(self) -> str:
+        # float32, float16 and bfloat16 models keep the tags they always had (``str(dtype)``), so their
+        # existing cache entries stay valid; the CPU bfloat16 path gets one of its own.
+        return str(self.dtype) if autocast_dtype(self.model) is None else self.precision
+
+    @abstractmethod
+    def _image_towers(self) -> list[torch.nn.Module]:
+        """The modules that compute image features (the vision tower and its projection)."""
+
+    def autocast_images(self, dtype: torch.dtype = torch.bfloat16) -> None:
+        """Compute image features with ``dtype`` matrix products under autocast (the CPU bfloat16 path).
+
+        Text features stay float32: one question costs nothing, and it keeps the text side exact.
+        """
+        use_autocast_matmuls(self.model, self._image_towers(), dtype)
+        self._fingerprint = None
 
     @torch.inference_mode()
     def encode_images(self, frames: torch.Tensor) -> torch.Tensor:
         """``uint8`` frames -> ``N x embed_dim`` float32 features (not normalised)."""
         pixels = preprocess_frames(frames, self.preprocessing, device=self.device, dtype=self.dtype)
-        return self._image_features(pixels).float()
+        with autocast(self.model):
+            return self._image_features(pixels).float()
 
 
 class HFCLIPEncoder(_TorchEncoder):
@@ -198,6 +228,9 @@ class HFCLIPEncoder(_TorchEncoder):
         pooled = self.model.vision_model(pixel_values=pixels).pooler_output
         return self.model.visual_projection(pooled)
 
+    def _image_towers(self) -> list[torch.nn.Module]:
+        return [self.model.vision_model, self.model.visual_projection]
+
     @torch.inference_mode()
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
         batch = self.tokenizer(
@@ -211,11 +244,12 @@ class HFCLIPEncoder(_TorchEncoder):
     def fingerprint(self) -> str:
         if self._fingerprint is None:
             h = hashlib.sha256(b"hf-clip-v1;")
-            vision = {n: p for n, p in stored_state_dict(self.model).items() if n.startswith(("vision_model.", "visual_projection."))}
+            prefixes = ("vision_model.", "visual_projection.")
+            vision = {n: p for n, p in stored_state_dict(self.model).items() if n.startswith(prefixes)}
             names = sorted(vision)
             _tensor_digest(h, vision, [names[0], names[len(names) // 2], "visual_projection.weight"])
             h.update(json.dumps(asdict(self.preprocessing), sort_keys=True).encode())
-            h.update(str(self.dtype).encode())
+            h.update(self._precision_tag().encode())
             self._fingerprint = h.hexdigest()[:24]
         return self._fingerprint
 
@@ -244,7 +278,8 @@ class OpenCLIPEncoder(_TorchEncoder):
         import open_clip
 
         model = open_clip.create_model(model_name, pretrained=pretrained, device=device)
-        model = model.to(dtype=dtype)
+        cpu_bf16 = dtype == torch.bfloat16 and torch.device(device).type == "cpu"
+        model = model.to(dtype=torch.float32 if cpu_bf16 else dtype)
         tokenizer = open_clip.get_tokenizer(model_name)
         cfg = getattr(model.visual, "preprocess_cfg", {}) or {}
         size = cfg.get("size", getattr(model.visual, "image_size", 224))
@@ -258,10 +293,16 @@ class OpenCLIPEncoder(_TorchEncoder):
             std=tuple(cfg.get("std", OPENAI_CLIP_STD)),
             interpolation=interp if interp in ("bicubic", "bilinear") else "bicubic",
         )
-        return cls(model, tokenizer, spec, name=f"{model_name}:{pretrained}")
+        encoder = cls(model, tokenizer, spec, name=f"{model_name}:{pretrained}")
+        if cpu_bf16:  # bfloat16 products, float32 everywhere else (see tspo_sampler._weights)
+            encoder.autocast_images(torch.bfloat16)
+        return encoder
 
     def _image_features(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model.encode_image(pixels)
+
+    def _image_towers(self) -> list[torch.nn.Module]:
+        return [self.model.visual]
 
     @torch.inference_mode()
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
@@ -275,6 +316,6 @@ class OpenCLIPEncoder(_TorchEncoder):
             names = sorted(visual)
             _tensor_digest(h, visual, [names[0], names[len(names) // 2], names[-1]])
             h.update(json.dumps(asdict(self.preprocessing), sort_keys=True).encode())
-            h.update(str(self.dtype).encode())
+            h.update(self._precision_tag().encode())
             self._fingerprint = h.hexdigest()[:24]
         return self._fingerprint

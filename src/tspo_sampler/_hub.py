@@ -198,6 +198,11 @@ def load_checkpoint(
         raise CheckpointError(
             f"{config_path}: model_type is {config_dict.get('model_type')!r}; TSPO checkpoints are CLIP checkpoints"
         )
+    # On the CPU, bfloat16 means the image tower's matrix products in bfloat16 under autocast, with float32
+    # norms, embeddings and residuals (see tspo_sampler._weights): load as for float32, then narrow those.
+    cpu_bf16 = dtype == torch.bfloat16 and device.type == "cpu"
+    if cpu_bf16:
+        dtype = torch.float32
     # The stored dtype (bfloat16 for released agents) is what save_pretrained writes back by default.
     weights_dtype = _stored_dtype(directory)
     exact = widening_is_exact(weights_dtype, dtype)
@@ -254,6 +259,8 @@ def load_checkpoint(
         size = int(config.vision_config.image_size)
         pre_cfg = {"size": {"shortest_edge": size}, "crop_size": {"height": size, "width": size}}
     encoder = HFCLIPEncoder(model, tokenizer, ImagePreprocessing.from_processor_config(pre_cfg))
+    if cpu_bf16:
+        encoder.autocast_images(torch.bfloat16)
     return LoadedCheckpoint(encoder, agent, config_dict, directory, weights_dtype)
 
 

@@ -8,11 +8,19 @@ memory-bound copy per weight per forward pass, small next to a batch of frames t
 
 The mechanism is :mod:`torch.nn.utils.parametrize`: each large parameter is stored as
 ``<module>.parametrizations.<name>.original`` and read back through :class:`Widen`.
+
+:func:`use_autocast_matmuls` is the fast, inexact sibling for CPUs with bfloat16 instructions (AVX512-BF16,
+AMX): the weights of the matrix products (linear layers, convolutions, attention in-projections) stay
+stored in bfloat16 and are used as they are under ``torch.autocast``, while norms, embeddings and biases
+stay float32, and so does the residual stream between layers. That keeps features within a cosine of
+about 1e-5 of float32, where running everything in bfloat16 drifts about ten times further.
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -26,6 +34,8 @@ _EXACT_WIDENING = {
     torch.float32: (torch.float64,),
 }
 _COMPUTE_DTYPE_ATTR = "_tspo_compute_dtype"
+_AUTOCAST_DTYPE_ATTR = "_tspo_autocast_dtype"
+_AUTOCAST_DTYPES = (torch.bfloat16,)
 _PARAMETRIZED_KEY = re.compile(r"(^|\.)parametrizations\.([^.]+)\.original$")
 
 
@@ -76,8 +86,9 @@ def is_compact(model: nn.Module) -> bool:
 
 
 def compute_dtype(model: nn.Module) -> torch.dtype:
-    """The dtype ``model`` computes in (for a compact model, not the dtype its weights are stored in)."""
-    dtype = getattr(model, _COMPUTE_DTYPE_ATTR, None)
+    """The dtype ``model`` computes in (for a compact model, not the dtype its weights are stored in; for
+    one prepared by :func:`use_autocast_matmuls`, the dtype of its matrix products)."""
+    dtype = getattr(model, _AUTOCAST_DTYPE_ATTR, None) or getattr(model, _COMPUTE_DTYPE_ATTR, None)
     if dtype is not None:
         return dtype
     return next(p.dtype for p in model.parameters() if p.is_floating_point())
@@ -86,3 +97,60 @@ def compute_dtype(model: nn.Module) -> torch.dtype:
 def stored_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """``model.state_dict()`` under the plain key names, with compact weights as stored (not widened)."""
     return {_PARAMETRIZED_KEY.sub(r"\1\2", key): value for key, value in model.state_dict().items()}
+
+
+def _matmul_weights(module: nn.Module) -> list[str]:
+    """Names of ``module``'s own parameters that only feed matrix products."""
+    if isinstance(module, (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)):
+        return ["weight"]
+    if isinstance(module, nn.MultiheadAttention):
+        return [n for n in ("in_proj_weight", "q_proj_weight", "k_proj_weight", "v_proj_weight")
+                if getattr(module, n, None) is not None]
+    return []
+
+
+def use_autocast_matmuls(model: nn.Module, towers: list[nn.Module], dtype: torch.dtype = torch.bfloat16) -> int:
+    """Store the matrix-product weights of ``towers`` (parts of ``model``) in ``dtype``, to be run under
+    :func:`autocast`; everything else keeps its float32 weights. Returns how many weights were converted.
+
+    Weights kept compact (see :func:`keep_weights_compact`) drop their widening and are used as stored,
+    so a bfloat16 checkpoint is never widened or copied. The caller must run the towers inside
+    ``autocast(model)``: outside it their products would meet float32 inputs with ``dtype`` weights.
+    """
+    if dtype not in _AUTOCAST_DTYPES:
+        raise ValueError(f"autocast matrix products support {_AUTOCAST_DTYPES}, got {dtype}")
+    converted = 0
+    for tower in towers:
+        for module in tower.modules():
+            for name in _matmul_weights(module):
+                if parametrize.is_parametrized(module, name):
+                    parametrize.remove_parametrizations(module, name, leave_parametrized=False)
+                param = getattr(module, name)
+                if param.dtype != dtype:
+                    param.data = param.data.to(dtype)
+                converted += 1
+    setattr(model, _AUTOCAST_DTYPE_ATTR, dtype)
+    return converted
+
+
+def autocast(model: nn.Module) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` in the dtype :func:`use_autocast_matmuls` chose for ``model``; a no-op otherwise."""
+    dtype = getattr(model, _AUTOCAST_DTYPE_ATTR, None)
+    if dtype is None:
+        return contextlib.nullcontext()
+    device = next(model.parameters()).device.type
+    return torch.autocast(device, dtype=dtype)
+
+
+def autocast_dtype(model: nn.Module) -> torch.dtype | None:
+    """The dtype of ``model``'s autocast matrix products, or ``None`` when it has none."""
+    return getattr(model, _AUTOCAST_DTYPE_ATTR, None)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 natively (AVX512-BF16 or AMX), where bfloat16 pays off."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: ask torch what it compiled for
+        return torch.backends.cpu.get_cpu_capability() in ("AVX512_BF16", "AMX")
+    return " avx512_bf16" in flags or " amx_bf16" in flags

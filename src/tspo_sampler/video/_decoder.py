@@ -12,7 +12,7 @@ from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
-from .. import _candidates as cand
+from .._candidates import candidate_error, candidate_indices, check_finite, check_max_candidates
 from .._errors import VideoDamageWarning, VideoReadError
 from .._sources import remove_spool, spool
 from ._decord import DecordReader
@@ -80,7 +80,7 @@ class VideoDecoder:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if timeout is not None:
-            cand.check_finite(timeout, "timeout")
+            check_finite(timeout, "timeout")
         if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 0:
             raise ValueError(f"num_threads must be a non-negative integer, got {num_threads!r}")
         self._timeout = timeout
@@ -188,8 +188,8 @@ class VideoDecoder:
         :mod:`tspo_sampler._candidates`.
         """
         ix = self._index
-        idx = cand.candidate_indices(
-            ix.timestamps, ix.keyframes, ix.duration, fps, mode, cand.check_max_candidates(max_candidates)
+        idx = candidate_indices(
+            ix.timestamps, ix.keyframes, ix.duration, fps, mode, check_max_candidates(max_candidates)
         )
         return idx, ix.timestamps[idx].copy()
 
@@ -200,7 +200,7 @@ class VideoDecoder:
         before the instant (at most one frame interval).  Before any ``max_candidates`` thinning.
         """
         ix = self._index
-        return cand.candidate_error(ix.timestamps, ix.keyframes, ix.duration, fps, mode)
+        return candidate_error(ix.timestamps, ix.keyframes, ix.duration, fps, mode)
 
     def iter_frames(
         self, indices: Iterable[int], *, short_side: int | None = None, batch_size: int = 32

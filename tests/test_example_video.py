@@ -73,9 +73,16 @@ def test_generator_reproduces_the_bundled_video(tmp_path):
 
 @pytest.mark.slow
 def test_wheel_ships_the_video_and_py_typed(tmp_path):
+    # Build from a copy: setuptools writes build/ next to pyproject.toml, and a stale build/ in the checkout
+    # would leak old modules into later wheels.
+    source = tmp_path / "src-copy"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path),
-         str(ROOT)],
+         str(source)],
         check=True,
     )
     (wheel,) = tmp_path.glob("tspo_sampler-*.whl")

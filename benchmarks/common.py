@@ -14,8 +14,20 @@ TOKENIZER_FILES = ("vocab.json", "merges.txt", "special_tokens_map.json", "token
 sys.path.insert(0, str(ROOT / "tests"))  # for tests/media.py (video generators)
 
 
-def make_vit_b32_checkpoint(directory: Path, *, seed: int = 0) -> Path:
-    """A randomly initialised CLIP ViT-B/32 (224 px, 512-dim projection) plus agent, in the released format.
+# (text tower, vision tower, projection dim) of the random checkpoints; vit-l14 is the released agent's shape.
+CHECKPOINT_SHAPES = {
+    "vit-b32": ({"hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8, "num_hidden_layers": 12},
+                {"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12, "num_hidden_layers": 12,
+                 "patch_size": 32}, 512),
+    "vit-l14": ({"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12, "num_hidden_layers": 12},
+                {"hidden_size": 1024, "intermediate_size": 4096, "num_attention_heads": 16, "num_hidden_layers": 24,
+                 "patch_size": 14}, 768),
+}
+
+
+def make_vit_b32_checkpoint(directory: Path, *, seed: int = 0, shape: str = "vit-b32") -> Path:
+    """A randomly initialised CLIP ViT-B/32 (224 px, 512-dim projection) plus agent, in the released format;
+    ``shape="vit-l14"`` makes the released agent's size (0.43 B parameters) instead.
 
     The text tower uses the fixture's toy tokenizer (it costs nothing next to the vision tower).
     """
@@ -30,15 +42,14 @@ def make_vit_b32_checkpoint(directory: Path, *, seed: int = 0) -> Path:
         return directory
     directory.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
+    text, vision, dim = CHECKPOINT_SHAPES[shape]
     config = CLIPConfig(
-        text_config={"vocab_size": 522, "bos_token_id": 520, "eos_token_id": 521, "pad_token_id": 521,
-                     "hidden_size": 512, "intermediate_size": 2048, "num_attention_heads": 8, "num_hidden_layers": 12},
-        vision_config={"hidden_size": 768, "intermediate_size": 3072, "num_attention_heads": 12,
-                       "num_hidden_layers": 12, "patch_size": 32, "image_size": 224},
-        projection_dim=512,
+        text_config={"vocab_size": 522, "bos_token_id": 520, "eos_token_id": 521, "pad_token_id": 521, **text},
+        vision_config={**vision, "image_size": 224},
+        projection_dim=dim,
     )
     model = CLIPModel(config)
-    agent = TemporalAgent(512)
+    agent = TemporalAgent(dim)
     state = {k: v.to(torch.bfloat16).contiguous() for k, v in model.state_dict().items() if not k.endswith("position_ids")}
     state.update({AGENT_PREFIX + k: v.to(torch.bfloat16).contiguous() for k, v in agent.state_dict().items()})
     from safetensors.torch import save_file

@@ -72,6 +72,7 @@ def world(tmp_path_factory, checkpoint_dir):
 def run_lmms_eval(world, out: Path, model_args: dict, model: str = "qwen2_5_vl_tspo", limit: int = 2):
     args = {"pretrained": world["mllm"], "device": "cpu", "device_map": "cpu", "tspo_model": world["checkpoint"],
             "k": K, "feature_cache": world["root"] / "features", "min_pixels": 784, "max_pixels": 12544, **model_args}
+    args = {k: v for k, v in args.items() if v is not None}
     cmd = [sys.executable, "-m", "lmms_eval", "--model", model,
            "--model_args", ",".join(f"{k}={v}" for k, v in args.items()),
            "--tasks", TASK, "--include_path", str(world["tasks"]), "--limit", str(limit), "--batch_size", "1",
@@ -115,6 +116,34 @@ def test_cli_records_match_select_frames(world, tmp_path):
         assert (rec["method"], rec["k"], rec["source"], rec["fallback"]) == ("topk", K, "tspo", False)
         assert rec["video"] == doc["video"]
     assert "0 fallbacks" in proc.stdout + proc.stderr
+
+
+OTHER_MODELS = {  # model id -> (tiny builder, extra model args)
+    "qwen3_vl_tspo": ("build_qwen3_vl", {"min_pixels": 1024, "max_pixels": 16384}),
+    "llava_onevision_tspo": ("build_llava_onevision", {"dtype": "float32"}),
+    "internvl_hf_tspo": ("build_internvl", {}),
+}
+
+
+@pytest.mark.parametrize("model", sorted(OTHER_MODELS))
+def test_cli_other_models(world, tmp_path, model):
+    import tiny_mllms
+    from tspo_sampler import TemporalSampler
+
+    builder, extra = OTHER_MODELS[model]
+    mllm, processor = getattr(tiny_mllms, builder)()
+    saved = tmp_path / "mllm"
+    mllm.save_pretrained(saved)
+    processor.save_pretrained(saved)
+    args = {"pretrained": saved, **extra}
+    if model != "qwen3_vl_tspo":
+        args.update({"min_pixels": None, "max_pixels": None})
+    proc = run_lmms_eval(world, tmp_path / "out", args, model=model, limit=1)
+    (row,) = check_run(proc, tmp_path / "out", limit=1)
+    doc = world["docs"][row["doc_id"]]
+    expected = TemporalSampler.from_pretrained(world["checkpoint"], device="cpu", feature_cache=False).select_frames(
+        doc["video"], doc["question"], k=K, return_frames=False)
+    assert row["tspo"]["indices"] == expected.indices and row["tspo"]["fallback"] is False
 
 
 def test_cli_reads_tspo_index(world, tmp_path):

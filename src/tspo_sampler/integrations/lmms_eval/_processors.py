@@ -32,6 +32,8 @@ class _TSPOProcessor:
 
     def __call__(self, *args: Any, videos: Any = None, **kwargs: Any) -> Any:
         owner = self._owner
+        if isinstance(kwargs.get("images"), (list, tuple)) and len(kwargs["images"]) == 0:
+            kwargs["images"] = None  # llava_hf passes images=[] for a video-only doc; image processors fail on it
         docs = owner.tspo_take_pending()
         if videos:
             paths = list(videos) if isinstance(videos, (list, tuple)) else [videos]

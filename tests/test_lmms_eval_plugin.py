@@ -190,3 +190,38 @@ def test_unreadable_video_falls_back_loudly(world, tmp_path):
     assert rec["fallback"] is True and rec["video"] == str(bad) and "VideoReadError" in rec["reason"]
     row = json.loads((tmp_path / "t.jsonl").read_text().splitlines()[0])
     assert (row["task"], row["doc_id"], row["tspo"]["fallback"]) == ("tiny", 7, True)
+
+
+@pytest.mark.parametrize("cls_name", ["Qwen2_5_VL_TSPO", "Qwen3_VL_TSPO"])
+def test_qwen_vision_info_carries_real_times(world, tmp_path, cls_name):
+    """The swapped process_vision_info returns TSPO's frames with the adapters' metadata (VFR file)."""
+    import numpy as np
+    import qwen_vl_utils
+
+    import tiny_mllms
+    from tspo_sampler import TemporalSampler
+    from tspo_sampler.integrations.lmms_eval import _qwen
+    from tspo_sampler.integrations.lmms_eval._plugin import PendingDoc
+
+    qwen3 = cls_name == "Qwen3_VL_TSPO"
+    mllm, processor = (tiny_mllms.build_qwen3_vl if qwen3 else tiny_mllms.build_qwen2_5_vl)()
+    mllm.save_pretrained(tmp_path / "m")
+    processor.save_pretrained(tmp_path / "m")
+    model = getattr(_qwen, cls_name)(pretrained=str(tmp_path / "m"), device="cpu", device_map="cpu", k=K,
+                                     tspo_model=str(world["checkpoint"]), feature_cache="false")
+    doc = world["docs"][2]  # the variable-frame-rate video
+    model.tspo_pending.append(PendingDoc(TASK, "test", 2, doc, doc["question"]))
+    element = {"type": "video", "video": doc["video"], "min_pixels": 784, "max_pixels": 16384, "nframes": 32}
+    messages = [[{"role": "user", "content": [element, {"type": "text", "text": "prompt"}]}]]
+    vision_info = model._tspo_vision_info(qwen_vl_utils.process_vision_info)
+    _, videos, _ = vision_info(messages, return_video_kwargs=True, return_video_metadata=True,
+                               image_patch_size=16 if qwen3 else 14)
+    ((frames, meta),) = videos
+    sel = TemporalSampler.from_pretrained(world["checkpoint"], device="cpu", feature_cache=False).select_frames(
+        doc["video"], doc["question"], k=K, return_frames=False)
+    assert frames.shape[0] == K
+    if qwen3:  # the processor's <t seconds> markers come from frames_indices / fps: the real times
+        assert np.allclose(np.asarray(meta.frames_indices) / meta.fps, sel.timestamps, atol=1e-3)
+    else:  # timestamps=metadata: the source fps and the chosen source indices
+        assert list(meta.frames_indices) == sel.indices and meta.fps == pytest.approx(sel.fps)
+    assert model.tspo_records[(TASK, 2)]["indices"] == sel.indices

@@ -112,6 +112,21 @@ def test_select_frames_on_a_hole_has_distinct_honest_candidates(uncached_sampler
 
 
 @needs_ffmpeg
+def test_cached_features_of_a_damaged_video_warn_again(checkpoint_dir: Path, damaged: dict, tmp_path: Path) -> None:
+    from tspo_sampler import TemporalSampler
+
+    sampler = TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", feature_cache=tmp_path / "cache")
+    with pytest.warns(VideoDamageWarning, match="could not be decoded"):
+        first = sampler.select_frames(damaged["hole"], "what colour is the band?", k=4, return_frames=False)
+    with pytest.warns(VideoDamageWarning, match=r"could not be decoded.*\(features from the cache\)"):
+        again = sampler.select_frames(damaged["hole"], "what colour is the band?", k=4, return_frames=False)
+    assert again.candidate_indices == first.candidate_indices
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sampler.select_frames(damaged["clean"], "what colour is the band?", k=4, return_frames=False)
+        sampler.select_frames(damaged["clean"], "what colour is the band?", k=4, return_frames=False)
+
+@needs_ffmpeg
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_too_much_lost_raises(damaged: dict[str, Path], backend: str) -> None:
     with VideoDecoder(damaged["wrecked"], backend=backend) as dec:

@@ -25,7 +25,7 @@ from ._search import check_search
 from ._search_video import search_features, select_coarse_to_fine
 from ._selection import check_k, check_method, select_indices
 from ._sources import is_file_source
-from ._video_features import PROGRESS_MIN_CANDIDATES, encode_candidates, encode_frames_candidates, file_source
+from ._video_features import PROGRESS_MIN_CANDIDATES, encode_candidates, file_source, frames_features, warn_if_damaged
 
 VideoInput = str | os.PathLike[str] | bytes | BinaryIO | np.ndarray | torch.Tensor | Sequence[Any]
 
@@ -276,7 +276,7 @@ class TemporalSampler:
         """
         max_candidates = check_candidate_settings(fps, max_candidates, candidate_mode)
         if not is_file_source(video):
-            return encode_frames_candidates(
+            return frames_features(
                 frames_to_uint8(video), lambda f: self.encode_frames(f, progress=progress), fps=fps,
                 max_candidates=max_candidates,
             )
@@ -294,7 +294,7 @@ class TemporalSampler:
         key = self._cache_key(identity, fps, max_candidates, candidate_mode) if use_cache else None
         hit = self.cache.get(key) if self.cache is not None and key is not None else None
         if hit is not None:
-            return hit
+            return warn_if_damaged(hit)
         feats = self._encode_file(
             source, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode, progress=progress
         )
@@ -310,8 +310,7 @@ class TemporalSampler:
             candidate_mode=candidate_mode, short_side=self.encoder.preprocessing.shortest_edge,
         )
 
-    def _file_source(self, video: Any, *, identify: bool = True) -> tuple[Any, str]:
-        return file_source(video, identify=identify)
+    _file_source = staticmethod(file_source)  # (video, *, identify=True) -> (path or bytes, cache identity)
 
     def _open(self, source: Any) -> Any:
         from .video import VideoDecoder

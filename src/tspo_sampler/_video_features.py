@@ -8,6 +8,7 @@ next chunk is decoded in a producer thread (:mod:`tspo_sampler._prefetch`) while
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from ._errors import VideoReadError
 from ._prefetch import prefetch
 from ._sources import check_bytes, check_path, read_file_object
 
-__all__ = ["PROGRESS_MIN_CANDIDATES", "encode_candidates", "encode_frames_candidates", "file_source", "progress_bar"]
+__all__ = ["PROGRESS_MIN_CANDIDATES", "encode_candidates", "frames_features", "file_source", "progress_bar"]
 
 PROGRESS_MIN_CANDIDATES = 300
 """Kept for callers that still gate on the count; :func:`progress_bar` shows a bar by elapsed time instead."""
@@ -92,11 +93,23 @@ def encode_candidates(
             "num_frames": int(meta.num_frames),
             "backend": meta.backend,
             "candidate_mode": candidate_mode,
+            **({"damage": list(decoder.damage)} if getattr(decoder, "damage", None) else {}),
         },
     )
 
 
-def encode_frames_candidates(
+def warn_if_damaged(feats: VideoFeatures) -> VideoFeatures:
+    """Features from the cache of a damaged video warn again, as the first read did."""
+    damage = feats.metadata.get("damage") if isinstance(feats.metadata, dict) else None
+    if damage:
+        from ._errors import VideoDamageWarning
+
+        text = "; ".join(str(d) for d in damage)
+        warnings.warn(f"video {feats.source}: {text} (features from the cache)", VideoDamageWarning, stacklevel=3)
+    return feats
+
+
+def frames_features(
     frames: torch.Tensor,
     encode_frames: Callable[[torch.Tensor], torch.Tensor],
     *,

@@ -90,6 +90,7 @@ class VideoDecoder:
         self._last_path: str | None = None
         self._closed = False
         self._decord_error: str | None = None
+        self.damage: list[str] = []  # what the warnings said: the file ends early, frames lost to damage
         spooled = spool(source)
         self._label, self._path = spooled.label, spooled.path
         self._finalizer = weakref.finalize(self, remove_spool, spooled.tmpdir)
@@ -106,8 +107,7 @@ class VideoDecoder:
                 f"({ix.declared_frames} frames), only {ix.duration:.2f} s ({ix.num_frames} frames) can be read "
                 "(truncated download?); using what is there"
             )
-            log.info("%s: %s", self._label, message)
-            warnings.warn(f"video {self._label}: {message}", VideoDamageWarning, stacklevel=2)
+            self._warn_damage(message)
         width, height = ix.upright_size
         self.metadata = VideoMetadata(
             source=self._label,
@@ -235,8 +235,13 @@ class VideoDecoder:
             yield FrameBatch(data=out.data[keep], indices=got, timestamps=ts[got].copy())
         if lost:
             message = self._lost_message(np.concatenate(lost), len(idx), "left out")
-            log.info("%s: %s", self._label, message)
-            warnings.warn(f"video {self._label}: {message}", VideoDamageWarning, stacklevel=2)
+            self._warn_damage(message)
+
+    def _warn_damage(self, message: str) -> None:
+        """One warning per damaged read; kept in :attr:`damage` (the sampler stores it with cached features)."""
+        self.damage.append(message)
+        log.info("%s: %s", self._label, message)
+        warnings.warn(f"video {self._label}: {message}", VideoDamageWarning, stacklevel=3)
 
     def _lost_message(self, lost: np.ndarray, total: int, outcome: str) -> str:
         """``lost`` requested frames (sorted) as time spans: one summary for a damaged stretch."""

@@ -556,7 +556,8 @@ def test_resume_with_other_settings_refuses_unless_asked(tmp_path):
     index_dataset(FakeSampler(), rows[:4], out, **first)
     runs = json.loads(settings_path(out).read_text())["runs"]
     assert runs[0]["settings"] == {"k": 8, "method": "bin-max", "fps": 1.0, "max_candidates": None,
-                                   "window_size": None, "candidates": "fps", "model": "ckpt-a"}
+                                   "window_size": None, "candidates": "fps", "model": "ckpt-a",
+                                   "search": "exhaustive"}
     index_dataset(FakeSampler(), rows, out, **first)  # same settings: resumes quietly
     assert len(lines(out)) == len(rows)
 

@@ -221,3 +221,33 @@ def test_damaged_file(uncached_sampler, videos, tmp_path):
         assert cf.candidate_indices == ex.candidate_indices and cf.encoded_frames < len(ex.candidate_indices)
     for frame, t in zip(cf.frames, cf.timestamps, strict=True):
         assert abs(media.read_stamp(frame) - t) < 0.011
+
+
+def test_cli_select_and_index_take_search(checkpoint_dir, videos, tmp_path, monkeypatch, capsys):
+    import json
+
+    from tspo_sampler.cli import main
+
+    monkeypatch.setenv("TSPO_SAMPLER_CACHE", str(tmp_path / "cli-cache"))
+    video = str(videos["mp4"])
+    base = ["select", video, Q, "-k", "3", "--model", str(checkpoint_dir), "--no-cache"]
+    assert main(base + ["--search", "coarse-to-fine", "--json"]) == 0
+    picked = json.loads(capsys.readouterr().out)
+    assert len(picked["indices"]) == 3 and picked["encoded_frames"] < picked["num_candidates"] == 100
+    assert main(base + ["--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["encoded_frames"] == 100
+    assert main(base + ["--search", "coarse-to-fine", "--method", "bolt"]) == 2
+    assert "--search coarse-to-fine works with --method topk only" in capsys.readouterr().err
+
+    dataset = tmp_path / "d.jsonl"
+    rows = [{"video": video, "question": Q}, {"video": video, "question": "what colour is the band?"}]
+    dataset.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "out.jsonl"
+    args = ["index", str(dataset), "--out", str(out), "-k", "2", "--model", str(checkpoint_dir), "--no-cache",
+            "--no-progress", "--scores", "--search", "coarse-to-fine"]
+    assert main(args) == 0
+    records = [json.loads(line) for line in out.read_text().splitlines()]  # strict JSON: unscored are null
+    assert len(records) == 2 and all(r["status"] == "ok" and len(r["indices"]) == 2 for r in records)
+    assert None in records[0]["scores"]
+    settings = json.loads((tmp_path / "out.jsonl.settings.json").read_text())
+    assert settings["runs"][-1]["settings"]["search"] == "coarse-to-fine"

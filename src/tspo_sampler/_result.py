@@ -91,9 +91,11 @@ class Selection:
             "duration": None if self.duration is None else float(self.duration),
             "fps": None if self.fps is None else float(self.fps),
             "num_candidates": len(self.candidate_indices),
+            "encoded_frames": self.encoded_frames,
         }
         if include_scores:
-            out["scores"] = [float(s) for s in np.asarray(self.scores, dtype=np.float64)]
+            # search="coarse-to-fine" leaves never-scored candidates NaN: null in JSON
+            out["scores"] = [float(s) if np.isfinite(s) else None for s in np.asarray(self.scores, dtype=np.float64)]
             out["candidate_indices"] = [int(i) for i in self.candidate_indices]
             out["candidate_timestamps"] = [round(float(t), 6) for t in self.candidate_timestamps]
         return out

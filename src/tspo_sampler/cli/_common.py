@@ -46,6 +46,9 @@ def add_selection_arguments(
                             help="candidate frames: at --fps per second (default), or the nearest keyframes "
                                  "(fast on very long videos)")
     parser.add_argument("--window-size", type=int, default=window_size_default, help=window_size_help)
+    parser.add_argument("--search", choices=["exhaustive", "coarse-to-fine"], default="exhaustive",
+                        help="score every candidate (default), or a coarse grid refined around the best regions "
+                             "(topk only; exact scores there, a fraction of the frames encoded)")
 
 
 def add_debug_argument(parser: argparse.ArgumentParser) -> None:
@@ -111,6 +114,8 @@ def check_selection_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--{name.replace('_', '-')} {rest}") from None
     if args.window_size is not None and args.window_size < 1:
         raise ValueError(f"--window-size must be >= 1, got {args.window_size}")
+    if getattr(args, "search", "exhaustive") != "exhaustive" and args.method != "topk":
+        raise ValueError(f"--search {args.search} works with --method topk only, got --method {args.method}")
 
 
 def load_sampler(args: argparse.Namespace) -> Any:

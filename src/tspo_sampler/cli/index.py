@@ -104,7 +104,8 @@ def run(args: argparse.Namespace) -> int:
     check_selection_arguments(args)
     model = args.model if args.revision is None else f"{args.model}@{args.revision}"
     settings = IndexSettings(k=args.k, method=args.method, fps=args.fps, max_candidates=args.max_candidates,
-                             window_size=args.window_size, candidates=args.candidates, model=model)
+                             window_size=args.window_size, candidates=args.candidates, model=model,
+                             search=args.search)
     rows = read_dataset(args.dataset, video_field=args.video_field, question_field=args.question_field,
                         id_field=args.id_field or None, format=args.dataset_format,
                         video_template=args.video_template)
@@ -124,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
             window_size=args.window_size, candidate_mode=args.candidates, model=model, video_roots=roots,
             text_batch_size=args.text_batch_size, include_scores=args.scores, retry_errors=args.retry_errors,
             overwrite=args.overwrite, resume_anyway=args.resume_anyway, fail_fast=args.fail_fast, rank=rank,
-            world_size=world, barrier=barrier, progress=not args.no_progress,
+            world_size=world, barrier=barrier, progress=not args.no_progress, search=args.search,
         )
     finally:
         # Leave the process group before exit: a gloo group torn down by the interpreter's exit can abort

@@ -78,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
         max_candidates=args.max_candidates,
         window_size=args.window_size,
         candidate_mode=args.candidates,
+        search=args.search,
         return_frames=args.save_grid is not None,
         progress=None,
     )

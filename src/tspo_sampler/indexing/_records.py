@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import shutil
 import time
@@ -95,6 +96,7 @@ class IndexSettings:
     window_size: int | None = None
     candidates: str = "fps"
     model: str | None = None
+    search: str = "exhaustive"
     include_scores: bool = False
 
     def recorded(self) -> dict[str, Any]:
@@ -200,7 +202,8 @@ def ok_record(row: IndexRow, selection: Any, settings: IndexSettings) -> dict[st
     if settings.include_scores:
         rec["candidate_indices"] = [int(i) for i in selection.candidate_indices]
         rec["candidate_timestamps"] = [round(float(t), 6) for t in selection.candidate_timestamps]
-        rec["scores"] = [round(float(s), 5) for s in selection.scores]
+        # search="coarse-to-fine" leaves never-scored candidates NaN: null in JSON
+        rec["scores"] = [round(float(s), 5) if math.isfinite(s) else None for s in selection.scores]
     rec["input"] = row.input
     return rec
 

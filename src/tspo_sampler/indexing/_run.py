@@ -71,6 +71,8 @@ class SamplerLike(Protocol):
     def select_from_features(self, video_features: Any, question: Any, k: int = ..., *, method: str = ...,
                              window_size: int | None = ...) -> Any: ...
 
+    def select_frames(self, video: Any, question: str, k: int = ..., **options: Any) -> Any: ...
+
 
 @dataclass
 class IndexStats:
@@ -143,6 +145,7 @@ def index_dataset(
     barrier: Callable[[], None] | None = None,
     progress: bool = True,
     fsync: bool = True,
+    search: str = "exhaustive",
 ) -> IndexStats:
     """Choose ``k`` frames for every row and write one JSON line per row to ``out`` (see the module doc).
 
@@ -175,6 +178,9 @@ def index_dataset(
         barrier: waits until every process reaches it (``None``: single process).
         progress: show a progress bar with ETA (process 0 only).
         fsync: ``fsync`` after every line (turn off only for throwaway runs).
+        search: ``exhaustive`` (every video encoded once, shared by its questions) or ``coarse-to-fine``
+            (each question searches its video, encoding a fraction of the candidates; replays cached
+            features when an exhaustive run stored them).
 
     Returns:
         This process's :class:`IndexStats`.
@@ -183,15 +189,17 @@ def index_dataset(
         OSError: ``out`` cannot be written (checked before any work).
         ValueError: ``out`` holds records of another dataset, or of other settings (see ``resume_anyway``).
     """
+    from .._search import check_search
     from .._selection import check_k, check_method
 
     k = check_k(k)
     method = check_method(method)
+    search = check_search(search, method)
     if text_batch_size < 1:
         raise ValueError(f"text_batch_size must be >= 1, got {text_batch_size}")
     barrier = barrier or (lambda: None)
     settings = IndexSettings(k=k, method=method, fps=fps, max_candidates=max_candidates, window_size=window_size,
-                             candidates=candidate_mode, model=model, include_scores=include_scores)
+                             candidates=candidate_mode, model=model, include_scores=include_scores, search=search)
     out = Path(out)
     check_writable(out)
     start = time.perf_counter()
@@ -242,9 +250,15 @@ def index_dataset(
                 if not good:
                     continue
                 try:
-                    feats = sampler.encode_video(resolve_video(good[0].video, video_roots), fps=fps,
-                                                 max_candidates=max_candidates, candidate_mode=candidate_mode,
-                                                 progress=False)
+                    video = resolve_video(good[0].video, video_roots)
+                    if search != "exhaustive":  # each question searches the video itself
+                        selections = [sampler.select_frames(video, r.question, k, fps=fps, return_frames=False,
+                                                            max_candidates=max_candidates, window_size=window_size,
+                                                            candidate_mode=candidate_mode, search=search)
+                                      for r in good]
+                    else:
+                        feats = sampler.encode_video(video, fps=fps, max_candidates=max_candidates,
+                                                     candidate_mode=candidate_mode, progress=False)
                 except Exception as exc:  # an unreadable video fails its rows, not the run
                     if fail_fast or isinstance(exc, (MemoryError,)):
                         raise
@@ -257,9 +271,9 @@ def index_dataset(
                         bar.update(1)
                     continue
                 stats.videos += 1
-                for r in good:
-                    selection = sampler.select_from_features(feats, texts(r.question), k, method=method,
-                                                             window_size=window_size)
+                for i, r in enumerate(good):
+                    selection = selections[i] if search != "exhaustive" else sampler.select_from_features(
+                        feats, texts(r.question), k, method=method, window_size=window_size)
                     write(ok_record(r, selection, settings))
                     stats.written += 1
                     bar.update(1)

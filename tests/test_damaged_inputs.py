@@ -3,8 +3,8 @@
 Each test writes its own damaged file (stamped videos from ``media``, remuxed and cut with the ffmpeg program):
 holes of zeroed bytes, truncation with the index first and last, odd sources and odd frames.
 
-Sections: decoding (video package), sources and in-memory frames, arguments, logging.  The feature
-cache's own damage tests live in their section at the end.
+Sections, in this order: decoding (holes, truncation), sources and in-memory frames, logging, arguments,
+and the feature cache's own damage at the end.
 """
 
 from __future__ import annotations
@@ -329,3 +329,7 @@ def test_cli_refuses_infinite_fps_in_one_line(damaged: dict[str, Path], checkpoi
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert res.returncode == 2
     assert res.stderr.strip().splitlines() == ["tspo select: error: --fps must be a finite number, got inf"]
+
+
+# ================================================================== feature cache (issue 11, items 4-5)
+# Damaged cache entries (bit flips, same-size edits, kill -9 during a write) belong here.

@@ -282,3 +282,27 @@ def test_full_hash_catches_an_edit_that_restores_the_mtime(big_raw, tmp_path):
     assert FeatureCache(tmp_path, hashing="full").identify(video) == file_identity(video, hashing="full")
     with pytest.raises(ValueError, match="hashing must be one of sampled, full"):
         FeatureCache(tmp_path, hashing="everything")
+
+
+def test_sampler_full_hash_sees_a_disguised_edit(checkpoint_dir, uncached_sampler, big_raw, tmp_path, monkeypatch):
+    """``feature_cache="full-hash"`` (or ``FeatureCache(dir, hashing="full")``) reads every byte, so even an
+    in-place, same-size edit with the old mtime put back is a miss; copies of the same bytes share entries."""
+    video = tmp_path / "edited.avi"
+    video.write_bytes(big_raw.read_bytes())
+    full = cached(checkpoint_dir, FeatureCache(tmp_path / "cache", hashing="full"))
+    assert full.cache.hashing == "full"
+    before = full.encode_video(video)
+    st = video.stat()
+    edit_between_sampled_regions(video)
+    os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns))
+    after = full.encode_video(video)
+    assert torch.equal(after.features, uncached_sampler.encode_video(video).features)
+    assert not torch.equal(after.features[1], before.features[1])
+    copy = tmp_path / "copy.avi"
+    copy.write_bytes(video.read_bytes())
+    full.encode_video(copy)
+    assert len(list((tmp_path / "cache").glob("*/*.safetensors"))) == 2  # the copy was a hit
+    # the string form uses the default directory
+    monkeypatch.setenv("TSPO_SAMPLER_CACHE", str(tmp_path / "default"))
+    by_name = TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", feature_cache="full-hash")
+    assert by_name.cache.hashing == "full" and by_name.cache.directory == tmp_path / "default"

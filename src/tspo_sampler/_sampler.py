@@ -48,7 +48,9 @@ class TemporalSampler:
     Args:
         encoder: image/text encoder (transformers CLIP or open_clip).
         agent: the temporal agent; ``None`` scores frames by raw CLIP similarity.
-        feature_cache: ``True`` for the default cache directory, a path for another, ``False`` for none.
+        feature_cache: ``True`` for the default cache directory, a path for another, ``False`` for none,
+            ``"full-hash"`` for the default directory with video files identified by a hash of every byte
+            (see :class:`~tspo_sampler.FeatureCache`), or a :class:`~tspo_sampler.FeatureCache`.
         window_size: default attention window of the agent.
         tau: score temperature.
         batch_size: frames per encoder batch (default 32 on the CPU, where bigger batches only cost memory,
@@ -64,7 +66,7 @@ class TemporalSampler:
         encoder: ImageTextEncoder,
         agent: TemporalAgent | None = None,
         *,
-        feature_cache: bool | str | os.PathLike[str] = True,
+        feature_cache: bool | str | os.PathLike[str] | FeatureCache = True,
         window_size: int = DEFAULT_WINDOW_SIZE,
         tau: float = DEFAULT_SCORE_TAU,
         batch_size: int | None = None,
@@ -75,8 +77,10 @@ class TemporalSampler:
         self.agent = agent.eval() if agent is not None else None
         if agent is not None and agent.dim != encoder.embed_dim:
             raise ValueError(f"agent dimension {agent.dim} does not match encoder embed_dim {encoder.embed_dim}")
-        if feature_cache is True:
-            self.cache: FeatureCache | None = FeatureCache()
+        if isinstance(feature_cache, FeatureCache):
+            self.cache: FeatureCache | None = feature_cache
+        elif feature_cache is True or (isinstance(feature_cache, str) and feature_cache == "full-hash"):
+            self.cache = FeatureCache(hashing="full" if feature_cache == "full-hash" else "sampled")
         elif feature_cache is False or feature_cache is None:
             self.cache = None
         else:
@@ -310,7 +314,9 @@ class TemporalSampler:
             candidate_mode=candidate_mode, short_side=self.encoder.preprocessing.shortest_edge,
         )
 
-    _file_source = staticmethod(file_source)  # (video, *, identify=True) -> (path or bytes, cache identity)
+    def _file_source(self, video: Any, *, identify: bool = True) -> tuple[str | bytes, str]:
+        """(path or bytes, cache identity); a file's identity follows the cache's ``hashing`` mode."""
+        return file_source(video, identify=identify, hashing=self.cache.hashing if self.cache else "sampled")
 
     def _open(self, source: Any) -> Any:
         from .video import VideoDecoder

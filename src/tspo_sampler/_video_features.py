@@ -38,12 +38,12 @@ def progress_bar(total: int, desc: str, progress: bool | None) -> tqdm:
                 delay=0.0 if progress else PROGRESS_DELAY_S)
 
 
-def file_source(video: Any, *, identify: bool = True) -> tuple[str | bytes, str]:
+def file_source(video: Any, *, identify: bool = True, hashing: str = "sampled") -> tuple[str | bytes, str]:
     """Normalise a file-like input (path -> ``str``, buffers and streams -> ``bytes``) and compute its
-    content identity for the cache (``""`` with ``identify=False``)."""
+    content identity for the cache (``""`` with ``identify=False``; ``hashing``: see ``file_identity``)."""
     if isinstance(video, (str, os.PathLike)):
         path = check_path(video)
-        return path, file_identity(Path(path)) if identify else ""
+        return path, file_identity(Path(path), hashing=hashing) if identify else ""
     data = check_bytes(video) if isinstance(video, (bytes, bytearray, memoryview)) else read_file_object(video)
     return data, bytes_identity(data) if identify else ""
 

@@ -251,3 +251,14 @@ def test_cli_select_and_index_take_search(checkpoint_dir, videos, tmp_path, monk
     assert None in records[0]["scores"]
     settings = json.loads((tmp_path / "out.jsonl.settings.json").read_text())
     assert settings["runs"][-1]["settings"]["search"] == "coarse-to-fine"
+
+
+def test_coarse_frames_follow_cheap_positions():
+    """On files the coarse frame of a block is the first candidate after a keyframe inside it, if any."""
+    feats, text = scene_features(400, 32, seed=6), torch.randn(1, 32)
+    cheap = np.array([3, 12, 40, 41, 95])
+    result, calls = run(None, feats, text, 2, coarse_step=10, cheap=cheap)
+    expected = np.arange(5, 400, 10)
+    expected[[0, 1, 4, 9]] = [3, 12, 40, 95]
+    assert np.array_equal(calls[0], expected)
+    assert result.stopped in ("bounds", "budget", "complete")

@@ -1,0 +1,194 @@
+"""Long videos: exhaustive vs coarse-to-fine search (issue 10), per decoder, plus a replay on saved features.
+
+Makes a scene-structured video (scenes of 20-70 s, each a different ffmpeg ``lavfi`` source with its own
+hue, joined without re-encoding), then runs ``select_frames`` with ``search="exhaustive"`` and
+``search="coarse-to-fine"`` for each decoder backend, each run in a fresh process (clean peak RSS).
+Per run: wall time, peak RSS, frames requested from the decoder (= candidates encoded), encoded frames,
+and agreement with the exhaustive top-k of the same backend: overlap, and picks in the exhaustive top 2%
+by score. The replay takes the exhaustive run's features (its feature cache) and replays the policy for
+several questions without decoding.
+
+    nice -n 10 python benchmarks/long_video.py --minutes 30                       # tiny test encoder
+    nice -n 10 python benchmarks/long_video.py --minutes 60 --size 1280x720 --encoder vit-b32 --backends pyav
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from common import FIXTURE_CHECKPOINT, make_vit_b32_checkpoint, peak_rss_mb, print_table
+
+SOURCES = ("testsrc2=", "smptehdbars=", "rgbtestsrc=", "gradients=speed=0.05:", "testsrc=", "color=c={color}:")
+QUESTIONS = (
+    "when does the bar reach the right edge?",
+    "what colour is the background at the start?",
+    "how many circles are on screen?",
+    "which scene shows moving stripes?",
+    "what happens after the colours change?",
+    "where is the counter in the frame?",
+    "is there text on the screen?",
+    "what is the last thing shown?",
+)
+
+
+def make_scene_video(
+    path: Path, minutes: float, size: tuple[int, int], fps: float, *, noise: float = 8.0, seed: int = 0
+) -> list[float]:
+    """Scenes of 20-70 s from varied lavfi sources, H.264 with a 10 s GOP; returns the scene start times."""
+    rng = np.random.default_rng(seed)
+    total = minutes * 60.0
+    starts, durations = [], []
+    t = 0.0
+    while t < total - 1e-6:
+        d = float(min(total - t, rng.integers(20, 71)))
+        starts.append(t)
+        durations.append(d)
+        t += d
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise SystemExit("ffmpeg is not on PATH")
+    w, h = size
+    with tempfile.TemporaryDirectory() as tmp:
+        parts = []
+        for i, d in enumerate(durations):
+            src = SOURCES[int(rng.integers(len(SOURCES)))].format(color=f"0x{int(rng.integers(1 << 24)):06x}")
+            hue, sat = int(rng.integers(0, 360)), float(rng.uniform(0.5, 2.0))
+            vf = f"hue=h={hue}+t*{float(rng.uniform(0, 3)):.2f}:s={sat:.2f}"
+            vf += f",noise=alls={noise:g}:allf=t" if noise > 0 else ""
+            part = Path(tmp) / f"s{i:04d}.mp4"
+            args = [
+                ffmpeg, "-hide_banner", "-loglevel", "error", "-y",
+                "-f", "lavfi", "-i", f"{src}size={w}x{h}:rate={fps}:duration={d}", "-vf", vf,
+                "-c:v", "libx264", "-preset", "ultrafast", "-crf", "30", "-g", str(int(fps * 10)),
+                "-pix_fmt", "yuv420p", "-threads", "2", str(part),
+            ]  # fmt: skip
+            subprocess.run(args, check=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=900)
+            parts.append(part)
+        listing = Path(tmp) / "list.txt"
+        listing.write_text("".join(f"file '{p}'\n" for p in parts))
+        args = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0", "-i", str(listing),
+                "-c", "copy", str(path)]  # fmt: skip
+        subprocess.run(args, check=True, stdin=subprocess.DEVNULL, capture_output=True, timeout=900)
+    return starts
+
+
+def worker(spec: dict) -> dict:
+    """One run in this process: select_frames on one backend with one search mode."""
+    import torch
+
+    from tspo_sampler import TemporalSampler
+    from tspo_sampler.video import VideoDecoder
+
+    torch.set_num_threads(spec["threads"])
+    sampler = TemporalSampler.from_pretrained(spec["checkpoint"], device="cpu", feature_cache=spec["cache"] or False)
+    backend = spec["backend"]
+    sampler._open = lambda source: VideoDecoder(source, backend=backend, timeout=sampler.decode_timeout)
+    start = time.perf_counter()
+    sel = sampler.select_frames(
+        spec["video"], spec["question"], spec["k"], return_frames=False, search=spec["search"]
+    )
+    wall = time.perf_counter() - start
+    return {
+        "wall_s": wall,
+        "peak_rss_mb": peak_rss_mb(),
+        "encoded": int(sel.encoded_frames),
+        "candidates": len(sel.candidate_indices),
+        "positions": list(map(int, sel.positions)),
+        "scores": [None if not np.isfinite(s) else float(s) for s in np.asarray(sel.scores, dtype=np.float64)],
+    }
+
+
+def run_worker(spec: dict) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(spec)], check=True, capture_output=True, text=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def agreement(exhaustive: np.ndarray, picks: list[int], k: int) -> tuple[int, int]:
+    """(overlap with the exhaustive top-k, picks in the exhaustive top 2% by score)."""
+    top = set(np.argsort(-exhaustive, kind="stable")[:k].tolist())
+    threshold = np.quantile(exhaustive, 0.98)
+    return len(top & set(picks)), int(sum(exhaustive[p] >= threshold for p in picks))
+
+
+def replay(checkpoint: str, cache: str, video: str, k: int) -> list[dict]:
+    """The policy on the saved features of the exhaustive run, for several questions (no decoding)."""
+    from tspo_sampler import TemporalSampler
+
+    sampler = TemporalSampler.from_pretrained(checkpoint, device="cpu", feature_cache=cache)
+    feats = sampler.encode_video(video)  # a cache hit: the exhaustive run stored them
+    rows = []
+    for q in QUESTIONS:
+        ex = sampler.select_from_features(feats, q, k)
+        start = time.perf_counter()
+        cf = sampler.select_from_features(feats, q, k, search="coarse-to-fine")
+        wall = time.perf_counter() - start
+        overlap, top2 = agreement(np.asarray(ex.scores, dtype=np.float64), cf.positions, k)
+        rows.append({"question": q[:32], "encoded": f"{cf.encoded_frames / len(feats.features):.1%}",
+                     "overlap": f"{overlap}/{k}", "in_top2%": f"{top2}/{k}", "policy_s": f"{wall:.2f}"})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--minutes", type=float, default=30.0)
+    parser.add_argument("--size", default="320x180")
+    parser.add_argument("--fps", type=float, default=25.0)
+    parser.add_argument("--encoder", choices=("tiny", "vit-b32"), default="tiny")
+    parser.add_argument("--backends", default="pyav,decord")
+    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-replay", action="store_true", help="skip the replay on saved features")
+    parser.add_argument("--noise", type=float, default=8.0, help="film grain strength (0: none; faster to make)")
+    parser.add_argument("--workdir", default=None, help="keep the video and checkpoints here (default: temporary)")
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="tspo-long-"))
+    work.mkdir(parents=True, exist_ok=True)
+    w, h = map(int, args.size.split("x"))
+    video = work / f"scenes_{args.minutes:g}min_{w}x{h}.mp4"
+    if not video.is_file():
+        t0 = time.perf_counter()
+        starts = make_scene_video(video, args.minutes, (w, h), args.fps, noise=args.noise)
+        print(f"made {video.name}: {len(starts)} scenes in {time.perf_counter() - t0:.0f} s")
+    checkpoint = FIXTURE_CHECKPOINT if args.encoder == "tiny" else make_vit_b32_checkpoint(work / "vit-b32")
+    rows = []
+    cache = str(work / "cache")
+    backends = args.backends.split(",")
+    for backend in backends:
+        base = {"checkpoint": str(checkpoint), "video": str(video), "question": QUESTIONS[0], "k": args.k,
+                "threads": args.threads, "backend": backend}
+        ex = run_worker({**base, "search": "exhaustive", "cache": cache if backend == backends[0] else None})
+        cf = run_worker({**base, "search": "coarse-to-fine", "cache": None})
+        ex_scores = np.asarray(ex["scores"], dtype=np.float64)
+        for name, r in (("exhaustive", ex), ("coarse-to-fine", cf)):
+            overlap, top2 = agreement(ex_scores, r["positions"], args.k)
+            rows.append({
+                "backend": backend, "search": name, "wall_s": f"{r['wall_s']:.1f}",
+                "x_exhaustive": f"{r['wall_s'] / ex['wall_s']:.2f}", "peak_rss_mb": f"{r['peak_rss_mb']:.0f}",
+                "decoded": r["encoded"], "encoded": f"{r['encoded']} ({r['encoded'] / r['candidates']:.1%})",
+                "overlap": f"{overlap}/{args.k}", "in_top2%": f"{top2}/{args.k}",
+            })
+    print(f"\n{video.name}, encoder {args.encoder}, k={args.k}, {args.threads} threads")
+    print_table(rows, ["backend", "search", "wall_s", "x_exhaustive", "peak_rss_mb", "decoded", "encoded",
+                       "overlap", "in_top2%"])
+    if not args.no_replay:
+        print(f"\nreplay on the saved features of the {backends[0]} exhaustive run (no decoding)")
+        print_table(replay(str(checkpoint), cache, str(video), args.k),
+                    ["question", "encoded", "overlap", "in_top2%", "policy_s"])
+
+
+if __name__ == "__main__":
+    main()

@@ -10,6 +10,7 @@ and the feature cache's own damage at the end.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -59,7 +60,10 @@ def damaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ffmpeg("-i", str(src), "-c", "copy", "-movflags", "+faststart", str(fast))  # the index (moov) first
     moov_last = root / "moov_last.mp4"
     ffmpeg("-i", str(src), "-c", "copy", str(moov_last))
+    mkv = root / "src.mkv"
+    ffmpeg("-i", str(src), "-c", "copy", str(mkv))
     return {
+        "mkv_hole": zero_bytes(mkv, root / "hole.mkv", 0.5, 0.2),
         "clean": fast,
         # a fifth of the media data zeroed in the middle (the issue's 100 KB of a 20 s file)
         "hole": zero_bytes(fast, root / "hole.mp4", 0.5, 0.2),
@@ -90,6 +94,21 @@ def test_hole_costs_only_its_gops_and_says_where(damaged: dict[str, Path], backe
     assert 1 <= len(lost) <= 8  # the damaged stretch, a few seconds, not everything after it
     assert {0.0, 1.0, 18.0, 19.0} <= set(times.tolist())  # decoding resumed after the hole
 
+
+@needs_ffmpeg
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_matroska_hole_skipped_by_the_demuxer_is_named(damaged: dict[str, Path], backend: str) -> None:
+    """Matroska's demuxer skips damaged clusters without an error: the bytes no packet covers give it away."""
+    with pytest.warns(VideoDamageWarning, match=r"no frames between (\d+\.\d+)-(\d+\.\d+) s \(\d+ bytes\)") as rec:
+        dec = VideoDecoder(damaged["mkv_hole"], backend=backend)
+    with dec:
+        t0, t1 = (float(x) for x in re.search(r"between (\S+)-(\S+) s", str(rec[0].message)).groups())
+        assert 5.0 < t0 < t1 < 16.0 and t1 - t0 > 2.0
+        idx, ts = dec.candidates(1.0)
+        batches = list(dec.iter_frames(idx, short_side=120))
+    times = np.concatenate([b.timestamps for b in batches])
+    np.testing.assert_allclose(stamps(np.concatenate([b.data for b in batches])), times, atol=1e-6)
+    assert len(np.unique(times)) == len(times) < SECONDS
 
 @needs_ffmpeg
 def test_hole_every_frame_decoded_is_right(damaged: dict[str, Path]) -> None:

@@ -108,6 +108,9 @@ class VideoDecoder:
                 "(truncated download?); using what is there"
             )
             self._warn_damage(message)
+        if ix.missing_spans:
+            where = ", ".join(f"{a:.2f}-{b:.2f} s ({n} bytes)" for a, b, n in ix.missing_spans[:5])
+            self._warn_damage(f"unreadable data: no frames between {where}; those stretches have no candidates")
         width, height = ix.upright_size
         self.metadata = VideoMetadata(
             source=self._label,

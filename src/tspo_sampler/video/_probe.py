@@ -47,19 +47,29 @@ def video_stream(container: Any) -> Any | None:
     return None
 
 
-def _packet_table(container: Any, stream: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(pts, durations, keyframe flags) of the stream's packets in presentation order, unique pts."""
+_MIN_BYTE_GAP = 4096  # unread bytes between two packets that count as a hole (container overhead is far less)
+
+
+_Hole = tuple[int, int, int]
+
+
+def _packet_table(container: Any, stream: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[_Hole]]:
+    """(pts, durations, keyframe flags) of the stream's packets in presentation order (unique pts), and the
+    byte holes: ``(bytes, pts before, pts after)`` for every stretch of the file that no packet of any
+    stream covers, between two video packets (a demuxer skips damaged data in Matroska without a word)."""
     import av  # noqa: PLC0415
 
     pts_list: list[int] = []
     durations: list[int] = []
     keys: list[bool] = []
+    spans: list[tuple[int, int, int | None]] = []  # (byte position, size, video pts or None) of every packet
     try:
-        for packet in container.demux(stream):
-            if packet.size == 0:
-                continue
+        for packet in container.demux():
+            ours = packet.stream.index == stream.index
             ts = packet.pts if packet.pts is not None else packet.dts
-            if ts is None:
+            if packet.size and packet.pos is not None and packet.pos >= 0:
+                spans.append((int(packet.pos), int(packet.size), int(ts) if ours and ts is not None else None))
+            if not ours or packet.size == 0 or ts is None:
                 continue
             pts_list.append(int(ts))
             durations.append(int(packet.duration or 0))
@@ -72,7 +82,21 @@ def _packet_table(container: Any, stream: Any) -> tuple[np.ndarray, np.ndarray, 
     pts, first = np.unique(pts[order], return_index=True)
     durs = np.asarray(durations, dtype=np.int64)[order][first]
     keyflags = np.asarray(keys, dtype=bool)[order][first]
-    return pts, durs, keyflags
+    return pts, durs, keyflags, _byte_holes(spans)
+
+
+def _byte_holes(spans: list[tuple[int, int, int | None]]) -> list[_Hole]:
+    spans.sort()
+    holes = []
+    before: int | None = None  # pts of the last video packet at a lower byte position
+    for k, (pos, size, ts) in enumerate(spans[:-1]):
+        before = ts if ts is not None else before
+        gap = spans[k + 1][0] - (pos + size)
+        if gap > _MIN_BYTE_GAP and before is not None:
+            after = next((t for _, _, t in spans[k + 1 :] if t is not None), None)
+            if after is not None:
+                holes.append((gap, before, after))
+    return holes
 
 
 def _duration_and_fps(timestamps: np.ndarray, durs: np.ndarray, time_base: float, stream: Any) -> tuple[float, float]:
@@ -120,6 +144,22 @@ def _first_frame(path: str, label: str) -> tuple[Any, int, str]:
         container.close()
 
 
+def _missing_spans(
+    holes: list[_Hole], timestamps: np.ndarray, start: int, time_base: float
+) -> tuple[tuple[float, float, int], ...]:
+    """Byte holes that also leave a gap in the frame times (over 3 frame intervals and 0.5 s), as
+    ``(last time before, first time after, bytes)``: the frames that were there are gone."""
+    if len(timestamps) < 2:
+        return ()
+    step = float(np.median(np.diff(timestamps)))
+    out = []
+    for gap, before, after in holes:
+        t0, t1 = (before - start) * time_base, (after - start) * time_base
+        if t1 - t0 > max(3 * step, 0.5):
+            out.append((float(t0), float(t1), int(gap)))
+    return tuple(out)
+
+
 def probe(path: str, label: str) -> StreamIndex:
     """The frame table of the first real video stream of ``path`` (``label`` names it in errors)."""
     import av  # noqa: PLC0415
@@ -137,7 +177,7 @@ def probe(path: str, label: str) -> StreamIndex:
         tb = stream.time_base
         if tb is None or tb == 0:
             raise VideoReadError(label, "video stream has no time base")
-        pts, durs, keyflags = _packet_table(container, stream)
+        pts, durs, keyflags, holes = _packet_table(container, stream)
         if len(pts) == 0:
             raise VideoReadError(label, "the video stream has no frames")
         start = stream.start_time if stream.start_time is not None else int(pts[0])
@@ -145,6 +185,7 @@ def probe(path: str, label: str) -> StreamIndex:
         timestamps = (pts - start).astype(np.float64) * time_base
         duration, fps = _duration_and_fps(timestamps, durs, time_base, stream)
         declared = float(stream.duration * time_base) if stream.duration else None
+        missing = _missing_spans(holes, timestamps, int(start), time_base)
         declared_frames = int(stream.frames or 0)
     finally:
         container.close()
@@ -169,4 +210,5 @@ def probe(path: str, label: str) -> StreamIndex:
         codec=codec,
         declared_duration=declared,
         declared_frames=declared_frames,
+        missing_spans=missing,
     )

@@ -70,6 +70,9 @@ class StreamIndex:
     """The stream's duration as the container states it (``None`` when it does not)."""
     declared_frames: int = 0
     """The stream's frame count as the container states it (0 when it does not)."""
+    missing_spans: tuple[tuple[float, float, int], ...] = ()
+    """``(last time before, first time after, bytes)`` of each stretch of unreadable bytes that took frames
+    with it (found while demuxing: Matroska skips damaged data silently)."""
     pts_to_index: dict[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:

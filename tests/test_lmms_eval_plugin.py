@@ -191,6 +191,20 @@ def test_unreadable_video_falls_back_loudly(world, tmp_path):
     row = json.loads((tmp_path / "t.jsonl").read_text().splitlines()[0])
     assert (row["task"], row["doc_id"], row["tspo"]["fallback"]) == ("tiny", 7, True)
 
+    # an index built for other data is a configuration error, not a fallback
+    from tspo_sampler import TSPOError
+
+    model.tspo_index = {"v0-q0": {"id": "v0-q0", "status": "ok", "video": "other.mp4", "indices": [0],
+                                  "timestamps": [0.0]}}
+    doc = world["docs"][0]
+    with pytest.raises(TSPOError, match="index was built for other data"):
+        model.tspo_select(PendingDoc("tiny", "test", 0, doc, doc["question"]), doc["video"])
+    with pytest.raises(TSPOError, match="tspo_index_field='id'"):
+        model.tspo_select(PendingDoc("tiny", "test", 1, {"question": "q"}, "q"), doc["video"])
+    with pytest.warns(UserWarning, match="no record with id 'nope'"):
+        assert model.tspo_select(PendingDoc("tiny", "test", 2, {"id": "nope"}, "q"), doc["video"]) is None
+    assert model.tspo_fallbacks == 2
+
 
 @pytest.mark.parametrize("cls_name", ["Qwen2_5_VL_TSPO", "Qwen3_VL_TSPO"])
 def test_qwen_vision_info_carries_real_times(world, tmp_path, cls_name):

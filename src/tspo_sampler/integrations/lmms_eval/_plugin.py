@@ -16,7 +16,7 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -26,7 +26,7 @@ from ..._sampler import TemporalSampler
 from ..._selection import check_k, check_method
 from ._records import LOGGED, note_record
 
-__all__ = ["PendingDoc", "TSPOMixin", "TSPO_DEFAULTS", "question_from_doc", "strip_options"]
+__all__ = ["PendingDoc", "PluginConfigError", "TSPOMixin", "TSPO_DEFAULTS", "question_from_doc", "strip_options"]
 
 DEFAULT_TSPO_MODEL = "hzf666/TSPO-0.4B"
 
@@ -80,7 +80,7 @@ def question_from_doc(doc: dict[str, Any], field: str | None = None, messages: A
     answer options are left out in every case."""
     if field is not None:
         if field not in doc:
-            raise TSPOError(f"question_field={field!r}: the doc has no such field (it has {sorted(doc)[:20]})")
+            _fail(f"question_field={field!r}: the doc has no such field (it has {sorted(doc)[:20]})")
         return strip_options(str(doc[field]))
     for name in QUESTION_FIELDS:
         value = doc.get(name)
@@ -88,8 +88,8 @@ def question_from_doc(doc: dict[str, Any], field: str | None = None, messages: A
             return strip_options(value)
     text = _message_text(messages)
     if not text.strip():
-        raise TSPOError("no question found: the doc has none of the fields "
-                        f"{list(QUESTION_FIELDS)} and the prompt has no text; pass question_field=")
+        _fail(f"no question found: the doc has none of the fields {list(QUESTION_FIELDS)} and the prompt has "
+              "no text; pass question_field=")
     return strip_options(text)
 
 
@@ -121,13 +121,17 @@ def _under_lmms_cli() -> bool:
     return bool(spec is not None and str(getattr(spec, "name", "")).startswith("lmms_eval"))
 
 
-def _fail(message: str) -> None:
+class PluginConfigError(TSPOError):
+    """A wrong model arg or an index that does not fit the data: stops the run (never a fallback)."""
+
+
+def _fail(message: str) -> NoReturn:
     """A configuration error: one line. Under the lmms-eval CLI (which logs errors and exits 0) exit 2."""
     line = message.splitlines()[0] if message else "tspo: invalid configuration"
     if _under_lmms_cli():
         print(f"tspo_sampler: {line}", file=sys.stderr, flush=True)
         raise SystemExit(2)
-    raise TSPOError(line)
+    raise PluginConfigError(line)
 
 
 def _load_index(path: str, field: str) -> dict[str, dict[str, Any]]:
@@ -283,6 +287,8 @@ class TSPOMixin:
                 sel = self.tspo_sampler.select_frames(path, pending.question, k=k, method=self.tspo_method,
                                                       fps=self.tspo_fps, **extra)
                 source = "tspo"
+        except PluginConfigError:
+            raise
         except (TSPOError, OSError) as e:
             return self._tspo_fallback(pending, path, f"{type(e).__name__}: {e}")
         record = {
@@ -305,15 +311,16 @@ class TSPOMixin:
     def _tspo_from_index(self, pending: PendingDoc, path: str, k: int) -> Selection | None:
         field = self.tspo_index_field
         if field not in pending.doc:
-            raise TSPOError(f"tspo_index_field={field!r}: doc {pending.task}/{pending.doc_id} has no such field")
+            _fail(f"tspo_index_field={field!r}: doc {pending.task}/{pending.doc_id} has no such field "
+                  f"(it has {sorted(pending.doc)[:20]})")
         rec = self.tspo_index.get(str(pending.doc[field]))
         if rec is None:
             return self._tspo_fallback(pending, path, f"no record with id {pending.doc[field]!r} in tspo_index")
         if rec.get("status", "ok") != "ok":
             return self._tspo_fallback(pending, path, f"tspo_index records an error: {rec.get('reason')}")
         if rec.get("video") and Path(str(rec["video"])).name != Path(path).name:
-            raise TSPOError(f"tspo_index record {rec['id']!r} is for video {rec['video']!r} but doc "
-                            f"{pending.task}/{pending.doc_id} shows {path!r}: the index was built for other data")
+            _fail(f"tspo_index record {rec['id']!r} is for video {rec['video']!r} but doc "
+                  f"{pending.task}/{pending.doc_id} shows {path!r}: the index was built for other data")
         indices = [int(i) for i in rec["indices"]]
         frames = self.tspo_sampler.get_frames(path, indices)
         n = len(indices)

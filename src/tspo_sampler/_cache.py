@@ -57,7 +57,7 @@ def file_identity(path: str | os.PathLike[str], *, hashing: str = "sampled") -> 
 
     ``"full"``: a SHA-256 of every byte. Content alone decides, so a copy shares the entry and an edit
     that keeps the size and restores the modification time is still caught; the price is reading the
-    whole file on every call, cache hits included (about 1 s per GB from a warm page cache).
+    whole file on every call, cache hits included (SHA-256 speed: a few seconds per GB on a small CPU).
     """
     if hashing not in HASHING_MODES:
         raise ValueError(f"hashing must be one of {', '.join(HASHING_MODES)}, got {hashing!r}")

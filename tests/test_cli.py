@@ -73,3 +73,33 @@ def test_module_entry_points_answer_help():
     for module in ("tspo_sampler.cli", "tspo_sampler.train_grpo"):
         res = subprocess.run([sys.executable, "-m", module, "--help"], capture_output=True, text=True, timeout=120)
         assert res.returncode == 0 and "usage:" in res.stdout, res.stderr[-2000:]
+
+
+def test_select_clip_prints_the_scores_it_ranked_by(checkpoint_dir, tmp_path, capsys):
+    """Issue 14 item 5: `--method clip` printed the agent's scores, so the chosen frames did not match them."""
+    import json
+
+    import numpy as np
+    import torch.nn.functional as F
+
+    import media
+    from tspo_sampler import TemporalSampler
+    from tspo_sampler.cli import main
+
+    video = media.make_video(tmp_path / "v.mp4", duration=10.0, fps=10.0)
+    question = "when does the bar reach the right edge?"
+    cache = tmp_path / "cache"
+    argv = ["select", str(video), question, "-k", "3", "--method", "clip", "--model", str(checkpoint_dir),
+            "--cache-dir", str(cache)]
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    sampler = TemporalSampler.from_pretrained(checkpoint_dir, feature_cache=str(cache))
+    feats = sampler.encode_video(video)
+    text = sampler.encode_text(question).float().reshape(1, -1)
+    clip = F.cosine_similarity(text, feats.features.float(), dim=-1).numpy()
+    assert sorted(out["positions"]) == sorted(np.argsort(-clip, kind="stable")[:3].tolist())
+    assert out["scores"] == pytest.approx([float(clip[p]) for p in out["positions"]], abs=1e-5)
+    assert main(argv) == 0
+    table = capsys.readouterr().out.splitlines()[2:]
+    assert [float(row.split()[-1]) for row in table] == pytest.approx(
+        [round(float(clip[p]), 3) for p in out["positions"]], abs=1e-3)

@@ -390,7 +390,7 @@ class TemporalSampler:
             indices=[int(cand_idx[p]) for p in positions],
             timestamps=[float(cand_ts[p]) for p in positions],
             frames=None,
-            scores=scores.numpy(),
+            scores=basis.numpy(),  # what the method ranked by: CLIP similarity for "clip"
             candidate_indices=[int(i) for i in cand_idx],
             candidate_timestamps=[float(t) for t in cand_ts],
             method=method,

@@ -234,6 +234,9 @@ def test_qwen_vision_info_carries_real_times(world, tmp_path, cls_name):
     sel = TemporalSampler.from_pretrained(world["checkpoint"], device="cpu", feature_cache=False).select_frames(
         doc["video"], doc["question"], k=K, return_frames=False)
     assert frames.shape[0] == K
+    # the same resolution as upstream's own loading of that element
+    upstream = qwen_vl_utils.fetch_video({**element, "nframes": K}, image_patch_size=16 if qwen3 else 14)
+    assert tuple(frames.shape[1:]) == tuple(upstream.shape[1:])
     if qwen3:  # the processor's <t seconds> markers come from frames_indices / fps: the real times
         assert np.allclose(np.asarray(meta.frames_indices) / meta.fps, sel.timestamps, atol=1e-3)
     else:  # timestamps=metadata: the source fps and the chosen source indices

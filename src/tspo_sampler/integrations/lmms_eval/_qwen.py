@@ -1,25 +1,22 @@
 """``qwen2_5_vl_tspo`` and ``qwen3_vl_tspo``: lmms-eval's Qwen chat models with TSPO's frames.
 
 The upstream classes read frames through the module-level ``qwen_vl_utils.process_vision_info`` of their
-own module. During ``generate_until`` that name points to a wrapper which swaps each video path for the
-TSPO-chosen frames, lets the real ``process_vision_info`` resize them as it would any frame list, and
-replaces the synthetic metadata it makes for frame lists (``frames_indices = range(n)``) with the
-adapters' real metadata, so the chosen frames' times reach the model.
+own module. During ``generate_until`` that name points to a wrapper: each video element that TSPO can read
+becomes the TSPO-chosen frames, resized by qwen-vl-utils' rules for that element (``min_pixels``,
+``max_pixels``, ``total_pixels``, the model's patch size) as the upstream path loader would, with the
+adapters' real metadata, so the chosen frames' times reach the model. Images, and videos left to upstream
+(fallbacks), go through the real ``process_vision_info``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from PIL import Image
-
 from ..._result import Selection
+from ..qwen_vl_utils import _resize  # qwen-vl-utils' resize rules (the adapters' drop-in)
 from ._plugin import PendingDoc, TSPOMixin
 
 __all__ = ["Qwen2_5_VL_TSPO", "Qwen3_VL_TSPO"]
-
-# keys of a qwen-vl-utils video element that only mean something for a path
-_PATH_ONLY = ("video", "nframes", "fps", "min_frames", "max_frames", "video_start", "video_end")
 
 
 def _is_video(ele: Any) -> bool:
@@ -45,21 +42,19 @@ class _QwenTSPO(TSPOMixin):
             module.process_vision_info = original
             self.tspo_summary()
 
-    def _tspo_element(self, ele: dict[str, Any], pending: PendingDoc | None) -> tuple[dict[str, Any], Any]:
-        """The element with TSPO frames and the metadata to report, or the element as it was and ``None``."""
+    def _tspo_video(self, ele: dict[str, Any], pending: PendingDoc | None, patch: int) -> tuple[Any, Any] | None:
+        """``(frames k x 3 x H x W, metadata)`` for a video element, resized by qwen-vl-utils' rules, or
+        ``None`` to leave the element to upstream."""
         if pending is None:
-            return ele, None
+            return None
         if "video_start" in ele or "video_end" in ele:
             self._tspo_fallback(pending, ele.get("video"), "clips (video_start/video_end) are left to upstream")
-            return ele, None
+            return None
         sel = self.tspo_select(pending, ele.get("video"))
         if sel is None:
-            return ele, None
+            return None
         frames, meta = self.tspo_frames(sel)
-        new = {key: value for key, value in ele.items() if key not in _PATH_ONLY}
-        new["video"] = [Image.fromarray(f) for f in frames]
-        new["sample_fps"] = float(meta.sampled_fps)
-        return new, meta
+        return _resize(frames, ele, patch), meta
 
     def _tspo_vision_info(self, original: Any) -> Any:
         def process_vision_info(conversations: Any, *args: Any, **kwargs: Any) -> Any:
@@ -69,7 +64,8 @@ class _QwenTSPO(TSPOMixin):
             if len(docs) != len(convs):
                 self.tspo_mismatch(len(docs), len(convs))
                 docs = [None] * len(convs)
-            new_convs, metas = [], []
+            patch = int(kwargs.get("image_patch_size", 14))
+            upstream_convs, ours = [], []  # ours: one entry per video element, None where upstream reads it
             for conv, pending in zip(convs, docs, strict=True):
                 new_conv = []
                 for msg in conv:
@@ -79,20 +75,30 @@ class _QwenTSPO(TSPOMixin):
                         continue
                     parts = []
                     for ele in content:
+                        got = self._tspo_video(ele, pending, patch) if _is_video(ele) else None
                         if _is_video(ele):
-                            ele, meta = self._tspo_element(ele, pending)
-                            metas.append(meta)
-                        parts.append(ele)
+                            ours.append(got)
+                        if got is None:
+                            parts.append(ele)
                     new_conv.append({**msg, "content": parts})
-                new_convs.append(new_conv)
-            out = original(new_convs if batched else new_convs[0], *args, **kwargs)
-            videos = out[1] if isinstance(out, tuple) and len(out) > 1 else None
-            if videos is not None and kwargs.get("return_video_metadata") and len(videos) == len(metas):
-                videos = [(v[0], meta) if meta is not None else v for v, meta in zip(videos, metas, strict=True)]
-                out = (out[0], videos, *out[2:])
-            return out
+                upstream_convs.append(new_conv)
+            out = original(upstream_convs if batched else upstream_convs[0], *args, **kwargs)
+            return _merge(out, ours, bool(kwargs.get("return_video_metadata")))
 
         return process_vision_info
+
+
+def _merge(out: Any, ours: list[tuple[Any, Any] | None], with_metadata: bool) -> Any:
+    """qwen-vl-utils' result with TSPO's videos put back where their elements were."""
+    if not any(o is not None for o in ours) or not isinstance(out, tuple) or len(out) < 2:
+        return out
+    upstream = iter(out[1] or [])
+    videos = [next(upstream) if o is None else (o if with_metadata else o[0]) for o in ours]
+    rest = list(out[2:])
+    if rest and isinstance(rest[0], dict) and isinstance(rest[0].get("fps"), list):  # no-metadata form
+        fps = iter(rest[0]["fps"])
+        rest[0] = {**rest[0], "fps": [next(fps) if o is None else float(o[1].sampled_fps) for o in ours]}
+    return (out[0], videos, *rest)
 
 
 def _chat(name: str) -> Any:

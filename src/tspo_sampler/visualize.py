@@ -47,7 +47,7 @@ def score_curve(selection: Selection, width: int, height: int = 220) -> Image.Im
     for t in selection.timestamps:
         x, _ = xy(t, s0)
         draw.line([x, top, x, bottom], fill=(255, 170, 170), width=1)
-    pts = [xy(t, s) for t, s in zip(times, scores)]
+    pts = [xy(t, s) for t, s in zip(times, scores, strict=True)]
     if len(pts) > 1:
         draw.line(pts, fill=(30, 90, 200), width=2)
     chosen = set(selection.positions)
@@ -60,7 +60,8 @@ def score_curve(selection: Selection, width: int, height: int = 220) -> Image.Im
     draw.text((left + (right - left) / 2 - 30, bottom + 20), "time", fill="black", font=font)
     draw.text((4, top), f"{s1:.3g}", fill="black", font=font)
     draw.text((4, bottom - 14), f"{s0:.3g}", fill="black", font=font)
-    draw.text((left + 6, top + 4), f"score ({selection.method}, {len(selection)} of {len(scores)} candidates)", fill="black", font=font)
+    title = f"score ({selection.method}, {len(selection)} of {len(scores)} candidates)"
+    draw.text((left + 6, top + 4), title, fill="black", font=font)
     return img
 
 

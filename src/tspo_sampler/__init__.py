@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from ._agent import TemporalAgent
 from ._cache import FeatureCache, VideoFeatures
-from ._errors import CheckpointError, TSPOError, VideoReadError
+from ._errors import CheckpointError, TSPOError, VideoDamageWarning, VideoReadError
 from ._example import example_video
 from ._result import Selection
 from ._sampler import TemporalSampler
@@ -27,6 +27,7 @@ __all__ = [
     "TSPOError",
     "TemporalAgent",
     "TemporalSampler",
+    "VideoDamageWarning",
     "VideoFeatures",
     "VideoReadError",
     "__version__",

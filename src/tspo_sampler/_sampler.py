@@ -307,12 +307,9 @@ class TemporalSampler:
         return feats
 
     def _cache_key(self, identity: str, fps: float, max_candidates: int | None, candidate_mode: str) -> str | None:
-        if self.cache is None:
-            return None
-        return FeatureCache.make_key(
+        return None if self.cache is None else FeatureCache.make_key(
             identity, self.encoder.fingerprint(), fps=float(fps), max_candidates=max_candidates,
-            candidate_mode=candidate_mode, short_side=self.encoder.preprocessing.shortest_edge,
-        )
+            candidate_mode=candidate_mode, short_side=self.encoder.preprocessing.shortest_edge)
 
     def _file_source(self, video: Any, *, identify: bool = True) -> tuple[str | bytes, str]:
         """(path or bytes, cache identity); a file's identity follows the cache's ``hashing`` mode."""

@@ -22,6 +22,7 @@ from ._inputs import frames_to_uint8
 from ._result import Selection
 from ._search import DEFAULT_COARSE_STEP, DEFAULT_MAX_ENCODED, FeatureFn, SearchResult, coarse_to_fine
 from ._sources import is_file_source
+from ._video_features import warn_if_damaged
 
 __all__ = ["search_features", "select_coarse_to_fine"]
 
@@ -159,6 +160,8 @@ def select_coarse_to_fine(
     source, identity = sampler._file_source(video)
     key = sampler._cache_key(identity, fps, max_candidates, candidate_mode)
     cached = sampler.cache.get(key) if key is not None else None
+    if cached is not None:
+        warn_if_damaged(cached)
     if cached is not None:
         selection = search_features(sampler, cached, text, question, k, window_size=window_size, **options)
     else:

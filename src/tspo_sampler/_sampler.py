@@ -121,7 +121,10 @@ class TemporalSampler:
             name_or_path: Hub repo id or directory in the released format.
             device: defaults to CUDA when available, else CPU.
             dtype: encoder compute dtype; float32 on CPU, float16 on GPU by default. The agent always
-                computes in float32 (it is tiny and this keeps scores exact).
+                computes in float32 (it is tiny and this keeps scores exact). ``torch.bfloat16`` on the CPU
+                runs the image tower's matrix products in bfloat16 under autocast (about 2x faster per core
+                with AVX512-BF16 or AMX, features within 1e-5 cosine; picks on near-tied scores can differ
+                from float32, so it is opt-in).
             revision: Hub branch, tag or commit.
             cache_dir: Hugging Face cache directory (default: ``HF_HUB_CACHE``).
             local_files_only: never download; use the cache (also implied by ``HF_HUB_OFFLINE=1``).

@@ -195,15 +195,9 @@ class TemporalSampler:
 
     def save_agent(self, path: str | os.PathLike[str]) -> Path:
         """Save only the agent weights (``selector.*`` keys) to one safetensors file."""
-        if self.agent is None:
-            raise TSPOError("this sampler has no agent to save")
-        from safetensors.torch import save_file
+        from ._publish import save_agent
 
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        state = {f"selector.{k}": v.detach().cpu().contiguous() for k, v in self.agent.state_dict().items()}
-        save_file(state, str(out))
-        return out
+        return save_agent(self.agent, path)
 
     def push_to_hub(
         self,
@@ -215,21 +209,11 @@ class TemporalSampler:
         revision: str | None = None,
     ) -> str:
         """Publish the checkpoint (released format plus a model card) to the Hub; returns the commit URL."""
-        import tempfile
+        from ._publish import push_to_hub
 
-        from huggingface_hub import HfApi
-
-        from ._model_card import write_model_card
-
-        api = HfApi(token=token)
-        api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        with tempfile.TemporaryDirectory() as tmp:
-            self.save_pretrained(tmp)
-            write_model_card(Path(tmp), repo_id=repo_id, base=str(self.checkpoint_dir or ""))
-            info = api.upload_folder(
-                repo_id=repo_id, folder_path=tmp, commit_message=commit_message, revision=revision, repo_type="model"
-            )
-        return str(getattr(info, "commit_url", info))
+        return push_to_hub(
+            self, repo_id, private=private, token=token, commit_message=commit_message, revision=revision
+        )
 
     @property
     def device(self) -> torch.device:

@@ -100,3 +100,18 @@ def test_other_containers_work(client, tmp_path, suffix):
     video = make_video(tmp_path / f"clip{suffix}", duration=5.0, codec=codec)
     result = _good(client, handle_file(str(video)), k=3)
     assert result["video"] == video.name and result["duration"] == pytest.approx(5.0, abs=0.2)
+
+
+def test_requests_are_bounded(uncached_sampler):
+    """On a CPU at most 60 candidates by default; the bound given to build_demo holds for every request."""
+    from tspo_sampler.integrations.gradio_demo import MAX_CANDIDATES_CPU, DemoApp
+
+    assert DemoApp(uncached_sampler).max_candidates == MAX_CANDIDATES_CPU == 60
+    demo = build_demo(uncached_sampler, max_candidates=5)
+    _, url, _ = launch_demo(demo, host="127.0.0.1", port=free_port(), block=False, quiet=True)
+    try:
+        result = Client(url, verbose=False).predict(handle_file(str(example_video())), "a clock", 3, "topk",
+                                                    api_name="/select")[-1]
+    finally:
+        demo.close()
+    assert result["num_candidates"] == 5

@@ -2,9 +2,10 @@
 
 Gradio is imported inside :func:`build_demo` only, so importing this module costs nothing without the
 ``demo`` extra. One sampler serves every request; the queue runs one request at a time and each request's
-work is bounded (at most :data:`MAX_CANDIDATES` candidates, videos up to :data:`MAX_MINUTES` minutes), so a
-queue never stalls behind an unbounded job. Uploaded files are deleted once their request is answered, and
-no server path appears in a message or in the JSON.
+work is bounded (at most :data:`MAX_CANDIDATES` candidates, :data:`MAX_CANDIDATES_CPU` on a CPU where encoding
+is slow, and videos up to :data:`MAX_MINUTES` minutes), so a queue never stalls behind an unbounded job.
+Uploaded files are deleted once their request is answered, and no server path appears in a message or in
+the JSON.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ..visualize import format_time, score_curve
 
 MAX_K = 32
 MAX_CANDIDATES = 240
+MAX_CANDIDATES_CPU = 60
 MAX_MINUTES = 60.0
 KEYFRAMES_AFTER_MINUTES = 10.0  # longer videos take keyframe candidates: decoding stays fast
 THUMB_WIDTH = 480
@@ -129,8 +131,11 @@ def comparison_plot(selection: Any, uniform_times: list[float], width: int = CUR
 class DemoApp:
     """The request handler behind the app: one sampler, loaded once, used by every request in turn."""
 
-    def __init__(self, sampler: Any, *, max_candidates: int = MAX_CANDIDATES, max_minutes: float = MAX_MINUTES):
+    def __init__(self, sampler: Any, *, max_candidates: int | None = None, max_minutes: float = MAX_MINUTES):
         self.sampler = sampler
+        if max_candidates is None:
+            on_cpu = str(getattr(sampler, "device", "cpu")).startswith("cpu")
+            max_candidates = MAX_CANDIDATES_CPU if on_cpu else MAX_CANDIDATES
         self.max_candidates = max_candidates
         self.max_minutes = max_minutes
 

@@ -262,3 +262,18 @@ def test_coarse_frames_follow_cheap_positions():
     expected[[0, 1, 4, 9]] = [3, 12, 40, 95]
     assert np.array_equal(calls[0], expected)
     assert result.stopped in ("bounds", "budget", "complete")
+
+
+def test_score_curve_draws_only_scored_candidates():
+    from tspo_sampler._result import Selection
+    from tspo_sampler.visualize import score_curve
+
+    scores = np.full(100, np.nan)
+    scores[10:30], scores[60] = np.linspace(1, 2, 20), 3.0
+    sel = Selection(indices=[20, 60], timestamps=[20.0, 60.0], frames=None, scores=scores,
+                    candidate_indices=list(range(100)), candidate_timestamps=[float(i) for i in range(100)],
+                    method="topk", positions=[20, 60])
+    img = np.asarray(score_curve(sel, 400))
+    blue = (img[..., 2] > 150) & (img[..., 0] < 80)
+    cols = np.flatnonzero(blue.any(axis=0))
+    assert len(cols) and cols.min() > 60 + 320 * 9 / 99 and cols.max() < 60 + 320 * 31 / 99  # the 10-29 run only

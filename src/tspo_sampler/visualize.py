@@ -39,7 +39,9 @@ def score_curve(selection: Selection, width: int, height: int = 220) -> Image.Im
     if len(scores) == 0:
         return img
     t0, t1 = float(times.min()), float(max(times.max(), times.min() + 1e-6))
-    s0, s1 = float(scores.min()), float(max(scores.max(), scores.min() + 1e-6))
+    finite = np.isfinite(scores)  # search="coarse-to-fine" leaves never-scored candidates NaN
+    known = scores[finite] if finite.any() else np.zeros(1)
+    s0, s1 = float(known.min()), float(max(known.max(), known.min() + 1e-6))
 
     def xy(t: float, s: float) -> tuple[float, float]:
         return (left + (t - t0) / (t1 - t0) * (right - left), bottom - (s - s0) / (s1 - s0) * (bottom - top))
@@ -48,9 +50,13 @@ def score_curve(selection: Selection, width: int, height: int = 220) -> Image.Im
         x, _ = xy(t, s0)
         draw.line([x, top, x, bottom], fill=(255, 170, 170), width=1)
     pts = [xy(t, s) for t, s in zip(times, scores, strict=True)]
-    if len(pts) > 1:
-        draw.line(pts, fill=(30, 90, 200), width=2)
-    chosen = set(selection.positions)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], finite.astype(np.int8), [0]])))
+    for a, b in zip(edges[0::2], edges[1::2], strict=True):  # one line per run of scored candidates
+        if b - a > 1:
+            draw.line(pts[a:b], fill=(30, 90, 200), width=2)
+        else:
+            draw.point(pts[a], fill=(30, 90, 200))
+    chosen = {p for p in selection.positions if finite[p]}
     for p in chosen:
         x, y = pts[p]
         draw.ellipse([x - 3, y - 3, x + 3, y + 3], fill="red")

@@ -140,3 +140,12 @@ def test_progress_shows_by_time_not_by_candidate_count(uncached_sampler, tmp_pat
     assert "encoding short.mp4" in capsys.readouterr().err
     uncached_sampler.select_frames(video, "what colour?", k=2, return_frames=False, progress=False)
     assert "encoding" not in capsys.readouterr().err
+
+
+def test_in_memory_frames_show_progress_by_time_too(uncached_sampler, capsys, monkeypatch):
+    from tspo_sampler import _video_features
+
+    monkeypatch.setattr(_video_features, "PROGRESS_DELAY_S", 0.0)
+    frames = np.random.default_rng(0).integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    uncached_sampler.select_frames(frames, "what colour?", k=2, return_frames=False)
+    assert "encoding frames" in capsys.readouterr().err

@@ -10,7 +10,6 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
 
 from ._agent import DEFAULT_SCORE_TAU, DEFAULT_WINDOW_SIZE, TemporalAgent
 from ._cache import FeatureCache, VideoFeatures
@@ -25,7 +24,7 @@ from ._search import check_search
 from ._search_video import search_features, select_coarse_to_fine
 from ._selection import check_k, check_method, select_indices
 from ._sources import is_file_source
-from ._video_features import PROGRESS_MIN_CANDIDATES, encode_candidates, file_source, frames_features, warn_if_damaged
+from ._video_features import encode_candidates, file_source, frames_features, progress_bar, warn_if_damaged
 
 VideoInput = str | os.PathLike[str] | bytes | BinaryIO | np.ndarray | torch.Tensor | Sequence[Any]
 
@@ -229,9 +228,8 @@ class TemporalSampler:
 
     def encode_frames(self, frames: torch.Tensor, *, progress: bool | None = None) -> torch.Tensor:
         """Features of in-memory ``uint8`` frames (``T x H x W x 3``), batched; ``T x D`` float32 on CPU."""
-        show = (len(frames) >= PROGRESS_MIN_CANDIDATES) if progress is None else progress
         out = []
-        with tqdm(total=len(frames), desc="encoding frames", unit="frame", disable=not show) as bar:
+        with progress_bar(len(frames), "encoding frames", progress) as bar:
             for start in range(0, len(frames), self.batch_size):
                 batch = frames[start : start + self.batch_size]
                 out.append(self._encode_batch(batch))
@@ -413,7 +411,7 @@ class TemporalSampler:
             max_candidates: cap on the number of candidates, spread evenly over the video.
             window_size: the agent's attention window (default 12).
             return_frames: decode and return the chosen frames at full resolution.
-            progress: show a progress bar (default: only for long videos).
+            progress: show a progress bar (default: once encoding has run 2 s, whatever the video's length).
             candidate_mode: ``"fps"`` (frames on screen at ``0, 1/fps, 2/fps ...``) or ``"keyframes"``
                 (the keyframes nearest to those instants; decodes only keyframes, for very long videos).
             search: ``"exhaustive"`` encodes and scores every candidate; ``"coarse-to-fine"`` (``topk`` only)

@@ -23,10 +23,7 @@ from ._errors import VideoReadError
 from ._prefetch import prefetch
 from ._sources import check_bytes, check_path, read_file_object
 
-__all__ = ["PROGRESS_MIN_CANDIDATES", "encode_candidates", "frames_features", "file_source", "progress_bar"]
-
-PROGRESS_MIN_CANDIDATES = 300
-"""Kept for callers that still gate on the count; :func:`progress_bar` shows a bar by elapsed time instead."""
+__all__ = ["encode_candidates", "frames_features", "file_source", "progress_bar"]
 
 PROGRESS_DELAY_S = 2.0
 """With ``progress=None`` a bar appears once encoding has run this long, whatever the candidate count."""

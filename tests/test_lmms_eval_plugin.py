@@ -116,6 +116,8 @@ def test_cli_records_match_select_frames(world, tmp_path):
         assert (rec["method"], rec["k"], rec["source"], rec["fallback"]) == ("topk", K, "tspo", False)
         assert rec["video"] == doc["video"]
     assert "0 fallbacks" in proc.stdout + proc.stderr
+    # both docs ask about v0.mp4: one vision pass, one feature-cache entry
+    assert len(list((world["root"] / "features").rglob("*.safetensors"))) == 1
 
 
 OTHER_MODELS = {  # model id -> (tiny builder, extra model args)

@@ -43,6 +43,9 @@ def _run(tmp_path: Path, launcher: str) -> dict:
     rng = [out / "checkpoint-2" / f"rng_state_{rank}.safetensors" for rank in (0, 1)]
     assert all(p.is_file() for p in rng)
     assert (out / "model.safetensors").is_file()
+    for rank in (0, 1):  # the process group and its threads are gone before the interpreter shuts down
+        threads = json.loads((out / f"threads{rank}.json").read_text())
+        assert threads is None or not [t for t in threads if "gloo" in t], threads
     return r0
 
 

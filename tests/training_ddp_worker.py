@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +31,23 @@ def main(out: str) -> None:
               "seen": sorted(e.line for s in range(3) for e in trainer._step_examples(s)), "eval": ev}
     Path(out, f"rank{trainer.rank}.json").write_text(json.dumps(record))
     trainer.end_training()
+    # Native threads left for interpreter shutdown: a gloo thread still running there can abort the
+    # process after all its work is done (see tspo_sampler.training._distributed).
+    Path(out, f"threads{trainer.rank}.json").write_text(json.dumps(_native_threads()))
+
+
+def _native_threads() -> list[str] | None:
+    try:
+        tasks = sorted(os.listdir("/proc/self/task"))
+    except OSError:  # not Linux
+        return None
+    names = []
+    for task in tasks:
+        try:
+            names.append(Path("/proc/self/task", task, "comm").read_text().strip())
+        except OSError:  # the thread ended meanwhile
+            pass
+    return names
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from .._selection import select_indices
 from ._data import TrainExample
+from ._episodes import make_selection
 from ._rewards import accuracy_reward, temporal_reward
 
 METHODS = ("agent", "clip", "uniform")
@@ -51,7 +52,7 @@ def evaluate(
                 sums[f"{method}/n_hit"] += 1
             if answers:
                 frames = trainer.episodes.frames(ep, np.asarray(pos))
-                sel = trainer.make_selection(ep, pos, scores.detach().cpu().numpy(), frames)
+                sel = make_selection(ep, pos, scores.detach().cpu().numpy(), frames)
                 pred, _ = trainer.answer([sel], ex)
                 sums[f"{method}/accuracy"] += accuracy_reward(pred[0], ex.answer)
                 sums[f"{method}/n_acc"] += 1

@@ -50,6 +50,7 @@ from ._checkpoint import (
 )
 from ._config import GRPOConfig
 from ._data import Episode, TrainExample, load_examples
+from ._distributed import average_gradients, broadcast_parameters
 from ._episodes import EpisodeSource, make_selection
 from ._evaluation import evaluate
 from ._losses import categorical_kl, entropy, group_advantages, gumbel_topk, policy_loss, sample_log_probs
@@ -90,8 +91,7 @@ class GRPOTrainer:
             # Without an accelerator device, processes started by `accelerate launch --multi_gpu` (torchrun)
             # form a gloo CPU group only when the Accelerator is told to use the CPU.
             accelerator = Accelerator(cpu=not has_accelerator())
-        self.accelerator = accelerator
-        acc = self.accelerator
+        self.accelerator = acc = accelerator
         self.device = acc.device
         self.rank = acc.process_index
         self.world = acc.num_processes
@@ -142,6 +142,7 @@ class GRPOTrainer:
             # ffn_o is stored in checkpoints but not used by the forward pass (as in the reference).
             p.requires_grad_(not name.startswith("temporal.ffn_o"))
         freeze(getattr(sampler, "encoder", None))
+        broadcast_parameters(agent, self.world)  # a randomly initialised agent starts the same everywhere
         self.agent = agent
         self.ref_agent = copy.deepcopy(agent).eval().requires_grad_(False) if config.kl_beta > 0 else None
         if answerer is None:
@@ -159,7 +160,11 @@ class GRPOTrainer:
         self.scheduler = get_scheduler(
             config.lr_scheduler, optimizer, num_warmup_steps=config.warmup_steps, num_training_steps=self.max_steps
         )
-        self.model, self.optimizer = acc.prepare(agent, optimizer)
+        # No DDP wrapper: gradients are averaged by average_gradients (see _distributed for why);
+        # prepare_model still applies the launch's mixed precision.
+        self.model = acc.prepare_model(agent, evaluation_mode=True)
+        self.optimizer = acc.prepare_optimizer(optimizer)
+        self._params = params
 
         # --- state -------------------------------------------------------------------------------------
         self.global_step = 0
@@ -192,11 +197,6 @@ class GRPOTrainer:
         return model(episode.features.to(self.device), text, window_size=self.config.window_size, tau=tau).float()
 
     # ------------------------------------------------------------------ rollouts
-    def make_selection(
-        self, episode: Episode, positions: Sequence[int], scores: np.ndarray, frames: dict[int, np.ndarray] | None
-    ) -> Selection:
-        return make_selection(episode, positions, scores, frames)
-
     def answer(
         self, selections: list[Selection], example: TrainExample
     ) -> tuple[list[str | None], torch.Tensor | None]:
@@ -218,7 +218,7 @@ class GRPOTrainer:
         scores = logits.detach().cpu().numpy()
         positions = samples.cpu().numpy()
         frames = self.episodes.frames(episode, positions.reshape(-1))
-        selections = [self.make_selection(episode, positions[g], scores, frames) for g in range(G)]
+        selections = [make_selection(episode, positions[g], scores, frames) for g in range(G)]
         preds, logps = self.answer(selections, episode.example)
         ex = episode.example
         if c.accuracy == "soft" and logps is not None:
@@ -267,6 +267,7 @@ class GRPOTrainer:
                 stats["clip_frac"].append(st["clip_frac"])
             total = total / len(rollouts)
             self.accelerator.backward(total)
+            average_gradients(self._params, self.world)
             if c.max_grad_norm:
                 gn = self.accelerator.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
                 stats["grad_norm"].append(float(gn))
@@ -471,9 +472,8 @@ class GRPOTrainer:
     def end_training(self) -> None:
         """Close the logs and leave the process group; call it last, after ``train`` and ``evaluate``.
 
-        In a data-parallel run a gloo group still alive at interpreter exit can be torn down while its
-        threads run, which aborts the process (``terminate called without an active exception``) after
-        all the work is done. ``train_grpo`` calls this for you.
+        A data-parallel process that exits with its gloo group alive can abort after all its work is
+        done (see ``_distributed``). ``train_grpo`` calls this for you.
         """
         self.sinks.close()
         self.accelerator.end_training()

@@ -5,13 +5,14 @@
 >>> train_grpo(config)  # doctest: +SKIP
 """
 
-from ._checkpoint import latest_checkpoint
+from ._checkpoint import CheckpointError, latest_checkpoint
 from ._config import GRPOConfig
 from ._data import BadRow, Episode, TrainExample, load_examples
 from ._trainer import GRPOTrainer, train_grpo
 
 __all__ = [
     "BadRow",
+    "CheckpointError",
     "Episode",
     "GRPOConfig",
     "GRPOTrainer",

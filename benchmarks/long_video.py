@@ -88,7 +88,8 @@ def worker(spec: dict) -> dict:
     from tspo_sampler.video import VideoDecoder
 
     torch.set_num_threads(spec["threads"])
-    sampler = TemporalSampler.from_pretrained(spec["checkpoint"], device="cpu", feature_cache=spec["cache"] or False)
+    sampler = TemporalSampler.from_pretrained(spec["checkpoint"], device="cpu", feature_cache=spec["cache"] or False,
+                                              dtype=getattr(torch, spec["dtype"]))
     backend = spec["backend"]
     sampler._open = lambda source: VideoDecoder(source, backend=backend, timeout=sampler.decode_timeout)
     start = time.perf_counter()
@@ -120,6 +121,20 @@ def agreement(exhaustive: np.ndarray, picks: list[int], k: int) -> tuple[int, in
     return len(top & set(picks)), int(sum(exhaustive[p] >= threshold for p in picks))
 
 
+def table_rows(backend: str, dtype: str, ex: dict, cf: dict, reference: np.ndarray, k: int) -> list[dict]:
+    """Both searches of one backend and dtype; agreement is with the backend's exhaustive float32 top-k."""
+    rows = []
+    for name, r in (("exhaustive", ex), ("coarse-to-fine", cf)):
+        overlap, top2 = agreement(reference, r["positions"], k)
+        rows.append({
+            "backend": backend, "dtype": dtype, "search": name, "wall_s": f"{r['wall_s']:.1f}",
+            "x_exhaustive": f"{r['wall_s'] / ex['wall_s']:.2f}", "peak_rss_mb": f"{r['peak_rss_mb']:.0f}",
+            "decoded": r["encoded"], "encoded": f"{r['encoded']} ({r['encoded'] / r['candidates']:.1%})",
+            "overlap": f"{overlap}/{k}", "in_top2%": f"{top2}/{k}",
+        })
+    return rows
+
+
 def replay(checkpoint: str, cache: str, video: str, k: int) -> list[dict]:
     """The policy on the saved features of the exhaustive run, for several questions (no decoding)."""
     from tspo_sampler import TemporalSampler
@@ -146,6 +161,7 @@ def main() -> None:
     parser.add_argument("--fps", type=float, default=25.0)
     parser.add_argument("--encoder", choices=("tiny", "vit-b32"), default="tiny")
     parser.add_argument("--backends", default="pyav,decord")
+    parser.add_argument("--dtypes", default="float32", help="encoder dtypes, e.g. float32,bfloat16")
     parser.add_argument("--k", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-replay", action="store_true", help="skip the replay on saved features")
@@ -166,23 +182,19 @@ def main() -> None:
     checkpoint = FIXTURE_CHECKPOINT if args.encoder == "tiny" else make_vit_b32_checkpoint(work / "vit-b32")
     rows = []
     cache = str(work / "cache")
-    backends = args.backends.split(",")
+    backends, dtypes = args.backends.split(","), args.dtypes.split(",")
     for backend in backends:
-        base = {"checkpoint": str(checkpoint), "video": str(video), "question": QUESTIONS[0], "k": args.k,
-                "threads": args.threads, "backend": backend}
-        ex = run_worker({**base, "search": "exhaustive", "cache": cache if backend == backends[0] else None})
-        cf = run_worker({**base, "search": "coarse-to-fine", "cache": None})
-        ex_scores = np.asarray(ex["scores"], dtype=np.float64)
-        for name, r in (("exhaustive", ex), ("coarse-to-fine", cf)):
-            overlap, top2 = agreement(ex_scores, r["positions"], args.k)
-            rows.append({
-                "backend": backend, "search": name, "wall_s": f"{r['wall_s']:.1f}",
-                "x_exhaustive": f"{r['wall_s'] / ex['wall_s']:.2f}", "peak_rss_mb": f"{r['peak_rss_mb']:.0f}",
-                "decoded": r["encoded"], "encoded": f"{r['encoded']} ({r['encoded'] / r['candidates']:.1%})",
-                "overlap": f"{overlap}/{args.k}", "in_top2%": f"{top2}/{args.k}",
-            })
+        reference = None  # the exhaustive float32 (first dtype) run of this backend
+        for dtype in dtypes:
+            base = {"checkpoint": str(checkpoint), "video": str(video), "question": QUESTIONS[0], "k": args.k,
+                    "threads": args.threads, "backend": backend, "dtype": dtype}
+            first = backend == backends[0] and dtype == dtypes[0]
+            ex = run_worker({**base, "search": "exhaustive", "cache": cache if first else None})
+            cf = run_worker({**base, "search": "coarse-to-fine", "cache": None})
+            reference = reference or ex
+            rows += table_rows(backend, dtype, ex, cf, np.asarray(reference["scores"], dtype=np.float64), args.k)
     print(f"\n{video.name}, encoder {args.encoder}, k={args.k}, {args.threads} threads")
-    print_table(rows, ["backend", "search", "wall_s", "x_exhaustive", "peak_rss_mb", "decoded", "encoded",
+    print_table(rows, ["backend", "dtype", "search", "wall_s", "x_exhaustive", "peak_rss_mb", "decoded", "encoded",
                        "overlap", "in_top2%"])
     if not args.no_replay:
         print(f"\nreplay on the saved features of the {backends[0]} exhaustive run (no decoding)")

@@ -3,14 +3,10 @@
 Installed with ``pip install "tspo-sampler[lmms-eval]"``, it registers through lmms-eval's
 ``lmms_eval.models`` entry-point group (no source patch, no ``--include_path`` for models):
 
-=========================  ===============================================  ==========================
-model                      subclasses (lmms-eval 0.7.3)                     upstream frame count arg
-=========================  ===============================================  ==========================
-``qwen2_5_vl_tspo``        ``lmms_eval.models.chat.qwen2_5_vl.Qwen2_5_VL``  ``max_num_frames``
-``qwen3_vl_tspo``          ``lmms_eval.models.chat.qwen3_vl.Qwen3_VL``      ``max_num_frames``
-``llava_onevision_tspo``   ``lmms_eval.models.chat.llava_hf.LlavaHf``       ``max_frames_num``
-``internvl_hf_tspo``       ``lmms_eval.models.chat.internvl_hf.InternVLHf`` ``num_frames``
-=========================  ===============================================  ==========================
+* ``qwen2_5_vl_tspo``: ``lmms_eval.models.chat.qwen2_5_vl.Qwen2_5_VL`` (frame count arg ``max_num_frames``)
+* ``qwen3_vl_tspo``: ``lmms_eval.models.chat.qwen3_vl.Qwen3_VL`` (``max_num_frames``)
+* ``llava_onevision_tspo``: ``lmms_eval.models.chat.llava_hf.LlavaHf`` (``max_frames_num``)
+* ``internvl_hf_tspo``: ``lmms_eval.models.chat.internvl_hf.InternVLHf`` (``num_frames``)
 
 Each replaces only frame selection. Model args (``--model_args``), beside the upstream model's own:
 

@@ -207,6 +207,30 @@ def test_unreadable_video_falls_back_loudly(world, tmp_path):
         assert model.tspo_select(PendingDoc("tiny", "test", 2, {"id": "nope"}, "q"), doc["video"]) is None
     assert model.tspo_fallbacks == 2
 
+    # search= goes through to select_frames and into the record
+    from tspo_sampler import TemporalSampler
+
+    model.tspo_index, model.tspo_search = None, "coarse-to-fine"
+    sel = model.tspo_select(PendingDoc("tiny", "test", 3, doc, doc["question"]), doc["video"])
+    want = TemporalSampler.from_pretrained(world["checkpoint"], device="cpu", feature_cache=False).select_frames(
+        doc["video"], doc["question"], k=K, search="coarse-to-fine", return_frames=False)
+    assert sel.indices == want.indices and model.tspo_records[("tiny", 3)]["search"] == "coarse-to-fine"
+
+
+@pytest.mark.parametrize(("bad", "match"), [
+    ({"search": "nope"}, "search='nope'"),
+    ({"method": "best"}, "unknown method"),
+    ({"k": 0}, "k must be a positive integer"),
+    ({"fps": -1}, "fps must be a positive number"),
+    ({"tspo_index": "/nonexistent/index.jsonl"}, "tspo_index='/nonexistent/index.jsonl': no such file"),
+])
+def test_bad_arguments_fail_at_construction(world, bad, match):
+    from tspo_sampler.integrations.lmms_eval._plugin import PluginConfigError
+    from tspo_sampler.integrations.lmms_eval._qwen import Qwen2_5_VL_TSPO
+
+    with pytest.raises(PluginConfigError, match=match):  # before the MLLM is even looked for
+        Qwen2_5_VL_TSPO(pretrained="/nonexistent/mllm", tspo_model=str(world["checkpoint"]), **bad)
+
 
 @pytest.mark.parametrize("cls_name", ["Qwen2_5_VL_TSPO", "Qwen3_VL_TSPO"])
 def test_qwen_vision_info_carries_real_times(world, tmp_path, cls_name):

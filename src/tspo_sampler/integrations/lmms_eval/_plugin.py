@@ -193,6 +193,13 @@ class TSPOMixin:
         has_search = "search" in inspect.signature(TemporalSampler.select_frames).parameters
         if self.tspo_search is not None and not has_search:
             _fail(f"search={self.tspo_search!r}: this tspo-sampler version's select_frames has no search option")
+        if self.tspo_search is not None:
+            from ..._search import check_search
+
+            try:
+                self.tspo_search = check_search(self.tspo_search, self.tspo_method)
+            except (TypeError, ValueError) as e:
+                _fail(f"search={self.tspo_search!r}: {e}")
         self.tspo_index = None if opts["tspo_index"] is None else _load_index(str(opts["tspo_index"]),
                                                                                self.tspo_index_field)
         self.tspo_log_path = None if opts["tspo_log"] is None else Path(str(opts["tspo_log"]))
@@ -301,6 +308,7 @@ class TSPOMixin:
             "fps": None if sel.fps is None else float(sel.fps),
             "duration": None if sel.duration is None else float(sel.duration),
             "source": source,
+            "search": self.tspo_search or "exhaustive",
             "fallback": False,
         }
         self._tspo_record(pending, record)

@@ -13,7 +13,7 @@ Each replaces only frame selection. Model args (``--model_args``), beside the up
 * ``tspo_model``: TSPO checkpoint, Hub id or directory (default ``hzf666/TSPO-0.4B``); a bad one stops the
   run at model construction with one line (exit status 2 under the lmms-eval CLI).
 * ``k`` (default: the upstream frame count), ``method`` (``topk``), ``fps`` (TSPO candidates per second,
-  1), ``search`` (passed to ``select_frames`` when this version has it).
+  1), ``search`` (``exhaustive`` or ``coarse-to-fine``).
 * ``tspo_index``: a ``tspo index`` JSONL to read selections from instead of computing them;
   ``tspo_index_field`` names the doc field matched against its ``id`` (default ``id``).
 * ``question_field``: the doc field holding the question (default: ``question``, ``query`` or ``prompt``,

@@ -119,3 +119,15 @@ def test_jpeg_data_url_rejects_bad_frames():
         tv.jpeg_data_url(np.zeros((8, 8, 3), np.uint8))
     with pytest.raises(ValueError, match="quality"):
         tv.jpeg_data_url(np.zeros((1, 8, 8, 3), np.uint8), quality=0)
+
+
+@pytest.mark.parametrize("kind", ["cfr", "vfr"])
+def test_hf_processors_read_the_same_times(sampler, videos, kind):
+    """vLLM hands the metadata to the Hugging Face processors, which read it as a VideoMetadata."""
+    from transformers.video_utils import VideoMetadata
+
+    sel = sampler.select_frames(videos[kind], QUESTION, k=4)
+    _, meta = tv.video_item(sel)
+    vm = VideoMetadata(**{k: v for k, v in meta.items() if k != "do_sample_frames"})
+    assert np.allclose(vm.timestamps, sel.timestamps, atol=1e-3)  # Qwen3-VL's <t seconds>
+    assert vm.sampled_fps == pytest.approx(4 / sel.duration, rel=0.05)  # Qwen2.5-VL's second_per_grid_ts

@@ -128,15 +128,16 @@ def build_agent(agent_state: dict[str, torch.Tensor], dim: int, source: object) 
     expected = agent.state_dict()
     missing = sorted(set(expected) - set(agent_state))
     if missing:
-        raise CheckpointError(f"{source}: agent weights are incomplete, missing {', '.join(AGENT_PREFIX + m for m in missing)}")
+        names = ", ".join(AGENT_PREFIX + m for m in missing)
+        raise CheckpointError(f"{source}: agent weights are incomplete, missing {names}")
     unexpected = sorted(set(agent_state) - set(expected))
     if unexpected:
         raise CheckpointError(f"{source}: unknown agent weights {', '.join(AGENT_PREFIX + u for u in unexpected)}")
     for key, tensor in agent_state.items():
         if tuple(tensor.shape) != tuple(expected[key].shape):
             raise CheckpointError(
-                f"{source}: {AGENT_PREFIX}{key} has shape {tuple(tensor.shape)}, expected {tuple(expected[key].shape)} "
-                f"for CLIP projection_dim {dim}"
+                f"{source}: {AGENT_PREFIX}{key} has shape {tuple(tensor.shape)}, "
+                f"expected {tuple(expected[key].shape)} for CLIP projection_dim {dim}"
             )
     agent.load_state_dict({k: v.float() for k, v in agent_state.items()})
     return agent.eval()
@@ -211,7 +212,8 @@ def load_checkpoint(
     elif compact_weights and not exact:
         raise ValueError(
             f"compact_weights=True needs weights stored in a narrower dtype than the compute dtype; {directory} "
-            f"stores {str(weights_dtype).replace('torch.', '')} and the compute dtype is {str(dtype).replace('torch.', '')}"
+            f"stores {str(weights_dtype).replace('torch.', '')} and the compute dtype is "
+            f"{str(dtype).replace('torch.', '')}"
         )
     state = load_state_dict(directory, dtype=None if compact_weights else dtype)
     clip_state, agent_state = split_agent_state(state)
@@ -283,9 +285,11 @@ def save_checkpoint(
     if extra_config:
         config.update(extra_config)
     (out / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in stored_state_dict(encoder.model).items() if not k.endswith("position_ids")}
+    stored = {k: v for k, v in stored_state_dict(encoder.model).items() if not k.endswith("position_ids")}
+    tensors = {k: v.detach().to("cpu", dtype).contiguous() for k, v in stored.items()}
     if agent is not None:
-        tensors.update({AGENT_PREFIX + k: v.detach().to("cpu", dtype).contiguous() for k, v in agent.state_dict().items()})
+        agent_state = agent.state_dict()
+        tensors.update({AGENT_PREFIX + k: v.detach().to("cpu", dtype).contiguous() for k, v in agent_state.items()})
     tmp = out / (WEIGHTS_NAME + ".tmp")
     save_file(tensors, str(tmp), metadata={"format": "pt"})
     os.replace(tmp, out / WEIGHTS_NAME)

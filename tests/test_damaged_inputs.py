@@ -351,4 +351,7 @@ def test_cli_refuses_infinite_fps_in_one_line(damaged: dict[str, Path], checkpoi
 
 
 # ================================================================== feature cache (issue 11, items 4-5)
-# Damaged cache entries (bit flips, same-size edits, kill -9 during a write) belong here.
+# Damaged cache entries live in tests/test_cache_integrity.py (the cache owner's file, to keep edits apart):
+# flipped bytes in each tensor and in the info JSON, entries without a checksum or cut short, kill -9 of a
+# writer mid-write then a rerun (orphan removed once an hour old), same-size in-place edits between the
+# sampled regions, and feature_cache="full-hash" catching an edit that restores the old mtime.

@@ -158,6 +158,9 @@ class CoarseToFineSearch:
             candidate is encoded and scored.
     """
 
+    margin_quantile = 1.0
+    """Which quantile of the observed gaps (true best minus estimated best, per refined block) is the margin."""
+
     def __init__(
         self,
         scorer: SpanScorer,
@@ -272,7 +275,7 @@ class CoarseToFineSearch:
                 start, stop = self._block(b)
                 true_best = np.nanmax(self.scores[start:stop])
                 gaps.append(float(true_best - block_est[b]))
-            margin = max(0.0, max(gaps))
+            margin = max(0.0, float(np.quantile(gaps, self.margin_quantile)))
             if len(chosen) < len(todo):
                 stopped = "budget"
                 break

@@ -201,3 +201,21 @@ def test_use_autocast_matmuls_on_torch_multihead_attention():
         assert _cosine(out.flatten(1), reference(x).flatten(1)) >= 0.999
     with pytest.raises(ValueError, match="autocast matrix products support"):
         use_autocast_matmuls(layer, [layer], torch.float16)
+
+
+def test_bf16_warns_on_a_cpu_without_bf16_instructions(checkpoint_dir, monkeypatch):
+    """The CPU's flags cannot be changed in a test, so the probe is replaced; everything else is real."""
+    from tspo_sampler import _encoders
+
+    monkeypatch.setattr(_encoders, "cpu_has_bf16", lambda: False)
+    with pytest.warns(RuntimeWarning, match="without AVX512-BF16 or AMX"):
+        sampler = TemporalSampler.from_pretrained(
+            checkpoint_dir, device="cpu", dtype=torch.bfloat16, feature_cache=False
+        )
+    assert sampler.encoder.precision == "autocast-bfloat16"
+    monkeypatch.setattr(_encoders, "cpu_has_bf16", lambda: True)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", dtype=torch.bfloat16, feature_cache=False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -17,7 +18,7 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 
-from ._weights import autocast, autocast_dtype, compute_dtype, stored_state_dict, use_autocast_matmuls
+from ._weights import autocast, autocast_dtype, compute_dtype, cpu_has_bf16, stored_state_dict, use_autocast_matmuls
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -198,8 +199,16 @@ class _TorchEncoder(ABC):
     def autocast_images(self, dtype: torch.dtype = torch.bfloat16) -> None:
         """Compute image features with ``dtype`` matrix products under autocast (the CPU bfloat16 path).
 
-        Text features stay float32: one question costs nothing, and it keeps the text side exact.
+        Text features stay float32: one question costs nothing, and it keeps the text side exact. Warns on a
+        CPU without bfloat16 instructions, where the measured speed-up does not apply.
         """
+        if self.device.type == "cpu" and not cpu_has_bf16():
+            warnings.warn(
+                "dtype=torch.bfloat16 on a CPU without AVX512-BF16 or AMX: the speed-up measured in "
+                "docs/benchmarks.md needs those instructions; float32 (the default) is the safer choice here",
+                RuntimeWarning,
+                stacklevel=2,
+            )
         use_autocast_matmuls(self.model, self._image_towers(), dtype)
         self._fingerprint = None
 

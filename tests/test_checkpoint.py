@@ -69,7 +69,8 @@ def test_sharded_checkpoint(checkpoint_dir, tmp_path, cases, sampler):
     state = load_file(shard_dir / "model.safetensors")
     (shard_dir / "model.safetensors").unlink()
     keys = sorted(state)
-    shards = {"model-00001-of-00002.safetensors": keys[: len(keys) // 2], "model-00002-of-00002.safetensors": keys[len(keys) // 2 :]}
+    half = len(keys) // 2
+    shards = {"model-00001-of-00002.safetensors": keys[:half], "model-00002-of-00002.safetensors": keys[half:]}
     weight_map = {}
     for name, part in shards.items():
         save_file({k: state[k] for k in part}, str(shard_dir / name))
@@ -142,7 +143,9 @@ def test_missing_directory_and_uncached_repo(tmp_path):
         TemporalSampler.from_pretrained("someone/not-cached", cache_dir=tmp_path / "hf", local_files_only=True)
 
 
-def populate_hf_cache(cache_dir: Path, repo_id: str, checkpoint_dir: Path, commit: str = "0123456789abcdef0123456789abcdef01234567") -> Path:
+def populate_hf_cache(
+    cache_dir: Path, repo_id: str, checkpoint_dir: Path, commit: str = "0123456789abcdef0123456789abcdef01234567"
+) -> Path:
     """Lay out a Hugging Face Hub cache entry (blobs, snapshots, refs) as huggingface_hub writes it."""
     import hashlib
 
@@ -185,7 +188,10 @@ def test_hub_id_with_hf_hub_offline_env(checkpoint_dir, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "models--tspo-test--TSPO-tiny" in out.stdout
     # an unknown revision is not in the cache: a clear error, not a network call
-    code = "from tspo_sampler import TemporalSampler; TemporalSampler.from_pretrained('tspo-test/TSPO-tiny', revision='v9')"
+    code = (
+        "from tspo_sampler import TemporalSampler; "
+        "TemporalSampler.from_pretrained('tspo-test/TSPO-tiny', revision='v9')"
+    )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode != 0 and "CheckpointError" in out.stderr
 

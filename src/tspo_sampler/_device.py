@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import torch
 
+__all__ = ["accelerator_device", "has_accelerator"]
+
 
 def accelerator_device() -> torch.device | None:
     """The usable accelerator's device type (``cuda``, ``xpu``, ``mps``, ...), or ``None`` on a CPU-only machine."""
@@ -29,6 +31,3 @@ def accelerator_device() -> torch.device | None:
 def has_accelerator() -> bool:
     """Whether work should go to an accelerator; without one, distributed processes join as CPU (gloo) workers."""
     return accelerator_device() is not None
-
-
-__all__ = ["accelerator_device", "has_accelerator"]

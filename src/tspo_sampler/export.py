@@ -22,6 +22,16 @@ from typing import Any
 
 from .indexing import iter_jsonl_records
 
+__all__ = [
+    "EXPORT_FORMATS",
+    "ExportError",
+    "check_index",
+    "export_index",
+    "load_index",
+    "to_frame_index_json",
+    "to_id_map",
+]
+
 EXPORT_FORMATS = ("frame-index-json", "id-map")
 FRAME_INDEX_KEY = "frame_idx"
 
@@ -165,14 +175,3 @@ def export_index(
     tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, o)
     return len(data)
-
-
-__all__ = [
-    "EXPORT_FORMATS",
-    "ExportError",
-    "check_index",
-    "export_index",
-    "load_index",
-    "to_frame_index_json",
-    "to_id_map",
-]

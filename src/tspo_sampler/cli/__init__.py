@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from . import demo, export, index, select, train_grpo
 from ._common import add_debug_argument, run_command
 
+__all__ = ["COMMANDS", "build_parser", "main"]
+
 COMMANDS = [select, index, export, train_grpo, demo]
 
 
@@ -37,6 +39,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     return run_command(args.command, args.run, args)
-
-
-__all__ = ["COMMANDS", "build_parser", "main"]

@@ -27,6 +27,8 @@ from .._example import EXAMPLE_QUESTIONS, example_video
 from .._selection import SELECTION_METHODS, select_indices
 from ..visualize import format_time, score_curve
 
+__all__ = ["DemoApp", "build_demo", "comparison_plot", "launch_demo", "serve"]
+
 MAX_K = 32
 MAX_CANDIDATES = 240
 MAX_CANDIDATES_CPU = 60
@@ -284,6 +286,3 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int | None = 7860, share
     """Load the sampler once and serve the app (what ``tspo demo`` runs)."""
     sampler = _load_sampler(model, **sampler_kwargs)
     return launch_demo(build_demo(sampler), host=host, port=port, share=share, block=block)
-
-
-__all__ = ["DemoApp", "build_demo", "comparison_plot", "launch_demo", "serve"]

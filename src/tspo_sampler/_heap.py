@@ -2,9 +2,9 @@
 
 A CPU run over an hour of video frees and reallocates gigabytes: activations, decoded frames, weights
 widened for one layer. glibc keeps freed memory in its heaps, and with decoding and encoding interleaved
-the free space fragments, so resident memory crept up by about 300 MB over an hour-long video although
-nothing live grew. ``malloc_trim(0)`` returns every free page, including those between live blocks;
-after each batch it costs a few milliseconds against about a second of encoding.
+the free space fragments, so resident memory creeps up over an hour-long video although nothing live
+grows (measured in docs/benchmarks.md). ``malloc_trim(0)`` returns every free page, including those
+between live blocks, for a small cost after each batch.
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Encoder weights kept in their stored half precision and widened only while their layer runs.
 
 Released TSPO checkpoints store bfloat16 weights, and the reference computes in float32 from them.
-Widening every weight at load time doubles their memory (about 1.7 GB instead of 0.86 GB for CLIP
-ViT-L/14). Widening is exact (bfloat16 and float16 are subsets of float32), so widening each weight
-when it is used gives bit-identical outputs while only the stored copy stays resident. The cost is one
-memory-bound copy per weight per forward pass, small next to a batch of frames through the encoder.
+Widening every weight at load time doubles their memory (figures in docs/benchmarks.md). Widening is
+exact (bfloat16 and float16 are subsets of float32), so widening each weight when it is used gives
+bit-identical outputs while only the stored copy stays resident. The cost is one memory-bound copy per
+weight per forward pass, small next to a batch of frames through the encoder.
 
 The mechanism is :mod:`torch.nn.utils.parametrize`: each large parameter is stored as
 ``<module>.parametrizations.<name>.original`` and read back through :class:`Widen`.

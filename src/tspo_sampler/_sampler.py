@@ -57,7 +57,7 @@ class TemporalSampler:
         decode_timeout: seconds one decoder call may take before the video counts as unreadable.
         overlap_decoding: decode the next chunk in a producer thread while the encoder runs. Default: on
             with a GPU, where decoding is the bottleneck; off on the CPU, where the encoder already keeps
-            every core busy and a second thread only adds memory (about 0.25 GB at an hour of video).
+            every core busy and a second thread only adds memory (docs/benchmarks.md).
     """
 
     def __init__(
@@ -121,9 +121,9 @@ class TemporalSampler:
             device: defaults to CUDA when available, else CPU.
             dtype: encoder compute dtype; float32 on CPU, float16 on GPU by default. The agent always
                 computes in float32 (it is tiny and this keeps scores exact). ``torch.bfloat16`` on the CPU
-                runs the image tower's matrix products in bfloat16 under autocast (about 2x faster per core
-                with AVX512-BF16 or AMX, features within 1e-5 cosine; picks on near-tied scores can differ
-                from float32, so it is opt-in).
+                runs the image tower's matrix products in bfloat16 under autocast (faster on CPUs with
+                AVX512-BF16 or AMX, see docs/benchmarks.md; picks on near-tied scores can differ from
+                float32, so it is opt-in).
             revision: Hub branch, tag or commit.
             cache_dir: Hugging Face cache directory (default: ``HF_HUB_CACHE``).
             local_files_only: never download; use the cache (also implied by ``HF_HUB_OFFLINE=1``).
@@ -131,7 +131,7 @@ class TemporalSampler:
             require_agent: raise when the checkpoint has no ``selector.*`` weights (else raw CLIP scores).
             compact_weights: keep the encoder's weights in the checkpoint's dtype (bfloat16 for released
                 agents) and widen each to ``dtype`` only while its layer runs: bit-identical features with
-                half the resident weights (0.86 GB instead of 1.7 GB for ViT-L/14). Default: on for the
+                half the resident weights (docs/benchmarks.md). Default: on for the
                 CPU when the stored dtype widens exactly to ``dtype``; ``True`` raises if it does not.
             **kwargs: passed to the constructor (``feature_cache``, ``window_size``, ``batch_size`` ...).
         """

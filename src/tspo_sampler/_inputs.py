@@ -1,4 +1,4 @@
-"""Checks on what users pass to the sampler: questions, and in-memory frames turned into ``uint8`` tensors.
+"""Checks on what users pass to the sampler: questions, the decoder, and in-memory frames as ``uint8`` tensors.
 
 File sources are checked in :mod:`tspo_sampler._sources`, candidate settings in :mod:`tspo_sampler._candidates`.
 """
@@ -8,7 +8,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["check_question", "frames_to_uint8"]
+__all__ = ["DECODERS", "check_decoder", "check_question", "frames_to_uint8"]
+
+DECODERS = ("auto", "pyav", "decord", "torchcodec")
+"""What ``decoder=`` accepts: the :class:`~tspo_sampler.video.VideoDecoder` backends. They decode the same frames
+at the same presentation times, so the feature cache key leaves the decoder out."""
 
 
 def check_question(question: object, name: str = "question") -> str:
@@ -19,6 +23,13 @@ def check_question(question: object, name: str = "question") -> str:
     if not question.strip():
         raise ValueError(f"{name} is blank; pass the question the frames should answer")
     return question
+
+
+def check_decoder(decoder: object) -> str:
+    """``decoder`` checked before any work starts (the video package is imported only to decode)."""
+    if decoder not in DECODERS:
+        raise ValueError(f"decoder must be one of {', '.join(DECODERS)}; got {decoder!r}")
+    return str(decoder)
 
 
 _UINT16_SCALE = 255.0 / 65535.0

@@ -18,7 +18,7 @@ from ._device import accelerator_device
 from ._encoders import HFCLIPEncoder, ImageTextEncoder, OpenCLIPEncoder
 from ._errors import TSPOError
 from ._heap import trim_heap
-from ._inputs import check_question, frames_to_uint8
+from ._inputs import check_decoder, check_question, frames_to_uint8
 from ._result import Selection
 from ._search import check_search
 from ._search_video import search_features, select_coarse_to_fine
@@ -253,6 +253,7 @@ class TemporalSampler:
         candidate_mode: str = "fps",
         progress: bool | None = None,
         use_cache: bool = True,
+        decoder: str = "auto",
     ) -> VideoFeatures:
         """Image features of every candidate frame, from the cache when this video was seen before.
 
@@ -261,9 +262,9 @@ class TemporalSampler:
         encoding. ``candidate_mode="keyframes"`` takes the stream's keyframes nearest to those instants
         instead and decodes only them: far cheaper on very long videos, at the cost of timestamps up to half
         a keyframe interval away from the 1/fps grid. In-memory frames: every frame is a candidate; ``fps``
-        is the rate they were sampled at (timestamps = position / fps).
+        is the rate they were sampled at (timestamps = position / fps). ``decoder``: see :meth:`select_frames`.
         """
-        max_candidates = check_candidate_settings(fps, max_candidates, candidate_mode)
+        max_candidates, decoder = check_candidate_settings(fps, max_candidates, candidate_mode), check_decoder(decoder)
         if not is_file_source(video):
             return frames_features(
                 frames_to_uint8(video), lambda f: self.encode_frames(f, progress=progress), fps=fps,
@@ -272,12 +273,12 @@ class TemporalSampler:
         source, identity = self._file_source(video)
         return self._file_features(
             source, identity, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode,
-            progress=progress, use_cache=use_cache,
+            progress=progress, use_cache=use_cache, decoder=decoder,
         )
 
     def _file_features(
         self, source: Any, identity: str, *, fps: float, max_candidates: int | None, candidate_mode: str,
-        progress: bool | None, use_cache: bool = True,
+        progress: bool | None, use_cache: bool = True, decoder: str = "auto",
     ) -> VideoFeatures:
         """Features of a normalised file source (path string or bytes), through the cache."""
         key = self._cache_key(identity, fps, max_candidates, candidate_mode) if use_cache else None
@@ -285,7 +286,8 @@ class TemporalSampler:
         if hit is not None:
             return warn_if_damaged(hit)
         feats = self._encode_file(
-            source, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode, progress=progress
+            source, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode, progress=progress,
+            decoder=decoder,
         )
         if key is not None and self.cache is not None:
             self.cache.put(key, feats)
@@ -300,17 +302,18 @@ class TemporalSampler:
         """(path or bytes, cache identity); a file's identity follows the cache's ``hashing`` mode."""
         return file_source(video, identify=identify, hashing=self.cache.hashing if self.cache else "sampled")
 
-    def _open(self, source: Any) -> Any:
+    def _open(self, source: Any, decoder: str = "auto") -> Any:
         from .video import VideoDecoder
 
-        return VideoDecoder(source, timeout=self.decode_timeout)
+        return VideoDecoder(source, backend=check_decoder(decoder), timeout=self.decode_timeout)
 
     def _encode_file(
-        self, source: Any, *, fps: float, max_candidates: int | None, candidate_mode: str, progress: bool | None
+        self, source: Any, *, fps: float, max_candidates: int | None, candidate_mode: str, progress: bool | None,
+        decoder: str = "auto",
     ) -> VideoFeatures:
-        with self._open(source) as decoder:
+        with self._open(source, decoder) as video:
             return encode_candidates(
-                decoder, self._encode_batch, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode,
+                video, self._encode_batch, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode,
                 short_side=self.encoder.preprocessing.shortest_edge, batch_size=self.batch_size,
                 overlap=self.overlap_decoding, progress=progress,
             )
@@ -398,6 +401,7 @@ class TemporalSampler:
         progress: bool | None = None,
         candidate_mode: str = "fps",
         search: str = "exhaustive",
+        decoder: str = "auto",
     ) -> Selection:
         """Pick the ``k`` frames of ``video`` most relevant to ``question``.
 
@@ -417,6 +421,7 @@ class TemporalSampler:
             search: ``"exhaustive"`` encodes and scores every candidate; ``"coarse-to-fine"`` (``topk`` only)
                 encodes a coarse grid and refines around the best regions, scoring those exactly
                 (:mod:`tspo_sampler._search`); unscored candidates get NaN scores.
+            decoder: file decoding backend, ``auto``, ``pyav``, ``decord`` or ``torchcodec`` (same frames).
 
         Returns:
             A :class:`~tspo_sampler.Selection`.
@@ -424,22 +429,23 @@ class TemporalSampler:
         k = check_k(k)
         method = check_method(method)
         check_question(question)
+        decoder = check_decoder(decoder)
         if check_search(search, method) != "exhaustive":
             max_candidates = check_candidate_settings(fps, max_candidates, candidate_mode)
             return select_coarse_to_fine(
                 self, video, question, k, fps=fps, max_candidates=max_candidates, window_size=window_size,
-                return_frames=return_frames, candidate_mode=candidate_mode,
+                return_frames=return_frames, candidate_mode=candidate_mode, decoder=decoder,
             )
         if is_file_source(video):
             max_candidates = check_candidate_settings(fps, max_candidates, candidate_mode)
             source, identity = self._file_source(video)  # read a stream once, hash once
             feats = self._file_features(
                 source, identity, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode,
-                progress=progress,
+                progress=progress, decoder=decoder,
             )
             selection = self.select_from_features(feats, question, k, method=method, window_size=window_size)
             if return_frames:
-                selection.frames = self.get_frames(source, selection.indices)
+                selection.frames = self.get_frames(source, selection.indices, decoder=decoder)
             if isinstance(video, (str, os.PathLike)):
                 selection.video = str(video)
             return selection
@@ -451,14 +457,14 @@ class TemporalSampler:
         selection.video = None
         return selection
 
-    def get_frames(self, video: VideoInput, indices: Sequence[int]) -> np.ndarray:
+    def get_frames(self, video: VideoInput, indices: Sequence[int], *, decoder: str = "auto") -> np.ndarray:
         """Full-resolution, upright RGB frames at the given source indices (``uint8`` ``k x H x W x 3``)."""
         if not is_file_source(video):
             frames = frames_to_uint8(video)
             return frames[torch.as_tensor(list(indices), dtype=torch.long)].numpy()
         source, _ = self._file_source(video, identify=False)
-        with self._open(source) as decoder:
-            return decoder.get_frames(list(indices)).data
+        with self._open(source, decoder) as video_decoder:
+            return video_decoder.get_frames(list(indices)).data
 
     def sample_indices_fn(self, video: VideoInput, question: str, k: int = 16, **select_options: Any) -> Any:
         """A ``sample_indices_fn`` for ``transformers.video_utils.load_video`` that returns TSPO frames.

@@ -101,10 +101,10 @@ def search_features(
 
 def _file_search(
     sampler: Any, source: Any, text: torch.Tensor, question: str, k: int, window_size: int | None,
-    fps: float, max_candidates: int | None, candidate_mode: str, options: dict,
+    fps: float, max_candidates: int | None, candidate_mode: str, options: dict, backend: str = "auto",
 ) -> Selection:
     short_side = sampler.encoder.preprocessing.shortest_edge
-    with sampler._open(source) as decoder:
+    with sampler._open(source, backend) as decoder:
         meta = decoder.metadata
         indices, timestamps = decoder.candidates(fps=fps, max_candidates=max_candidates, mode=candidate_mode)
         if len(indices) == 0:
@@ -139,6 +139,7 @@ def select_coarse_to_fine(
     window_size: int | None,
     return_frames: bool,
     candidate_mode: str,
+    decoder: str = "auto",
     **options: Any,
 ) -> Selection:
     """:meth:`TemporalSampler.select_frames` with ``search="coarse-to-fine"`` (``method="topk"``)."""
@@ -167,7 +168,7 @@ def select_coarse_to_fine(
     else:
         try:
             selection = _file_search(
-                sampler, source, text, question, k, window_size, fps, max_candidates, candidate_mode, options
+                sampler, source, text, question, k, window_size, fps, max_candidates, candidate_mode, options, decoder
             )
         except _MissingFrames:
             warnings.warn(
@@ -178,10 +179,10 @@ def select_coarse_to_fine(
             )
             selection = sampler.select_frames(
                 source, question, k, fps=fps, max_candidates=max_candidates, window_size=window_size,
-                return_frames=False, candidate_mode=candidate_mode,
+                return_frames=False, candidate_mode=candidate_mode, decoder=decoder,
             )
     if return_frames:
-        selection.frames = sampler.get_frames(source, selection.indices)
+        selection.frames = sampler.get_frames(source, selection.indices, decoder=decoder)
     if isinstance(video, str) or hasattr(video, "__fspath__"):
         selection.video = str(video)
     return selection

@@ -49,6 +49,9 @@ def add_selection_arguments(
     parser.add_argument("--search", choices=["exhaustive", "coarse-to-fine"], default="exhaustive",
                         help="score every candidate (default), or a coarse grid refined around the best regions "
                              "(topk only; exact scores there, a fraction of the frames encoded)")
+    parser.add_argument("--decoder", default="auto", metavar="{auto,pyav,decord,torchcodec}",
+                        help="video decoding backend (default auto; torchcodec needs the torchcodec extra); "
+                             "all decode the same frames")
 
 
 def add_debug_argument(parser: argparse.ArgumentParser) -> None:
@@ -104,6 +107,7 @@ def check_device(device: str | None) -> None:
 def check_selection_arguments(args: argparse.Namespace) -> None:
     """The cheap checks of the selection options, run before the model loads (messages name the flag)."""
     from .._candidates import check_candidate_settings
+    from .._inputs import DECODERS
     from .._selection import check_k
 
     check_k(args.k)
@@ -114,6 +118,8 @@ def check_selection_arguments(args: argparse.Namespace) -> None:
         raise ValueError(f"--{name.replace('_', '-')} {rest}") from None
     if args.window_size is not None and args.window_size < 1:
         raise ValueError(f"--window-size must be >= 1, got {args.window_size}")
+    if getattr(args, "decoder", "auto") not in DECODERS:
+        raise ValueError(f"--decoder must be one of {', '.join(DECODERS)}, got {args.decoder!r}")
     if getattr(args, "search", "exhaustive") != "exhaustive" and args.method != "topk":
         raise ValueError(f"--search {args.search} works with --method topk only, got --method {args.method}")
 

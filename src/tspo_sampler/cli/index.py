@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
             text_batch_size=args.text_batch_size, include_scores=args.scores, retry_errors=args.retry_errors,
             overwrite=args.overwrite, resume_anyway=args.resume_anyway, fail_fast=args.fail_fast, rank=rank,
             world_size=world, barrier=barrier, progress=not args.no_progress, search=args.search,
+            decoder=args.decoder,
         )
     finally:
         # Leave the process group before exit: a gloo group torn down by the interpreter's exit can abort

@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
         window_size=args.window_size,
         candidate_mode=args.candidates,
         search=args.search,
+        decoder=args.decoder,
         return_frames=args.save_grid is not None,
         progress=None,
     )

@@ -146,6 +146,7 @@ def index_dataset(
     progress: bool = True,
     fsync: bool = True,
     search: str = "exhaustive",
+    decoder: str = "auto",
 ) -> IndexStats:
     """Choose ``k`` frames for every row and write one JSON line per row to ``out`` (see the module doc).
 
@@ -181,6 +182,8 @@ def index_dataset(
         search: ``exhaustive`` (every video encoded once, shared by its questions) or ``coarse-to-fine``
             (each question searches its video, encoding a fraction of the candidates; replays cached
             features when an exhaustive run stored them).
+        decoder: the video decoding backend (``auto``, ``pyav``, ``decord``, ``torchcodec``); all give the
+            same frames, so it is not a recorded setting and changing it never blocks a resume.
 
     Returns:
         This process's :class:`IndexStats`.
@@ -189,12 +192,14 @@ def index_dataset(
         OSError: ``out`` cannot be written (checked before any work).
         ValueError: ``out`` holds records of another dataset, or of other settings (see ``resume_anyway``).
     """
+    from .._inputs import check_decoder
     from .._search import check_search
     from .._selection import check_k, check_method
 
     k = check_k(k)
     method = check_method(method)
     search = check_search(search, method)
+    how = {"decoder": check_decoder(decoder)} if decoder != "auto" else {}  # duck-typed samplers need not know it
     if text_batch_size < 1:
         raise ValueError(f"text_batch_size must be >= 1, got {text_batch_size}")
     barrier = barrier or (lambda: None)
@@ -254,11 +259,11 @@ def index_dataset(
                     if search != "exhaustive":  # each question searches the video itself
                         selections = [sampler.select_frames(video, r.question, k, fps=fps, return_frames=False,
                                                             max_candidates=max_candidates, window_size=window_size,
-                                                            candidate_mode=candidate_mode, search=search)
+                                                            candidate_mode=candidate_mode, search=search, **how)
                                       for r in good]
                     else:
                         feats = sampler.encode_video(video, fps=fps, max_candidates=max_candidates,
-                                                     candidate_mode=candidate_mode, progress=False)
+                                                     candidate_mode=candidate_mode, progress=False, **how)
                 except Exception as exc:  # an unreadable video fails its rows, not the run
                     if fail_fast or isinstance(exc, (MemoryError,)):
                         raise

@@ -61,7 +61,8 @@ class VideoDecoder:
     ``backend`` is ``"auto"`` (each request on its fastest path, see :mod:`._routing`), ``"decord"``,
     ``"pyav"`` or ``"torchcodec"`` (the ``torchcodec`` extra; only when asked for by name).  ``timeout``
     bounds every single decoder call (open, one batch); ``num_threads`` is the decoder thread count (0: let
-    FFmpeg choose).
+    FFmpeg choose).  ``device`` (torchcodec only): ``"cuda"`` decodes with NVDEC on the GPU; frames still come
+    back as CPU ``uint8`` arrays.
 
     Frame ``i`` is the ``i``-th frame of the stream in presentation order; timestamps are the real
     presentation times (seconds from the stream start), never ``i / fps``.  Frames come out upright.
@@ -76,9 +77,11 @@ class VideoDecoder:
         backend: str = "auto",
         timeout: float = 60.0,
         num_threads: int = 0,
+        device: str | None = None,
     ) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self._device = _check_device(device, backend)
         if timeout is not None:
             check_finite(timeout, "timeout")
         if isinstance(num_threads, bool) or not isinstance(num_threads, (int, np.integer)) or num_threads < 0:
@@ -131,7 +134,8 @@ class VideoDecoder:
             if backend != name and (backend != "auto" or name in FORCED_ONLY):
                 continue
             try:
-                reader = _OPENERS[name](self._index, num_threads=self._num_threads, timeout=self._timeout)
+                extra = {"device": self._device} if name == "torchcodec" and self._device else {}
+                reader = _OPENERS[name](self._index, num_threads=self._num_threads, timeout=self._timeout, **extra)
             except VideoReadError as exc:
                 if backend == name:
                     raise
@@ -335,6 +339,27 @@ class VideoDecoder:
                 raise
             self._drop_backend(backend, exc.reason)
         return self._decode(idx, size, self._choose_path(idx))
+
+
+def _check_device(device: str | None, backend: str) -> str | None:
+    """Only torchcodec decodes on a GPU (NVDEC); a device this machine lacks is refused before the file opens."""
+    if device is None:
+        return None
+    import torch  # noqa: PLC0415
+
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}") from None
+    if kind == "cpu":
+        return str(device)
+    if kind != "cuda" or backend != "torchcodec":
+        raise ValueError(f"device={device!r} decodes on the GPU only with backend='torchcodec' (NVDEC), "
+                         f"got backend={backend!r}")
+    if not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}: this machine has no CUDA device for NVDEC decoding; "
+                         "use device=None (CPU decoding)")
+    return str(device)
 
 
 def _spans(timestamps: np.ndarray, lost: np.ndarray, index: StreamIndex) -> list[tuple[float, float]]:

@@ -261,13 +261,8 @@ def _check_feature_inputs(
 
 
 def dense_reference_scores(
-    agent: TemporalAgent,
-    image_features: torch.Tensor,
-    text_features: torch.Tensor,
-    clip_scores: torch.Tensor | None = None,
-    *,
-    window_size: int = DEFAULT_WINDOW_SIZE,
-    tau: float = DEFAULT_SCORE_TAU,
+    agent: TemporalAgent, image_features: torch.Tensor, text_features: torch.Tensor,
+    clip_scores: torch.Tensor | None = None, *, window_size: int = DEFAULT_WINDOW_SIZE, tau: float = DEFAULT_SCORE_TAU,
 ) -> torch.Tensor:
     """The reference's dense formulation (``T x T`` mask filled with ``-1e6``), for parity tests and benchmarks.
 

@@ -11,8 +11,9 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO
 
 from ._errors import VideoReadError
@@ -26,6 +27,7 @@ __all__ = [
     "is_file_source",
     "read_file_object",
     "remove_spool",
+    "resolve_video",
     "spool",
 ]
 
@@ -146,3 +148,16 @@ def spool(source: object) -> Spooled:
 def remove_spool(tmpdir: str | None) -> None:
     if tmpdir:
         shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def resolve_video(video: str, roots: Sequence[str | os.PathLike[str]]) -> str:
+    """The path to open for ``video``: absolute paths as they are; relative ones under the first root that
+    holds them (the first root when none does, so the error names a sensible path)."""
+    p = Path(video).expanduser()
+    if p.is_absolute() or not roots:
+        return str(p)
+    for root in roots:
+        candidate = Path(root) / p
+        if candidate.exists():
+            return str(candidate)
+    return str(Path(roots[0]) / p)

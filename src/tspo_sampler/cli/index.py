@@ -42,6 +42,11 @@ def _distributed_state(device: str | None = None) -> Any:
         return None
     from datetime import timedelta
 
+    # A first import of torch._dynamo after the group exists keeps the group alive past
+    # destroy_process_group(), and its gloo threads then abort the process at exit
+    # (see tspo_sampler.training._distributed): import it before the group.
+    import torch._dynamo  # noqa: F401
+
     return PartialState(cpu=_cpu_only(device), timeout=timedelta(hours=BARRIER_TIMEOUT_HOURS))
 
 

@@ -7,7 +7,6 @@ import io
 import json
 import os
 import sys
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -181,16 +180,3 @@ def read_dataset(
             )
         )
     return rows
-
-
-def resolve_video(video: str, roots: Sequence[str | os.PathLike[str]]) -> str:
-    """The path to open for ``video``: absolute paths as they are; relative ones under the first root that
-    holds them (the first root when none does, so the error names a sensible path)."""
-    p = Path(video).expanduser()
-    if p.is_absolute() or not roots:
-        return str(p)
-    for root in roots:
-        candidate = Path(root) / p
-        if candidate.exists():
-            return str(candidate)
-    return str(Path(roots[0]) / p)

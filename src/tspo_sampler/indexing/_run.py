@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ._dataset import IndexRow, resolve_video
+from .._sources import resolve_video
+from ._dataset import IndexRow
 from ._jsonl import JsonlAppender, check_writable
 from ._records import (
     IndexSettings,

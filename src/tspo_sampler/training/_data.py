@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._sources import resolve_video
 from ._rewards import LETTERS, option_letters, parse_solution_letter, span_mask
 
 logger = logging.getLogger(__name__)
@@ -122,9 +123,7 @@ def split_options(text: str) -> tuple[str, list[str]]:
 def _resolve_video(video: object, root: Path | None, check: bool) -> str:
     if not isinstance(video, str) or not video.strip():
         raise RowError("missing 'video'")
-    path = Path(video).expanduser()
-    if not path.is_absolute() and root is not None:
-        path = root / path
+    path = Path(resolve_video(video, [root] if root is not None else []))
     if check and not path.is_file():
         raise RowError(f"video not found: {path}")
     return str(path)

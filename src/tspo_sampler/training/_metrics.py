@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +9,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from ..indexing import jsonl_line
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,7 @@ class MetricSinks:
         self.close()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if "jsonl" in self.report_to:
-            self.jsonl = open(self.output_dir / METRICS_FILE, "a", encoding="utf-8")  # noqa: SIM115
+            self.jsonl = open(self.output_dir / METRICS_FILE, "ab")  # noqa: SIM115
         if "tensorboard" in self.report_to:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -87,7 +88,7 @@ class MetricSinks:
 
     def write(self, record: dict[str, Any], step: int) -> None:
         if self.jsonl is not None:
-            self.jsonl.write(json.dumps(record) + "\n")
+            self.jsonl.write(jsonl_line(record))
             self.jsonl.flush()
         if self.tensorboard is not None:
             for k, v in record.items():

@@ -24,6 +24,7 @@ from ..._errors import TSPOError
 from ..._result import Selection
 from ..._sampler import TemporalSampler
 from ..._selection import check_k, check_method
+from ...indexing import jsonl_line
 from ._records import LOGGED, note_record
 
 __all__ = ["PendingDoc", "PluginConfigError", "TSPOMixin", "TSPO_DEFAULTS", "question_from_doc", "strip_options"]
@@ -367,8 +368,8 @@ class TSPOMixin:
         if self.tspo_log_path is not None:
             self.tspo_log_path.parent.mkdir(parents=True, exist_ok=True)
             row = {"task": pending.task, "doc_id": pending.doc_id, "tspo": record}
-            with self.tspo_log_path.open("a", encoding="utf-8") as fh:
-                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+            with self.tspo_log_path.open("ab") as fh:
+                fh.write(jsonl_line(row))
 
     def tspo_summary(self) -> None:
         """Log how many docs got TSPO frames and how many fell back to the upstream frames."""

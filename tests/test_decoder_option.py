@@ -131,3 +131,19 @@ def test_nvdec_frames_come_back_as_cpu_arrays_at_the_right_times(video):
         np.testing.assert_array_equal(got.timestamps, ts)
         ref = cpu.get_frames(idx, short_side=64)
         assert np.abs(got.data.astype(int) - ref.data.astype(int)).mean() < 8
+
+
+def test_a_cuda_sampler_decodes_with_nvdec_only_through_torchcodec():
+    from tspo_sampler._inputs import decode_device
+
+    assert decode_device("torchcodec", torch.device("cuda", 1)) == "cuda:1"
+    assert decode_device("torchcodec", torch.device("cpu")) is None
+    for decoder in ("auto", "pyav", "decord"):
+        assert decode_device(decoder, torch.device("cuda")) is None
+
+
+@pytest.mark.skipif(not HAVE_TORCHCODEC, reason="torchcodec is not installed")
+def test_a_cpu_sampler_opens_torchcodec_on_the_cpu(sampler, video):
+    assert sampler.device.type == "cpu"
+    with sampler._open(video, "torchcodec") as dec:
+        assert dec.backend == "torchcodec" and dec.get_frames([0]).data.shape[0] == 1

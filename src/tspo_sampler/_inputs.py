@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["DECODERS", "check_decoder", "check_question", "frames_to_uint8"]
+__all__ = ["DECODERS", "check_decoder", "check_question", "decode_device", "frames_to_uint8"]
 
 DECODERS = ("auto", "pyav", "decord", "torchcodec")
 """What ``decoder=`` accepts: the :class:`~tspo_sampler.video.VideoDecoder` backends. They decode the same frames
@@ -30,6 +30,12 @@ def check_decoder(decoder: object) -> str:
     if decoder not in DECODERS:
         raise ValueError(f"decoder must be one of {', '.join(DECODERS)}; got {decoder!r}")
     return str(decoder)
+
+
+def decode_device(decoder: str, device: torch.device) -> str | None:
+    """Where ``decoder`` decodes for a sampler on ``device``: torchcodec on a CUDA sampler decodes with NVDEC on
+    that GPU, so decoding leaves the CPU; every other case decodes on the CPU (``None``)."""
+    return str(device) if decoder == "torchcodec" and device.type == "cuda" else None
 
 
 _UINT16_SCALE = 255.0 / 65535.0

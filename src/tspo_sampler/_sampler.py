@@ -18,7 +18,7 @@ from ._device import accelerator_device
 from ._encoders import HFCLIPEncoder, ImageTextEncoder, OpenCLIPEncoder
 from ._errors import TSPOError
 from ._heap import trim_heap
-from ._inputs import check_decoder, check_question, frames_to_uint8
+from ._inputs import check_decoder, check_question, decode_device, frames_to_uint8
 from ._result import Selection
 from ._search import check_search
 from ._search_video import search_features, select_coarse_to_fine
@@ -305,7 +305,9 @@ class TemporalSampler:
     def _open(self, source: Any, decoder: str = "auto") -> Any:
         from .video import VideoDecoder
 
-        return VideoDecoder(source, backend=check_decoder(decoder), timeout=self.decode_timeout)
+        backend = check_decoder(decoder)
+        device = decode_device(backend, self.device)  # torchcodec on a CUDA sampler decodes with NVDEC
+        return VideoDecoder(source, backend=backend, timeout=self.decode_timeout, device=device)
 
     def _encode_file(
         self, source: Any, *, fps: float, max_candidates: int | None, candidate_mode: str, progress: bool | None,

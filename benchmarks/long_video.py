@@ -10,6 +10,9 @@ several questions without decoding.
 
     nice -n 10 python benchmarks/long_video.py --minutes 30                       # tiny test encoder
     nice -n 10 python benchmarks/long_video.py --minutes 60 --size 1280x720 --encoder vit-b32 --backends pyav
+
+On a CUDA machine it also prints NVDEC (torchcodec on the GPU) vs CPU decoding and the encoder in float16 vs
+float32 on the same video.
 """
 
 from __future__ import annotations
@@ -85,16 +88,14 @@ def worker(spec: dict) -> dict:
     import torch
 
     from tspo_sampler import TemporalSampler
-    from tspo_sampler.video import VideoDecoder
 
     torch.set_num_threads(spec["threads"])
     sampler = TemporalSampler.from_pretrained(spec["checkpoint"], device="cpu", feature_cache=spec["cache"] or False,
                                               dtype=getattr(torch, spec["dtype"]))
-    backend = spec["backend"]
-    sampler._open = lambda source: VideoDecoder(source, backend=backend, timeout=sampler.decode_timeout)
     start = time.perf_counter()
     sel = sampler.select_frames(
-        spec["video"], spec["question"], spec["k"], return_frames=False, search=spec["search"]
+        spec["video"], spec["question"], spec["k"], return_frames=False, search=spec["search"],
+        decoder=spec["backend"],
     )
     wall = time.perf_counter() - start
     return {
@@ -105,6 +106,44 @@ def worker(spec: dict) -> dict:
         "positions": list(map(int, sel.positions)),
         "scores": [None if not np.isfinite(s) else float(s) for s in np.asarray(sel.scores, dtype=np.float64)],
     }
+
+
+def gpu_report(video: Path, checkpoint: Path, k: int) -> None:
+    """On a CUDA machine: NVDEC (torchcodec on the GPU) vs CPU decoding of every candidate, and the encoder
+    in float16 vs float32, both on this video."""
+    import torch
+
+    from tspo_sampler import TemporalSampler
+    from tspo_sampler.video import VideoDecoder
+
+    rows = []
+    for name, kwargs in (("pyav (CPU)", {"backend": "pyav"}), ("torchcodec (CPU)", {"backend": "torchcodec"}),
+                         ("torchcodec (NVDEC)", {"backend": "torchcodec", "device": "cuda"})):
+        try:
+            with VideoDecoder(str(video), **kwargs) as dec:
+                idx, _ = dec.candidates(fps=1.0)
+                start = time.perf_counter()
+                for chunk in np.array_split(idx, max(1, len(idx) // 128)):
+                    dec.get_frames(chunk, short_side=224)
+                rows.append({"decoding": name, "frames": len(idx), "wall_s": time.perf_counter() - start})
+        except Exception as exc:  # a backend missing on this machine is a row, not a crash
+            rows.append({"decoding": name, "frames": 0, "wall_s": float("nan"), "error": str(exc)[:60]})
+    print("\ndecoding every 1-fps candidate at 224 px")
+    print_table(rows, ["decoding", "frames", "wall_s", "error"])
+    nvdec = any(r["decoding"] == "torchcodec (NVDEC)" and r["frames"] for r in rows)
+    rows = []
+    for dtype in (torch.float32, torch.float16):
+        sampler = TemporalSampler.from_pretrained(str(checkpoint), device="cuda", dtype=dtype, feature_cache=False)
+        decoder = "torchcodec" if nvdec else "auto"
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        sel = sampler.select_frames(str(video), QUESTIONS[0], k, return_frames=False, decoder=decoder)
+        torch.cuda.synchronize()
+        rows.append({"dtype": str(dtype).replace("torch.", ""), "decoder": decoder, "candidates":
+                     len(sel.candidate_indices), "wall_s": time.perf_counter() - start,
+                     "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20})
+    print("\nselect_frames on the GPU (exhaustive)")
+    print_table(rows, ["dtype", "decoder", "candidates", "wall_s", "peak_gpu_mb"])
 
 
 def run_worker(spec: dict) -> dict:
@@ -197,6 +236,10 @@ def main() -> None:
     print(f"\n{video.name}, encoder {args.encoder}, k={args.k}, {args.threads} threads")
     print_table(rows, ["backend", "dtype", "search", "wall_s", "x_exhaustive", "peak_rss_mb", "decoded", "encoded",
                        "overlap", "in_top2%"])
+    import torch
+
+    if torch.cuda.is_available():
+        gpu_report(video, checkpoint, args.k)
     if not args.no_replay:
         print(f"\nreplay on the saved features of the {backends[0]} exhaustive run (no decoding)")
         print_table(replay(str(checkpoint), cache, str(video), args.k),

@@ -10,6 +10,7 @@ adapters' real metadata, so the chosen frames' times reach the model. Images, an
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from ..._result import Selection
@@ -29,8 +30,7 @@ class _QwenTSPO(TSPOMixin):
     tspo_default_k_attr = "max_num_frames"
     _chat_module: Any = None  # the upstream chat module whose process_vision_info is swapped
 
-    def tspo_frames(self, sel: Selection) -> tuple[Any, Any]:  # pragma: no cover - overridden
-        raise NotImplementedError
+    tspo_frames: Callable[[Selection], tuple[Any, Any]]  # each Qwen class: frames and metadata for its processor
 
     def generate_until(self, requests: list[Any]) -> list[Any]:
         module = self._chat_module

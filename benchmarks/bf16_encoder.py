@@ -53,9 +53,9 @@ def make_checkpoint(directory: Path, shape: str, seed: int = 0) -> Path:
     """A random CLIP of ``shape`` plus agent, saved by the library in the released format (bfloat16)."""
     from transformers import AutoTokenizer, CLIPConfig, CLIPModel
 
-    from tspo_sampler._agent import TemporalAgent
-    from tspo_sampler._encoders import HFCLIPEncoder, ImagePreprocessing
-    from tspo_sampler._hub import save_checkpoint
+    from tspo_sampler.scoring._agent import TemporalAgent
+    from tspo_sampler.features._encoders import HFCLIPEncoder, ImagePreprocessing
+    from tspo_sampler.hub._hub import save_checkpoint
 
     if (directory / "model.safetensors").is_file():
         return directory
@@ -174,7 +174,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    from tspo_sampler._weights import cpu_has_bf16
+    from tspo_sampler.features._weights import cpu_has_bf16
 
     flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     isa = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile") if f" {f}" in flags]

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from common import print_table
 
-from tspo_sampler._cache import FeatureCache, VideoFeatures, file_identity
+from tspo_sampler.features._cache import FeatureCache, VideoFeatures, file_identity
 
 
 def timed(fn, repeats: int) -> float:

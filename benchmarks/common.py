@@ -34,8 +34,8 @@ def make_vit_b32_checkpoint(directory: Path, *, seed: int = 0, shape: str = "vit
     import torch
     from transformers import CLIPConfig, CLIPModel
 
-    from tspo_sampler._agent import TemporalAgent
-    from tspo_sampler._hub import AGENT_PREFIX
+    from tspo_sampler.scoring._agent import TemporalAgent
+    from tspo_sampler.hub._hub import AGENT_PREFIX
 
     directory = Path(directory)
     if (directory / "model.safetensors").is_file():

@@ -26,7 +26,7 @@ import time
 
 import torch
 
-from tspo_sampler._agent import TemporalAgent
+from tspo_sampler.scoring._agent import TemporalAgent
 from tspo_sampler.training import GRPOConfig, GRPOTrainer
 from tspo_sampler.training._simulation import SimulatedAnswerer, SyntheticVideos
 

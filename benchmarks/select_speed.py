@@ -59,8 +59,8 @@ def worker(kind: str, video: str, model: str, k: int, fps: float, cache_dir: str
         from PIL import Image
         from transformers import CLIPProcessor
 
-        from tspo_sampler._agent import dense_reference_scores
-        from tspo_sampler._hub import load_checkpoint
+        from tspo_sampler.scoring._agent import dense_reference_scores
+        from tspo_sampler.hub._hub import load_checkpoint
 
         loaded = load_checkpoint(Path(model), device=torch.device("cpu"), dtype=torch.float32)
         processor = CLIPProcessor.from_pretrained(model)

@@ -1,7 +1,7 @@
 """Time and peak memory of the temporal agent as the number of candidates T grows: ours vs the dense form.
 
 ``ours`` is :class:`tspo_sampler.TemporalAgent` (attention over a band of ``window_size`` neighbours, so time
-and memory grow with ``T * w``); ``dense`` is :func:`tspo_sampler._agent.dense_reference_scores`, the
+and memory grow with ``T * w``); ``dense`` is :func:`tspo_sampler.scoring._agent.dense_reference_scores`, the
 reference's formulation with a ``T x T`` mask and ``T x T`` attention per head. T = 10,800 is three hours at
 1 fps. Every (method, T) runs in a fresh process so its peak RSS is its own; the memory column is the peak
 RSS growth over the process's state just before the call (inputs and weights already in memory). Where
@@ -38,7 +38,7 @@ def worker(method: str, t: int, dim: int, window: int, repeats: int, threads: in
     import numpy as np
     import torch
 
-    from tspo_sampler._agent import TemporalAgent, dense_reference_scores
+    from tspo_sampler.scoring._agent import TemporalAgent, dense_reference_scores
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from tspo_sampler._agent import TemporalAgent, dense_reference_scores, positional_encoding, window_positions
+from tspo_sampler.scoring._agent import TemporalAgent, dense_reference_scores, positional_encoding, window_positions
 
 
 def test_scores_equal_reference_fixture(sampler, cases):

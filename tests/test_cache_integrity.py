@@ -20,7 +20,7 @@ import torch
 
 import media
 from tspo_sampler import TemporalSampler
-from tspo_sampler._cache import ORPHAN_AGE_S, FeatureCache, VideoFeatures, file_identity
+from tspo_sampler.features._cache import ORPHAN_AGE_S, FeatureCache, VideoFeatures, file_identity
 
 Q = "when does the bar reach the right edge?"
 
@@ -139,7 +139,7 @@ def test_entry_without_checksum_or_truncated_is_a_miss(tmp_path):
 
 _WRITER = """
 import sys, numpy as np, torch
-from tspo_sampler._cache import FeatureCache, VideoFeatures
+from tspo_sampler.features._cache import FeatureCache, VideoFeatures
 n = 20000  # 20000 x 768 float32: a 61 MB entry, whose put takes long enough to be caught in it
 feats = VideoFeatures(torch.zeros(n, 768), np.arange(n), np.arange(n) * 1.0, float(n), 1.0, "big", {})
 cache = FeatureCache(sys.argv[1])

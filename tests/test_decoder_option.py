@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import media
-from tspo_sampler._inputs import DECODERS
 from tspo_sampler.cli import main
 from tspo_sampler.video import VideoDecoder
+from tspo_sampler.video._inputs import DECODERS
 from tspo_sampler.video._routing import BACKENDS
 from tspo_sampler.video._torchcodec import import_torchcodec
 
@@ -134,7 +134,7 @@ def test_nvdec_frames_come_back_as_cpu_arrays_at_the_right_times(video):
 
 
 def test_a_cuda_sampler_decodes_with_nvdec_only_through_torchcodec():
-    from tspo_sampler._inputs import decode_device
+    from tspo_sampler.video._inputs import decode_device
 
     assert decode_device("torchcodec", torch.device("cuda", 1)) == "cuda:1"
     assert decode_device("torchcodec", torch.device("cpu")) is None

@@ -132,7 +132,7 @@ def test_selection_repr_is_one_short_line():
 def test_progress_shows_by_time_not_by_candidate_count(uncached_sampler, tmp_path, capsys, monkeypatch):
     """A few candidates used to mean no bar however long they took; now the bar waits PROGRESS_DELAY_S."""
     from media import make_video
-    from tspo_sampler import _video_features
+    from tspo_sampler.features import _video_features
 
     video = make_video(tmp_path / "short.mp4", duration=4.0)
     monkeypatch.setattr(_video_features, "PROGRESS_DELAY_S", 0.0)  # as if encoding had run past the delay
@@ -143,7 +143,7 @@ def test_progress_shows_by_time_not_by_candidate_count(uncached_sampler, tmp_pat
 
 
 def test_in_memory_frames_show_progress_by_time_too(uncached_sampler, capsys, monkeypatch):
-    from tspo_sampler import _video_features
+    from tspo_sampler.features import _video_features
 
     monkeypatch.setattr(_video_features, "PROGRESS_DELAY_S", 0.0)
     frames = np.random.default_rng(0).integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from tspo_sampler import TemporalAgent, TemporalSampler
-from tspo_sampler._encoders import ImagePreprocessing, preprocess_frames
+from tspo_sampler.features._encoders import ImagePreprocessing, preprocess_frames
 
 
 def _clip_image_processor(cfg):

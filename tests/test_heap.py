@@ -11,14 +11,14 @@ import pytest
 import torch
 
 import media
-from tspo_sampler import _heap as heap
+from tspo_sampler.features import _heap as heap
 
 linux_glibc = pytest.mark.skipif(heap._malloc_trim() is None, reason="needs glibc's malloc_trim")
 
 FRAGMENT_AND_TRIM = textwrap.dedent(
     """
     import ctypes, json
-    from tspo_sampler._heap import trim_heap
+    from tspo_sampler.features._heap import trim_heap
 
     def anon_mb():
         for line in open("/proc/self/status"):

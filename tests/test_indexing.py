@@ -21,7 +21,6 @@ import torch
 from launchers import LAUNCHERS, accelerate_launch
 from tspo_sampler._errors import VideoReadError
 from tspo_sampler._result import Selection
-from tspo_sampler._selection import select_indices
 from tspo_sampler.export import ExportError, export_index, load_index, to_frame_index_json, to_id_map
 from tspo_sampler.indexing import (
     IndexRow,
@@ -36,6 +35,7 @@ from tspo_sampler.indexing import (
     settings_path,
     shard_rows,
 )
+from tspo_sampler.scoring._selection import select_indices
 
 # ------------------------------------------------------------------------------------------ helpers
 

@@ -14,7 +14,7 @@ import torch
 
 import media
 from tspo_sampler import TemporalSampler, VideoReadError
-from tspo_sampler._cache import FeatureCache, default_cache_dir
+from tspo_sampler.features._cache import FeatureCache, default_cache_dir
 
 Q = "when does the bar reach the right edge?"
 

@@ -11,8 +11,8 @@ import torch.nn.functional as F
 
 import media
 from tspo_sampler import TemporalSampler
-from tspo_sampler._agent import TemporalAgent, positional_encoding, window_halo
-from tspo_sampler._search import SpanScorer, check_search, coarse_to_fine
+from tspo_sampler.scoring._agent import TemporalAgent, positional_encoding, window_halo
+from tspo_sampler.scoring._search import SpanScorer, check_search, coarse_to_fine
 
 Q = "when does the bar reach the right edge?"
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from tspo_sampler._cache import VideoFeatures
+from tspo_sampler.features._cache import VideoFeatures
 from tspo_sampler.training._data import compose_clips, general_episode, load_examples, parse_row, specific_episode
 
 

@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from tspo_sampler import TemporalSampler
-from tspo_sampler._weights import MIN_COMPACT_NUMEL, is_compact, keep_weights_compact, stored_state_dict
+from tspo_sampler.features._weights import MIN_COMPACT_NUMEL, is_compact, keep_weights_compact, stored_state_dict
 
 
 def _stored_bytes(model: torch.nn.Module, min_numel: int = 0) -> int:
@@ -183,7 +183,7 @@ def test_bf16_features_are_never_served_to_float32_or_back(checkpoint_dir, cases
 def test_use_autocast_matmuls_on_torch_multihead_attention():
     """open_clip blocks: ``in_proj_weight`` read off ``nn.MultiheadAttention`` works under autocast, and a
     compact weight drops its widening."""
-    from tspo_sampler._weights import autocast, use_autocast_matmuls
+    from tspo_sampler.features._weights import autocast, use_autocast_matmuls
 
     torch.manual_seed(0)
     reference = torch.nn.TransformerEncoderLayer(64, 4, 128, batch_first=True).eval()
@@ -205,7 +205,7 @@ def test_use_autocast_matmuls_on_torch_multihead_attention():
 
 def test_bf16_warns_on_a_cpu_without_bf16_instructions(checkpoint_dir, monkeypatch):
     """The CPU's flags cannot be changed in a test, so the probe is replaced; everything else is real."""
-    from tspo_sampler import _encoders
+    from tspo_sampler.features import _encoders
 
     monkeypatch.setattr(_encoders, "cpu_has_bf16", lambda: False)
     with pytest.warns(RuntimeWarning, match="without AVX512-BF16 or AMX"):

@@ -9,13 +9,13 @@ selection = sampler.select_frames("lecture.mp4", "What does the speaker write on
 
 from __future__ import annotations
 
-from ._agent import TemporalAgent
-from ._cache import FeatureCache, VideoFeatures
 from ._errors import CheckpointError, TSPOError, VideoDamageWarning, VideoReadError
 from ._example import example_video
 from ._result import Selection
 from ._sampler import TemporalSampler
-from ._selection import SELECTION_METHODS, select_indices
+from .features._cache import FeatureCache, VideoFeatures
+from .scoring._agent import TemporalAgent
+from .scoring._selection import SELECTION_METHODS, select_indices
 
 __version__ = "0.1.0"
 

@@ -11,20 +11,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._agent import DEFAULT_SCORE_TAU, DEFAULT_WINDOW_SIZE, TemporalAgent
-from ._cache import FeatureCache, VideoFeatures
-from ._candidates import check_candidate_settings, check_finite
 from ._device import accelerator_device
-from ._encoders import HFCLIPEncoder, ImageTextEncoder, OpenCLIPEncoder
 from ._errors import TSPOError
-from ._heap import trim_heap
-from ._inputs import check_decoder, check_question, decode_device, frames_to_uint8
 from ._result import Selection
-from ._search import check_search
-from ._search_video import search_features, select_coarse_to_fine
-from ._selection import check_k, check_method, select_indices
-from ._sources import is_file_source
-from ._video_features import encode_candidates, file_source, frames_features, progress_bar, warn_if_damaged
+from .features._cache import FeatureCache, VideoFeatures
+from .features._encoders import HFCLIPEncoder, ImageTextEncoder, OpenCLIPEncoder
+from .features._heap import trim_heap
+from .features._video_features import encode_candidates, file_source, frames_features, progress_bar, warn_if_damaged
+from .scoring._agent import DEFAULT_SCORE_TAU, DEFAULT_WINDOW_SIZE, TemporalAgent
+from .scoring._search import check_search
+from .scoring._search_video import search_features, select_coarse_to_fine
+from .scoring._selection import check_k, check_method, select_indices
+from .video._candidates import check_candidate_settings, check_finite
+from .video._inputs import check_decoder, check_question, decode_device, frames_to_uint8
+from .video._sources import is_file_source
 
 VideoInput = str | os.PathLike[str] | bytes | BinaryIO | np.ndarray | torch.Tensor | Sequence[Any]
 
@@ -135,7 +135,7 @@ class TemporalSampler:
                 CPU when the stored dtype widens exactly to ``dtype``; ``True`` raises if it does not.
             **kwargs: passed to the constructor (``feature_cache``, ``window_size``, ``batch_size`` ...).
         """
-        from ._hub import load_checkpoint, resolve_checkpoint
+        from .hub._hub import load_checkpoint, resolve_checkpoint
 
         dev = torch.device(device) if device is not None else default_device()
         dt = dtype if dtype is not None else default_dtype(dev)
@@ -169,7 +169,7 @@ class TemporalSampler:
         if agent is not None and not isinstance(agent, TemporalAgent):
             from safetensors.torch import load_file
 
-            from ._hub import build_agent, split_agent_state
+            from .hub._hub import build_agent, split_agent_state
 
             state = load_file(str(agent))
             _, agent_state = split_agent_state(state)
@@ -188,13 +188,13 @@ class TemporalSampler:
                 "save_pretrained needs a transformers CLIP encoder; "
                 "open_clip samplers save the agent only (use save_agent)"
             )
-        from ._hub import save_checkpoint
+        from .hub._hub import save_checkpoint
 
         return save_checkpoint(save_directory, self.encoder, self.agent, dtype=dtype or self.checkpoint_dtype)
 
     def save_agent(self, path: str | os.PathLike[str]) -> Path:
         """Save only the agent weights (``selector.*`` keys) to one safetensors file."""
-        from ._publish import save_agent
+        from .hub._publish import save_agent
 
         return save_agent(self.agent, path)
 
@@ -208,7 +208,7 @@ class TemporalSampler:
         revision: str | None = None,
     ) -> str:
         """Publish the checkpoint (released format plus a model card) to the Hub; returns the commit URL."""
-        from ._publish import push_to_hub
+        from .hub._publish import push_to_hub
 
         return push_to_hub(
             self, repo_id, private=private, token=token, commit_message=commit_message, revision=revision
@@ -238,7 +238,8 @@ class TemporalSampler:
 
     def _encode_batch(self, frames: torch.Tensor) -> torch.Tensor:
         """Features of one batch of frames, on the CPU. After a batch on a CPU encoder the C heap's free
-        pages go back to the OS, which keeps memory flat over hour-long videos (see :mod:`tspo_sampler._heap`)."""
+        pages go back to the OS, which keeps memory flat over hour-long videos
+        (see :mod:`tspo_sampler.features._heap`)."""
         features = self.encoder.encode_images(frames).cpu()
         if self.encoder.device.type == "cpu":
             trim_heap()
@@ -422,7 +423,7 @@ class TemporalSampler:
                 (the keyframes nearest to those instants; decodes only keyframes, for very long videos).
             search: ``"exhaustive"`` encodes and scores every candidate; ``"coarse-to-fine"`` (``topk`` only)
                 encodes a coarse grid and refines around the best regions, scoring those exactly
-                (:mod:`tspo_sampler._search`); unscored candidates get NaN scores.
+                (:mod:`tspo_sampler.scoring._search`); unscored candidates get NaN scores.
             decoder: file decoding backend, ``auto``, ``pyav``, ``decord`` or ``torchcodec`` (same frames).
 
         Returns:

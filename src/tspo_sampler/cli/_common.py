@@ -33,7 +33,7 @@ def add_selection_arguments(
     candidates: bool = True,
 ) -> None:
     """How frames are chosen: the options ``tspo select`` and ``tspo index`` share (one place to add one)."""
-    from .._selection import SELECTION_METHODS
+    from ..scoring._selection import SELECTION_METHODS
 
     parser.add_argument("-k", type=int, default=16, help=k_help)
     parser.add_argument("--method", default="topk", choices=list(SELECTION_METHODS),
@@ -106,9 +106,9 @@ def check_device(device: str | None) -> None:
 
 def check_selection_arguments(args: argparse.Namespace) -> None:
     """The cheap checks of the selection options, run before the model loads (messages name the flag)."""
-    from .._candidates import check_candidate_settings
-    from .._inputs import DECODERS
-    from .._selection import check_k
+    from ..scoring._selection import check_k
+    from ..video._candidates import check_candidate_settings
+    from ..video._inputs import DECODERS
 
     check_k(args.k)
     try:

@@ -50,11 +50,11 @@ def take_example(args: argparse.Namespace) -> None:
 
 def check_arguments(args: argparse.Namespace) -> None:
     """Everything that can be refused without the model: the device, the options, the question, the files."""
-    from .._inputs import check_question
+    from ..video._inputs import check_question
 
     take_example(args)
-    from .._sources import check_path
     from ..indexing import check_writable
+    from ..video._sources import check_path
 
     check_device(args.device)
     check_selection_arguments(args)

@@ -25,7 +25,7 @@ How the work is spread and made safe:
 
 from __future__ import annotations
 
-from .._sources import resolve_video
+from ..video._sources import resolve_video
 from ._dataset import DATASET_FORMATS, IndexRow, detect_format, read_dataset
 from ._jsonl import JsonlAppender, check_writable, iter_jsonl_records, jsonl_line, repair_jsonl, write_jsonl_atomic
 from ._records import (

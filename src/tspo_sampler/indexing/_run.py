@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from .._sources import resolve_video
+from ..video._sources import resolve_video
 from ._dataset import IndexRow
 from ._jsonl import JsonlAppender, check_writable
 from ._records import (
@@ -193,9 +193,9 @@ def index_dataset(
         OSError: ``out`` cannot be written (checked before any work).
         ValueError: ``out`` holds records of another dataset, or of other settings (see ``resume_anyway``).
     """
-    from .._inputs import check_decoder
-    from .._search import check_search
-    from .._selection import check_k, check_method
+    from ..scoring._search import check_search
+    from ..scoring._selection import check_k, check_method
+    from ..video._inputs import check_decoder
 
     k = check_k(k)
     method = check_method(method)

@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw
 
 from .._errors import TSPOError
 from .._example import EXAMPLE_QUESTIONS, example_video
-from .._selection import SELECTION_METHODS, select_indices
+from ..scoring._selection import SELECTION_METHODS, select_indices
 from ..visualize import format_time, score_curve
 
 __all__ = ["DemoApp", "build_demo", "comparison_plot", "launch_demo", "serve"]

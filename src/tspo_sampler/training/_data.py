@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._sources import resolve_video
+from ..video._sources import resolve_video
 from ._rewards import LETTERS, option_letters, parse_solution_letter, span_mask
 
 logger = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .._selection import select_indices
+from ..scoring._selection import select_indices
 from ._data import TrainExample
 from ._episodes import make_selection
 from ._rewards import accuracy_reward, temporal_reward

@@ -31,9 +31,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._agent import TemporalAgent
-from .._cache import VideoFeatures
 from .._result import Selection
+from ..features._cache import VideoFeatures
+from ..scoring._agent import TemporalAgent
 from ._data import TrainExample
 from ._rewards import LETTERS
 

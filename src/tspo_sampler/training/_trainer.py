@@ -133,7 +133,7 @@ class GRPOTrainer:
             )
         self.sampler = sampler
         if getattr(sampler, "agent", None) is None:
-            from .._agent import TemporalAgent
+            from ..scoring._agent import TemporalAgent
 
             sampler.agent = TemporalAgent(dim=int(sampler.encoder.embed_dim))
         agent = sampler.agent.to(device=self.device, dtype=torch.float32)

@@ -9,8 +9,8 @@ applies).  Every decoder call is bounded by a timeout, and unreadable input rais
 
 Modules: ``_types`` (data), ``_probe`` (the stream index), ``_pyav`` and ``_decord`` (one per backend),
 ``_routing`` (which backend serves a request), ``_watchdog`` (timeouts and error translation),
-``_decoder`` (:class:`VideoDecoder`).  Sources are checked in :mod:`tspo_sampler._sources` and the
-candidate rules live in :mod:`tspo_sampler._candidates`.
+``_decoder`` (:class:`VideoDecoder`).  Sources are checked in :mod:`tspo_sampler.video._sources` and the
+candidate rules live in :mod:`tspo_sampler.video._candidates`.
 """
 
 from __future__ import annotations

@@ -12,13 +12,13 @@ from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 
-from .._candidates import candidate_error, candidate_indices, check_finite, check_max_candidates
 from .._errors import VideoDamageWarning, VideoReadError
-from .._sources import remove_spool, spool
+from ._candidates import candidate_error, candidate_indices, check_finite, check_max_candidates
 from ._decord import DecordReader
 from ._probe import probe
 from ._pyav import PyAVReader
 from ._routing import BACKENDS, FORCED_ONLY, OPTIONAL_BACKENDS, PATH_BACKEND, PATH_KEYFRAMES, choose_path
+from ._sources import remove_spool, spool
 from ._torchcodec import TorchcodecReader
 from ._types import Decoded, FrameBatch, StreamIndex, VideoMetadata, scaled_size
 from ._watchdog import guarded
@@ -192,7 +192,7 @@ class VideoDecoder:
         the keyframe interval (:meth:`candidate_error` measures it).  A stream that flags no
         keyframe after its first frame falls back to ``"fps"``.  ``max_candidates`` keeps that
         many, spread evenly over the list.  Always at least frame 0.  The rules live in
-        :mod:`tspo_sampler._candidates`.
+        :mod:`tspo_sampler.video._candidates`.
         """
         ix = self._index
         idx = candidate_indices(

@@ -23,8 +23,8 @@ import numpy as np
 from ..._errors import TSPOError
 from ..._result import Selection
 from ..._sampler import TemporalSampler
-from ..._selection import check_k, check_method
 from ...indexing import jsonl_line
+from ...scoring._selection import check_k, check_method
 from ._records import LOGGED, note_record
 
 __all__ = ["PendingDoc", "PluginConfigError", "TSPOMixin", "TSPO_DEFAULTS", "question_from_doc", "strip_options"]
@@ -195,7 +195,7 @@ class TSPOMixin:
         if self.tspo_search is not None and not has_search:
             _fail(f"search={self.tspo_search!r}: this tspo-sampler version's select_frames has no search option")
         if self.tspo_search is not None:
-            from ..._search import check_search
+            from ...scoring._search import check_search
 
             try:
                 self.tspo_search = check_search(self.tspo_search, self.tspo_method)

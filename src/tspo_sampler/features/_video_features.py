@@ -2,7 +2,7 @@
 in-memory frames thinned evenly.
 
 For files, memory stays bounded by one chunk of frames at the encoder's resolution; on accelerators the
-next chunk is decoded in a producer thread (:mod:`tspo_sampler._prefetch`) while the encoder runs.
+next chunk is decoded in a producer thread (:mod:`tspo_sampler.features._prefetch`) while the encoder runs.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .._errors import VideoReadError
+from ..video._candidates import even_positions
+from ..video._sources import check_bytes, check_path, read_file_object
 from ._cache import VideoFeatures, bytes_identity, file_identity
-from ._candidates import even_positions
-from ._errors import VideoReadError
 from ._prefetch import prefetch
-from ._sources import check_bytes, check_path, read_file_object
 
 __all__ = ["encode_candidates", "frames_features", "file_source", "progress_bar"]
 
@@ -99,7 +99,7 @@ def warn_if_damaged(feats: VideoFeatures) -> VideoFeatures:
     """Features from the cache of a damaged video warn again, as the first read did."""
     damage = feats.metadata.get("damage") if isinstance(feats.metadata, dict) else None
     if damage:
-        from ._errors import VideoDamageWarning
+        from .._errors import VideoDamageWarning
 
         text = "; ".join(str(d) for d in damage)
         warnings.warn(f"video {feats.source}: {text} (features from the cache)", VideoDamageWarning, stacklevel=3)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ._errors import VideoReadError
+from .._errors import VideoReadError
 
 __all__ = [
     "BYTES_LABEL",

@@ -174,7 +174,7 @@ class _TorchEncoder(ABC):
 
     @property
     def dtype(self) -> torch.dtype:
-        """The compute dtype (weights kept compact are stored narrower, see :mod:`tspo_sampler._weights`)."""
+        """The compute dtype (weights kept compact are stored narrower, see :mod:`tspo_sampler.features._weights`)."""
         return compute_dtype(self.model)
 
     @property
@@ -303,7 +303,7 @@ class OpenCLIPEncoder(_TorchEncoder):
             interpolation=interp if interp in ("bicubic", "bilinear") else "bicubic",
         )
         encoder = cls(model, tokenizer, spec, name=f"{model_name}:{pretrained}")
-        if cpu_bf16:  # bfloat16 products, float32 everywhere else (see tspo_sampler._weights)
+        if cpu_bf16:  # bfloat16 products, float32 everywhere else (see tspo_sampler.features._weights)
             encoder.autocast_images(torch.bfloat16)
         return encoder
 

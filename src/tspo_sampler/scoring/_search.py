@@ -2,8 +2,8 @@
 
 Why it can be exact: the agent's score of candidate ``j`` depends only on the CLIP features of
 candidates ``j - w//2 .. j + w - w//2 - 1`` (clamped to the video) and on ``j / T``
-(:func:`~tspo_sampler._agent.window_halo`). A region whose features are known together with that halo
-is scored by :meth:`~tspo_sampler._agent.TemporalAgent.score_span` bit for bit as the exhaustive pass
+(:func:`~tspo_sampler.scoring._agent.window_halo`). A region whose features are known together with that halo
+is scored by :meth:`~tspo_sampler.scoring._agent.TemporalAgent.score_span` bit for bit as the exhaustive pass
 scores it; only *which* regions get refined is a heuristic.
 
 The policy:

@@ -3,7 +3,7 @@ cannot be reached, or the repo or revision does not exist; and say what to do in
 
 from __future__ import annotations
 
-from ._errors import CheckpointError
+from .._errors import CheckpointError
 
 USE_LOCAL = (
     "or pass a local checkpoint directory instead: `--model DIR` on the command line, `from_pretrained(DIR)` in Python"

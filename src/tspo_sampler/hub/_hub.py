@@ -12,11 +12,11 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from ._agent import TemporalAgent
-from ._encoders import HFCLIPEncoder, ImagePreprocessing
-from ._errors import CheckpointError
+from .._errors import CheckpointError
+from ..features._encoders import HFCLIPEncoder, ImagePreprocessing
+from ..features._weights import keep_weights_compact, stored_state_dict, widening_is_exact
+from ..scoring._agent import TemporalAgent
 from ._hub_errors import explain_hub_error
-from ._weights import keep_weights_compact, stored_state_dict, widening_is_exact
 
 AGENT_PREFIX = "selector."
 WEIGHTS_NAME = "model.safetensors"
@@ -186,7 +186,7 @@ def load_checkpoint(
     """Build the CLIP encoder and the agent from a checkpoint directory in the released format.
 
     ``compact_weights`` keeps the encoder's weights in their stored dtype and widens them to ``dtype`` as
-    each layer runs (identical outputs, see :mod:`tspo_sampler._weights`). ``None`` does so on the CPU
+    each layer runs (identical outputs, see :mod:`tspo_sampler.features._weights`). ``None`` does so on the CPU
     whenever the stored dtype widens exactly to ``dtype``; ``True`` requires that it does.
     """
     from transformers import AutoTokenizer, CLIPConfig, CLIPModel
@@ -200,7 +200,7 @@ def load_checkpoint(
             f"{config_path}: model_type is {config_dict.get('model_type')!r}; TSPO checkpoints are CLIP checkpoints"
         )
     # On the CPU, bfloat16 means the image tower's matrix products in bfloat16 under autocast, with float32
-    # norms, embeddings and residuals (see tspo_sampler._weights): load as for float32, then narrow those.
+    # norms, embeddings and residuals (see tspo_sampler.features._weights): load as for float32, then narrow those.
     cpu_bf16 = dtype == torch.bfloat16 and device.type == "cpu"
     if cpu_bf16:
         dtype = torch.float32

@@ -1,6 +1,7 @@
 """Checks on what users pass to the sampler: questions, the decoder, and in-memory frames as ``uint8`` tensors.
 
-File sources are checked in :mod:`tspo_sampler._sources`, candidate settings in :mod:`tspo_sampler._candidates`.
+File sources are checked in :mod:`tspo_sampler.video._sources`, candidate settings in
+:mod:`tspo_sampler.video._candidates`.
 """
 
 from __future__ import annotations

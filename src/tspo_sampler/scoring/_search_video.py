@@ -1,5 +1,5 @@
 """``search="coarse-to-fine"`` on files, in-memory frames and saved features: the sampler-side glue around
-:mod:`tspo_sampler._search`.
+:mod:`tspo_sampler.scoring._search`.
 
 A file is never decoded whole: the decoder lists the candidates from its packet table, and the search
 asks for the features of the positions it needs; each request decodes and encodes just those frames.
@@ -15,14 +15,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._cache import VideoFeatures
-from ._candidates import even_positions
-from ._errors import VideoReadError
-from ._inputs import frames_to_uint8
-from ._result import Selection
+from .._errors import VideoReadError
+from .._result import Selection
+from ..features._cache import VideoFeatures
+from ..features._video_features import warn_if_damaged
+from ..video._candidates import even_positions
+from ..video._inputs import frames_to_uint8
+from ..video._sources import is_file_source
 from ._search import DEFAULT_COARSE_STEP, DEFAULT_MAX_ENCODED, FeatureFn, SearchResult, coarse_to_fine
-from ._sources import is_file_source
-from ._video_features import warn_if_damaged
 
 __all__ = ["search_features", "select_coarse_to_fine"]
 

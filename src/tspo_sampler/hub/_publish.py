@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ._errors import TSPOError
+from .._errors import TSPOError
 
 __all__ = ["push_to_hub", "save_agent"]
 

@@ -23,5 +23,13 @@ class CheckpointError(TSPOError):
     """A checkpoint is missing files, has no agent weights, or has weights of the wrong shape."""
 
 
+class InvalidArgumentError(TSPOError, ValueError):
+    """An argument has a value the library cannot use; the message names the argument."""
+
+
+class ArgumentTypeError(TSPOError, TypeError):
+    """An argument has a type the library cannot use; the message names the argument."""
+
+
 class VideoDamageWarning(UserWarning):
     """A video was read in part: damaged data cost some frames, or the file ends before its stated duration."""

@@ -77,7 +77,7 @@ def main() -> int:
 
     model = make_vit_b32_checkpoint(work / "vit-b32-checkpoint")
     cache = work / "feature-cache"
-    sampler = TemporalSampler.from_pretrained(model, device="cpu", feature_cache=cache)
+    sampler = TemporalSampler.from_pretrained(model, device="cpu", feature_cache_dir=cache)
     rows = read_dataset(dataset)
     results = []
     for phase in ("cold", "warm"):

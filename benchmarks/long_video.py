@@ -43,15 +43,17 @@ QUESTIONS = (
 
 
 def make_scene_video(
-    path: Path, minutes: float, size: tuple[int, int], fps: float, *, noise: float = 8.0, seed: int = 0
+    path: Path, minutes: float, size: tuple[int, int], fps: float, *, noise: float = 8.0, seed: int = 0,
+    scenes: tuple[int, int] = (20, 70),
 ) -> list[float]:
-    """Scenes of 20-70 s from varied lavfi sources, H.264 with a 10 s GOP; returns the scene start times."""
+    """Scenes of ``scenes`` seconds (20-70 by default) from varied lavfi sources, H.264 with a 10 s GOP;
+    returns the scene start times."""
     rng = np.random.default_rng(seed)
     total = minutes * 60.0
     starts, durations = [], []
     t = 0.0
     while t < total - 1e-6:
-        d = float(min(total - t, rng.integers(20, 71)))
+        d = float(min(total - t, rng.integers(scenes[0], scenes[1] + 1)))
         starts.append(t)
         durations.append(d)
         t += d
@@ -90,7 +92,8 @@ def worker(spec: dict) -> dict:
     from tspo_sampler import TemporalSampler
 
     torch.set_num_threads(spec["threads"])
-    sampler = TemporalSampler.from_pretrained(spec["checkpoint"], device="cpu", feature_cache=spec["cache"] or False,
+    sampler = TemporalSampler.from_pretrained(spec["checkpoint"], device="cpu", feature_cache=bool(spec["cache"]),
+                                              feature_cache_dir=spec["cache"] or None,
                                               dtype=getattr(torch, spec["dtype"]))
     start = time.perf_counter()
     sel = sampler.select_frames(
@@ -178,7 +181,7 @@ def replay(checkpoint: str, cache: str, video: str, k: int) -> list[dict]:
     """The policy on the saved features of the exhaustive run, for several questions (no decoding)."""
     from tspo_sampler import TemporalSampler
 
-    sampler = TemporalSampler.from_pretrained(checkpoint, device="cpu", feature_cache=cache)
+    sampler = TemporalSampler.from_pretrained(checkpoint, device="cpu", feature_cache_dir=cache)
     feats = sampler.encode_video(video)  # a cache hit: the exhaustive run stored them
     rows = []
     for q in QUESTIONS:

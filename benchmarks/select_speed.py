@@ -45,7 +45,8 @@ def worker(kind: str, video: str, model: str, k: int, fps: float, cache_dir: str
         from tspo_sampler import TemporalSampler
 
         sampler = TemporalSampler.from_pretrained(
-            model, device="cpu", feature_cache=cache_dir or False, compact_weights=kind != "ours-widened"
+            model, device="cpu", feature_cache=bool(cache_dir), feature_cache_dir=cache_dir or None,
+            compact_weights=kind != "ours-widened",
         )
         if kind == "ours-warm":
             sampler.select_frames(video, QUESTION, k, fps=fps, progress=False)  # fills the cache

@@ -49,7 +49,7 @@ def sampler(checkpoint_dir, tmp_path_factory):
     from tspo_sampler import TemporalSampler
 
     return TemporalSampler.from_pretrained(
-        checkpoint_dir, device="cpu", feature_cache=tmp_path_factory.mktemp("feature-cache")
+        checkpoint_dir, device="cpu", feature_cache_dir=tmp_path_factory.mktemp("feature-cache")
     )
 
 

@@ -38,8 +38,10 @@ def big_raw(tmp_path_factory) -> Path:
     return media.make_video(path, duration=10.0, fps=10.0, size=(320, 240), codec="rawvideo")
 
 
-def cached(checkpoint_dir, directory: Path, **kwargs) -> TemporalSampler:
-    return TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", feature_cache=directory, **kwargs)
+def cached(checkpoint_dir, directory: Path | FeatureCache, **kwargs) -> TemporalSampler:
+    if isinstance(directory, FeatureCache):
+        return TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", feature_cache=directory, **kwargs)
+    return TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", feature_cache_dir=directory, **kwargs)
 
 
 def only_entry(directory: Path) -> Path:

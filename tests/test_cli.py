@@ -93,7 +93,7 @@ def test_select_clip_prints_the_scores_it_ranked_by(checkpoint_dir, tmp_path, ca
             "--cache-dir", str(cache)]
     assert main([*argv, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    sampler = TemporalSampler.from_pretrained(checkpoint_dir, feature_cache=str(cache))
+    sampler = TemporalSampler.from_pretrained(checkpoint_dir, feature_cache_dir=cache)
     feats = sampler.encode_video(video)
     text = sampler.encode_text(question).float().reshape(1, -1)
     clip = F.cosine_similarity(text, feats.features.float(), dim=-1).numpy()

@@ -134,7 +134,7 @@ def test_select_frames_on_a_hole_has_distinct_honest_candidates(uncached_sampler
 def test_cached_features_of_a_damaged_video_warn_again(checkpoint_dir: Path, damaged: dict, tmp_path: Path) -> None:
     from tspo_sampler import TemporalSampler
 
-    sampler = TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", feature_cache=tmp_path / "cache")
+    sampler = TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", feature_cache_dir=tmp_path / "cache")
     with pytest.warns(VideoDamageWarning, match="could not be decoded"):
         first = sampler.select_frames(damaged["hole"], "what colour is the band?", k=4, return_frames=False)
     with pytest.warns(VideoDamageWarning, match=r"could not be decoded.*\(features from the cache\)"):

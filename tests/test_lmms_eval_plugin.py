@@ -71,7 +71,8 @@ def world(tmp_path_factory, checkpoint_dir):
 
 def run_lmms_eval(world, out: Path, model_args: dict, model: str = "qwen2_5_vl_tspo", limit: int = 2):
     args = {"pretrained": world["mllm"], "device": "cpu", "device_map": "cpu", "tspo_model": world["checkpoint"],
-            "k": K, "feature_cache": world["root"] / "features", "min_pixels": 784, "max_pixels": 12544, **model_args}
+            "k": K, "feature_cache_dir": world["root"] / "features", "min_pixels": 784, "max_pixels": 12544,
+            **model_args}
     args = {k: v for k, v in args.items() if v is not None}
     cmd = [sys.executable, "-m", "lmms_eval", "--model", model,
            "--model_args", ",".join(f"{k}={v}" for k, v in args.items()),

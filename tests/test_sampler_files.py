@@ -105,7 +105,7 @@ def test_bytes_and_file_objects(uncached_sampler, videos):
 def test_second_question_decodes_only_the_returned_frames(checkpoint_dir, videos, tmp_path, monkeypatch):
     from tspo_sampler import video as video_module
 
-    sampler = TemporalSampler.from_pretrained(checkpoint_dir, feature_cache=tmp_path / "cache")
+    sampler = TemporalSampler.from_pretrained(checkpoint_dir, feature_cache_dir=tmp_path / "cache")
     decoded = []
     real_iter, real_get = video_module.VideoDecoder.iter_frames, video_module.VideoDecoder.get_frames
 
@@ -142,7 +142,7 @@ def test_second_question_decodes_only_the_returned_frames(checkpoint_dir, videos
 
 
 def test_corrupt_cache_entry_is_rebuilt(checkpoint_dir, videos, tmp_path):
-    sampler = TemporalSampler.from_pretrained(checkpoint_dir, feature_cache=tmp_path / "cache")
+    sampler = TemporalSampler.from_pretrained(checkpoint_dir, feature_cache_dir=tmp_path / "cache")
     first = sampler.select_frames(videos["mp4"], Q, k=3, return_frames=False)
     (entry,) = list((tmp_path / "cache").glob("*/*.safetensors"))
     entry.write_bytes(b"garbage")

@@ -199,7 +199,7 @@ def test_select_frames_coarse_to_fine_in_memory_and_from_features(uncached_sampl
 
 
 def test_cached_exhaustive_run_is_replayed(checkpoint_dir, videos, tmp_path):
-    sampler = TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", feature_cache=tmp_path)
+    sampler = TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", feature_cache_dir=tmp_path)
     ex = sampler.select_frames(videos["mp4"], Q, 4, return_frames=False)
     cf = sampler.select_frames(videos["mp4"], Q, 4, return_frames=False, search="coarse-to-fine")
     scored = np.isfinite(cf.scores)

@@ -61,7 +61,7 @@ def _qwen_answerer():
 def _sampler(checkpoint_dir, cache):
     from tspo_sampler import TemporalSampler
 
-    return TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", feature_cache=cache)
+    return TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", feature_cache_dir=cache)
 
 
 def _config(data, root, out, **kw):

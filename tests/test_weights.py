@@ -168,8 +168,8 @@ def test_bf16_features_are_never_served_to_float32_or_back(checkpoint_dir, cases
 
     video = media.make_video(tmp_path / "clip.mp4", duration=6.0, fps=5.0)
     cache = tmp_path / "cache"
-    f32 = TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", feature_cache=cache)
-    b16 = TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", dtype=torch.bfloat16, feature_cache=cache)
+    f32 = TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", feature_cache_dir=cache)
+    b16 = TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", dtype=torch.bfloat16, feature_cache_dir=cache)
     assert f32.encoder.fingerprint() != b16.encoder.fingerprint()
     a = f32.encode_video(video)
     b = b16.encode_video(video)

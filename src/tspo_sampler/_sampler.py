@@ -14,15 +14,15 @@ import torch.nn.functional as F
 from ._device import accelerator_device
 from ._errors import TSPOError
 from ._result import Selection
-from .features._cache import FeatureCache, VideoFeatures
+from .features._cache import FeatureCache, VideoFeatures, resolve_feature_cache
 from .features._encoders import HFCLIPEncoder, ImageTextEncoder, OpenCLIPEncoder
 from .features._heap import trim_heap
 from .features._video_features import encode_candidates, file_source, frames_features, progress_bar, warn_if_damaged
 from .scoring._agent import DEFAULT_SCORE_TAU, DEFAULT_WINDOW_SIZE, TemporalAgent
-from .scoring._search import check_search
 from .scoring._search_video import search_features, select_coarse_to_fine
-from .scoring._selection import check_k, check_method, select_indices
-from .video._candidates import check_candidate_settings, check_finite
+from .scoring._selection import check_k, select_indices
+from .scoring._settings import SelectionSettings, check_positive_int
+from .video._candidates import check_finite
 from .video._inputs import check_decoder, check_question, decode_device, frames_to_uint8
 from .video._sources import is_file_source
 
@@ -47,9 +47,11 @@ class TemporalSampler:
     Args:
         encoder: image/text encoder (transformers CLIP or open_clip).
         agent: the temporal agent; ``None`` scores frames by raw CLIP similarity.
-        feature_cache: ``True`` for the default cache directory, a path for another, ``False`` for none,
-            ``"full-hash"`` for the default directory with video files identified by a hash of every byte
-            (see :class:`~tspo_sampler.FeatureCache`), or a :class:`~tspo_sampler.FeatureCache`.
+        feature_cache: ``True`` or ``"sampled"`` (cheap file identities), ``"full-hash"`` (video files
+            identified by a hash of every byte, see :class:`~tspo_sampler.FeatureCache`), ``False`` for none,
+            or a :class:`~tspo_sampler.FeatureCache`.
+        feature_cache_dir: where entries live (default ``$TSPO_SAMPLER_CACHE`` or ``~/.cache/tspo_sampler``).
+            Not ``cache_dir``: :meth:`from_pretrained` keeps that name for the Hugging Face download cache.
         window_size: default attention window of the agent.
         tau: score temperature.
         batch_size: frames per encoder batch (default 32 on the CPU, where bigger batches only cost memory,
@@ -65,7 +67,8 @@ class TemporalSampler:
         encoder: ImageTextEncoder,
         agent: TemporalAgent | None = None,
         *,
-        feature_cache: bool | str | os.PathLike[str] | FeatureCache = True,
+        feature_cache: bool | str | FeatureCache = True,
+        feature_cache_dir: str | os.PathLike[str] | None = None,
         window_size: int = DEFAULT_WINDOW_SIZE,
         tau: float = DEFAULT_SCORE_TAU,
         batch_size: int | None = None,
@@ -76,23 +79,12 @@ class TemporalSampler:
         self.agent = agent.eval() if agent is not None else None
         if agent is not None and agent.dim != encoder.embed_dim:
             raise ValueError(f"agent dimension {agent.dim} does not match encoder embed_dim {encoder.embed_dim}")
-        if isinstance(feature_cache, FeatureCache):
-            self.cache: FeatureCache | None = feature_cache
-        elif feature_cache is True or (isinstance(feature_cache, str) and feature_cache == "full-hash"):
-            self.cache = FeatureCache(hashing="full" if feature_cache == "full-hash" else "sampled")
-        elif feature_cache is False or feature_cache is None:
-            self.cache = None
-        else:
-            self.cache = FeatureCache(feature_cache)
-        if isinstance(window_size, bool) or not isinstance(window_size, int) or window_size < 1:
-            raise ValueError(f"window_size must be a positive integer, got {window_size!r}")
-        self.window_size = window_size
+        self.cache: FeatureCache | None = resolve_feature_cache(feature_cache, feature_cache_dir)
+        self.window_size = int(check_positive_int(window_size, "window_size") or 0)
         self.tau = check_finite(tau, "tau", positive=True)
         if batch_size is None:
             batch_size = 32 if encoder.device.type == "cpu" else 128
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        self.batch_size = batch_size
+        self.batch_size = int(check_positive_int(batch_size, "batch_size") or 0)
         self.decode_timeout = check_finite(decode_timeout, "decode_timeout", positive=True)
         self.overlap_decoding = encoder.device.type != "cpu" if overlap_decoding is None else bool(overlap_decoding)
         self.checkpoint_dir: Path | None = None
@@ -133,7 +125,7 @@ class TemporalSampler:
                 agents) and widen each to ``dtype`` only while its layer runs: bit-identical features with
                 half the resident weights (docs/benchmarks.md). Default: on for the
                 CPU when the stored dtype widens exactly to ``dtype``; ``True`` raises if it does not.
-            **kwargs: passed to the constructor (``feature_cache``, ``window_size``, ``batch_size`` ...).
+            **kwargs: passed to the constructor (``feature_cache``, ``feature_cache_dir``, ``window_size`` ...).
         """
         from .hub._hub import load_checkpoint, resolve_checkpoint
 
@@ -265,16 +257,17 @@ class TemporalSampler:
         a keyframe interval away from the 1/fps grid. In-memory frames: every frame is a candidate; ``fps``
         is the rate they were sampled at (timestamps = position / fps). ``decoder``: see :meth:`select_frames`.
         """
-        max_candidates, decoder = check_candidate_settings(fps, max_candidates, candidate_mode), check_decoder(decoder)
+        settings = SelectionSettings(fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode,
+                                     decoder=decoder)
         if not is_file_source(video):
             return frames_features(
-                frames_to_uint8(video), lambda f: self.encode_frames(f, progress=progress), fps=fps,
-                max_candidates=max_candidates,
+                frames_to_uint8(video), lambda f: self.encode_frames(f, progress=progress), fps=settings.fps,
+                max_candidates=settings.max_candidates,
             )
         source, identity = self._file_source(video)
         return self._file_features(
-            source, identity, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode,
-            progress=progress, use_cache=use_cache, decoder=decoder,
+            source, identity, fps=settings.fps, max_candidates=settings.max_candidates,
+            candidate_mode=settings.candidate_mode, progress=progress, use_cache=use_cache, decoder=settings.decoder,
         )
 
     def _file_features(
@@ -330,9 +323,7 @@ class TemporalSampler:
 
         Linear in ``T * window_size`` time and memory.
         """
-        w = self.window_size if window_size is None else window_size
-        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
-            raise ValueError(f"window_size must be a positive integer, got {w!r}")
+        w = self.window_size if window_size is None else int(check_positive_int(window_size, "window_size") or 0)
         feats = image_features.float()
         text = text_features.float().to(feats.device)
         if self.agent is None:

@@ -9,6 +9,10 @@ from typing import Any
 
 DEFAULT_MODEL = "hzf666/TSPO-0.4B"
 
+#: The names of :data:`tspo_sampler.SELECTION_METHODS`, spelled out so that building the parser needs no torch
+#: (tests/test_cli_fast.py checks the two agree).
+SELECTION_METHOD_NAMES = ("topk", "bin-max", "aks", "uniform", "clip", "bolt")
+
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of every command that loads a sampler."""
@@ -33,10 +37,8 @@ def add_selection_arguments(
     candidates: bool = True,
 ) -> None:
     """How frames are chosen: the options ``tspo select`` and ``tspo index`` share (one place to add one)."""
-    from ..scoring._selection import SELECTION_METHODS
-
     parser.add_argument("-k", type=int, default=16, help=k_help)
-    parser.add_argument("--method", default="topk", choices=list(SELECTION_METHODS),
+    parser.add_argument("--method", default="topk", choices=SELECTION_METHOD_NAMES,
                         help="selection method (default topk)")
     parser.add_argument("--fps", type=float, default=1.0, help="candidate frames per second (default 1)")
     parser.add_argument("--max-candidates", type=int, default=None,
@@ -128,11 +130,11 @@ def load_sampler(args: argparse.Namespace) -> Any:
     """The sampler the model options ask for (imported here, not at the top, to keep ``tspo --help`` fast)."""
     from .._sampler import TemporalSampler
 
-    cache: object = False if args.no_cache else (args.cache_dir or True)
     return TemporalSampler.from_pretrained(
         args.model,
         device=args.device,
         revision=args.revision,
         local_files_only=args.local_files_only,
-        feature_cache=cache,
+        feature_cache=not args.no_cache,
+        feature_cache_dir=None if args.no_cache else args.cache_dir,
     )

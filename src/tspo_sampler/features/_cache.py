@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from .._errors import CacheEntryError
+
 logger = logging.getLogger(__name__)
 
 CACHE_FORMAT_VERSION = "2"  # 2: entries carry a checksum; file identities include mtime and inode
@@ -81,6 +83,61 @@ def file_identity(path: str | os.PathLike[str], *, hashing: str = "sampled") -> 
     return h.hexdigest()[:32]
 
 
+CACHE_MODES = {"sampled": "sampled", "full-hash": "full"}  # feature_cache= mode -> FeatureCache hashing
+
+
+def resolve_feature_cache(feature_cache: Any, feature_cache_dir: Any = None) -> FeatureCache | None:
+    """The cache a sampler uses: ``feature_cache`` says whether and how, ``feature_cache_dir`` says where.
+
+    ``feature_cache`` is ``True`` (``"sampled"`` identities), ``"sampled"``, ``"full-hash"`` (every byte
+    hashed), ``False``/``None`` (no cache) or a :class:`FeatureCache`. Modes and directories never share
+    one string: a mistyped mode such as ``"full_hash"`` is an error, not a directory of that name. A
+    ``pathlib.Path`` in ``feature_cache`` still works, with a :class:`DeprecationWarning`.
+    """
+    from .._errors import ArgumentTypeError, InvalidArgumentError
+
+    if feature_cache_dir is not None:
+        if not isinstance(feature_cache_dir, (str, os.PathLike)) or isinstance(feature_cache_dir, bytes):
+            raise ArgumentTypeError(
+                f"feature_cache_dir must be a path (str or os.PathLike), got {type(feature_cache_dir).__name__}"
+            )
+        if not os.fspath(feature_cache_dir):
+            raise InvalidArgumentError("feature_cache_dir must not be empty (it would mean the working directory)")
+    if isinstance(feature_cache, FeatureCache):
+        if feature_cache_dir is not None:
+            raise InvalidArgumentError("pass feature_cache_dir or a FeatureCache instance, not both")
+        return feature_cache
+    if feature_cache is None or feature_cache is False:
+        if feature_cache_dir is not None:
+            raise InvalidArgumentError(
+                f"feature_cache={feature_cache!r} turns the cache off, yet feature_cache_dir="
+                f"{os.fspath(feature_cache_dir)!r} was given; pass feature_cache=True to use that directory"
+            )
+        return None
+    modes = ", ".join(repr(m) for m in CACHE_MODES)
+    if feature_cache is True:
+        return FeatureCache(feature_cache_dir)
+    if isinstance(feature_cache, str):
+        if feature_cache not in CACHE_MODES:
+            raise InvalidArgumentError(
+                f"feature_cache must be True, False, {modes} or a FeatureCache, got {feature_cache!r}; "
+                "put a directory in feature_cache_dir="
+            )
+        return FeatureCache(feature_cache_dir, hashing=CACHE_MODES[feature_cache])
+    if isinstance(feature_cache, os.PathLike):
+        if feature_cache_dir is not None:
+            raise InvalidArgumentError("a path in feature_cache and feature_cache_dir: pass the directory once")
+        warnings.warn(
+            "a path as feature_cache is deprecated: pass feature_cache_dir=... (and feature_cache=True or a mode)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return FeatureCache(feature_cache)
+    raise ArgumentTypeError(
+        f"feature_cache must be True, False, {modes} or a FeatureCache, got {type(feature_cache).__name__}"
+    )
+
+
 def bytes_identity(data: bytes) -> str:
     """Content hash of an in-memory video file."""
     return hashlib.sha256(data).hexdigest()[:32]
@@ -121,10 +178,6 @@ def entry_checksum(tensors: dict[str, torch.Tensor], info_json: str) -> str:
         h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     h.update(info_json.encode())
     return h.hexdigest()
-
-
-class CacheEntryError(ValueError):
-    """A cache entry that cannot be trusted (unreadable, inconsistent or failing its checksum)."""
 
 
 class FeatureCache:

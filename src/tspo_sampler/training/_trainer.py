@@ -128,7 +128,7 @@ class GRPOTrainer:
                 device=self.device,
                 revision=config.revision,
                 local_files_only=config.local_files_only,
-                feature_cache=config.cache_dir if config.cache_dir else True,
+                feature_cache_dir=config.cache_dir or None,
                 require_agent=False,
             )
         self.sampler = sampler

@@ -18,7 +18,8 @@ Each replaces only frame selection. Model args (``--model_args``), beside the up
   ``tspo_index_field`` names the doc field matched against its ``id`` (default ``id``).
 * ``question_field``: the doc field holding the question (default: ``question``, ``query`` or ``prompt``,
   else the prompt text), answer options removed.
-* ``tspo_device`` (default: the model's ``device``), ``feature_cache`` (``true``, ``false`` or a directory),
+* ``tspo_device`` (default: the model's ``device``), ``feature_cache`` (``true``, ``false``, ``sampled`` or
+  ``full-hash``), ``feature_cache_dir`` (where the feature cache lives),
   ``tspo_log`` (also append one JSON line per doc ``{task, doc_id, tspo}`` to this file).
 * ``qwen2_5_vl_tspo`` only: ``timestamps`` (``metadata``: real fps and indices; ``uniform``: a 2 fps clip,
   the TSPO paper's setting).

@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from ..._errors import TSPOError
+from ..._errors import PluginConfigError, TSPOError
 from ..._result import Selection
 from ..._sampler import TemporalSampler
 from ...indexing import jsonl_line
@@ -43,6 +43,7 @@ TSPO_DEFAULTS: dict[str, Any] = {
     "question_field": None,
     "tspo_device": None,
     "feature_cache": True,
+    "feature_cache_dir": None,
     "tspo_log": None,
 }
 
@@ -122,10 +123,6 @@ def _under_lmms_cli() -> bool:
     return bool(spec is not None and str(getattr(spec, "name", "")).startswith("lmms_eval"))
 
 
-class PluginConfigError(TSPOError):
-    """A wrong model arg or an index that does not fit the data: stops the run (never a fallback)."""
-
-
 def _fail(message: str) -> NoReturn:
     """A configuration error: one line. Under the lmms-eval CLI (which logs errors and exits 0) exit 2."""
     line = message.splitlines()[0] if message else "tspo: invalid configuration"
@@ -157,7 +154,8 @@ def _load_index(path: str, field: str) -> dict[str, dict[str, Any]]:
     return records
 
 
-def _as_bool_or_path(value: Any) -> Any:
+def _cache_mode(value: Any) -> Any:
+    """``feature_cache`` as the sampler takes it: booleans from their spellings, modes as they are."""
     if isinstance(value, str) and value.lower() in ("none", "false", "0", "off"):
         return False
     if isinstance(value, str) and value.lower() in ("true", "1", "on"):
@@ -223,11 +221,13 @@ class TSPOMixin:
             if not torch.cuda.is_available():
                 device = "cpu"
         name = str(opts["tspo_model"])
-        cache = _as_bool_or_path(opts["feature_cache"])
-        key = (name, str(device), str(cache))
+        cache, cache_dir = _cache_mode(opts["feature_cache"]), opts["feature_cache_dir"]
+        key = (name, str(device), str(cache), str(cache_dir))
         if key not in _SAMPLERS:
             try:
-                _SAMPLERS[key] = TemporalSampler.from_pretrained(name, device=device, feature_cache=cache)
+                _SAMPLERS[key] = TemporalSampler.from_pretrained(
+                    name, device=device, feature_cache=cache, feature_cache_dir=cache_dir
+                )
             except Exception as e:  # noqa: BLE001 - any loading failure is one configuration error
                 reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 _fail(f"tspo_model={name!r} could not be loaded: {reason}")

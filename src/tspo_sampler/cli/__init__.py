@@ -1,20 +1,26 @@
 """The ``tspo`` command line: every argparse line of the package lives in this package.
 
 Each command is a module with ``NAME``, ``register(subparsers)`` (adds its parser and returns it) and
-``run(args)`` (returns the exit status). Adding a command is adding its module to :data:`COMMANDS`.
+``run(args)`` (returns the exit status). Adding a command is adding its module's name to :data:`COMMAND_MODULES`.
+
+``tspo --help``, ``tspo --version`` and ``tspo COMMAND --help`` build every parser, so a command module imports
+neither torch nor transformers at its top: heavy imports go inside ``run`` (tests/test_cli_fast.py checks it).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 from collections.abc import Sequence
 
-from . import demo, export, index, select, train_grpo
 from ._common import add_debug_argument, run_command
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "COMMAND_MODULES", "build_parser", "main"]
 
-COMMANDS = [select, index, export, train_grpo, demo]
+#: The commands, in the order ``tspo --help`` lists them: module names inside this package.
+COMMAND_MODULES = ("select", "index", "export", "train_grpo", "demo")
+
+COMMANDS = [importlib.import_module(f"{__name__}.{name}") for name in COMMAND_MODULES]
 
 
 def build_parser() -> argparse.ArgumentParser:

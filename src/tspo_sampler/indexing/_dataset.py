@@ -36,6 +36,19 @@ class IndexRow:
     problem: str | None = None
 
 
+def row_problem(
+    video: Any, question: Any, *, video_field: str = "video", question_field: str = "question"
+) -> str | None:
+    """Why a row with this video and question cannot be processed (its error record's reason), else ``None``."""
+    if video is None or (isinstance(video, str) and not video.strip()):
+        return f"row has no {video_field!r}"
+    if not isinstance(video, str):
+        return f"{video_field!r} must be a string path, got {type(video).__name__}"
+    if question is None or not isinstance(question, str) or not question.strip():
+        return f"row has no question (empty or missing {question_field!r})"
+    return None
+
+
 def detect_format(path: str | os.PathLike[str]) -> str:
     """``jsonl``, ``json``, ``csv`` or ``tsv`` from the file suffix (``.gz`` is not supported)."""
     suffix = Path(path).suffix.lower()
@@ -161,14 +174,8 @@ def read_dataset(
                 video, problem = "", f"--video-template {video_template!r} does not fit this row ({exc!r})"
         else:
             video = r.get(video_field)
-        if problem is not None:
-            pass
-        elif video is None or (isinstance(video, str) and not video.strip()):
-            problem = f"row has no {video_field!r}"
-        elif not isinstance(video, str):
-            problem = f"{video_field!r} must be a string path, got {type(video).__name__}"
-        elif question is None or not isinstance(question, str) or not question.strip():
-            problem = f"row has no question (empty or missing {question_field!r})"
+        if problem is None:
+            problem = row_problem(video, question, video_field=video_field, question_field=question_field)
         rows.append(
             IndexRow(
                 row=i,

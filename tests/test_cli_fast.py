@@ -61,11 +61,14 @@ def test_package_import_is_lazy_and_keeps_its_names():
     assert res.stdout.split() == ["True", "True"], res.stderr[-2000:]
 
 
-def test_every_command_module_is_listed_and_the_method_names_agree():
-    from tspo_sampler import SELECTION_METHODS
-    from tspo_sampler.cli._common import SELECTION_METHOD_NAMES
+def test_every_command_module_is_listed_and_the_constants_agree():
+    from tspo_sampler import SELECTION_METHODS, export, indexing
+    from tspo_sampler.cli import _common
 
     cli_dir = Path(COMMANDS[0].__file__).parent
     modules = {p.stem for p in cli_dir.glob("*.py") if not p.stem.startswith("_")}
     assert modules == set(COMMAND_MODULES)
-    assert tuple(SELECTION_METHODS) == SELECTION_METHOD_NAMES
+    assert tuple(SELECTION_METHODS) == _common.SELECTION_METHOD_NAMES
+    assert _common.DATASET_FORMATS == indexing.DATASET_FORMATS
+    assert _common.DEFAULT_TEXT_BATCH_SIZE == indexing.DEFAULT_TEXT_BATCH_SIZE
+    assert _common.EXPORT_FORMATS == export.EXPORT_FORMATS

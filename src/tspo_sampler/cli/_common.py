@@ -9,9 +9,12 @@ from typing import Any
 
 DEFAULT_MODEL = "hzf666/TSPO-0.4B"
 
-#: The names of :data:`tspo_sampler.SELECTION_METHODS`, spelled out so that building the parser needs no torch
-#: (tests/test_cli_fast.py checks the two agree).
-SELECTION_METHOD_NAMES = ("topk", "bin-max", "aks", "uniform", "clip", "bolt")
+# Library constants the parsers need, spelled out: building the parsers (``tspo --help``) must not import the
+# library modules that define them, which import torch. tests/test_cli_fast.py checks each against its source.
+SELECTION_METHOD_NAMES = ("topk", "bin-max", "aks", "uniform", "clip", "bolt")  # tspo_sampler.SELECTION_METHODS
+DATASET_FORMATS = ("jsonl", "json", "csv", "tsv")  # tspo_sampler.indexing.DATASET_FORMATS
+DEFAULT_TEXT_BATCH_SIZE = 64  # tspo_sampler.indexing.DEFAULT_TEXT_BATCH_SIZE
+EXPORT_FORMATS = ("frame-index-json", "id-map")  # tspo_sampler.export.EXPORT_FORMATS
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -106,24 +109,22 @@ def check_device(device: str | None) -> None:
         raise ValueError(f"--device {device}: there are only {torch.cuda.device_count()} CUDA devices")
 
 
-def check_selection_arguments(args: argparse.Namespace) -> None:
-    """The cheap checks of the selection options, run before the model loads (messages name the flag)."""
-    from ..scoring._selection import check_k
-    from ..video._candidates import check_candidate_settings
-    from ..video._inputs import DECODERS
+SELECTION_FLAGS = {
+    "k": "-k", "method": "--method", "fps": "--fps", "max_candidates": "--max-candidates",
+    "window_size": "--window-size", "candidate_mode": "--candidates", "search": "--search", "decoder": "--decoder",
+    "coarse_step": "--coarse-step", "max_encoded": "--max-encoded",
+}
+"""The flag of each :class:`~tspo_sampler.SelectionSettings` field: a refused value is named as typed."""
 
-    check_k(args.k)
-    try:
-        check_candidate_settings(args.fps, args.max_candidates, getattr(args, "candidates", "fps"))
-    except ValueError as exc:  # "fps must be ..." -> "--fps must be ..."
-        name, _, rest = error_line(exc).partition(" ")
-        raise ValueError(f"--{name.replace('_', '-')} {rest}") from None
-    if args.window_size is not None and args.window_size < 1:
-        raise ValueError(f"--window-size must be >= 1, got {args.window_size}")
-    if getattr(args, "decoder", "auto") not in DECODERS:
-        raise ValueError(f"--decoder must be one of {', '.join(DECODERS)}, got {args.decoder!r}")
-    if getattr(args, "search", "exhaustive") != "exhaustive" and args.method != "topk":
-        raise ValueError(f"--search {args.search} works with --method topk only, got --method {args.method}")
+
+def check_selection_arguments(args: argparse.Namespace) -> Any:
+    """The selection options as :class:`~tspo_sampler.SelectionSettings`, checked before the model loads by
+    the library's one rule (its messages, with the flags named)."""
+    from ..scoring._settings import SelectionSettings
+
+    values = {field: getattr(args, flag.lstrip("-").replace("-", "_")) for field, flag in SELECTION_FLAGS.items()
+              if hasattr(args, flag.lstrip("-").replace("-", "_"))}
+    return SelectionSettings.named(SELECTION_FLAGS, **values)
 
 
 def load_sampler(args: argparse.Namespace) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..export import EXPORT_FORMATS, export_index
+from ._common import EXPORT_FORMATS
 
 NAME = "export"
 
@@ -35,6 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..export import export_index
+
     n = export_index(args.index, args.out, format=args.export_format, annotations=args.annotations,
                      key_field=args.key_field, allow_errors=args.allow_errors, allow_unmatched=args.allow_unmatched)
     print(f"tspo export: {n} entries written to {args.out} ({args.export_format})", file=sys.stderr)

@@ -8,16 +8,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..indexing import (
+from ._common import (
     DATASET_FORMATS,
     DEFAULT_TEXT_BATCH_SIZE,
-    IndexSettings,
-    check_resume,
-    check_writable,
-    index_dataset,
-    read_dataset,
-)
-from ._common import (
     add_model_arguments,
     add_selection_arguments,
     check_device,
@@ -104,13 +97,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """``tspo index``: returns 0 when every row has a record (errors included), 1 when rows are missing."""
+    from ..indexing import IndexSettings, check_resume, check_writable, index_dataset, read_dataset
+
     check_writable(args.out)  # before anything loads: a run that cannot save its output fails at once
     check_device(args.device)
-    check_selection_arguments(args)
+    selection = check_selection_arguments(args)
     model = args.model if args.revision is None else f"{args.model}@{args.revision}"
-    settings = IndexSettings(k=args.k, method=args.method, fps=args.fps, max_candidates=args.max_candidates,
-                             window_size=args.window_size, candidates=args.candidates, model=model,
-                             search=args.search)
+    settings = IndexSettings.from_selection(selection, model=model)
     rows = read_dataset(args.dataset, video_field=args.video_field, question_field=args.question_field,
                         id_field=args.id_field or None, format=args.dataset_format,
                         video_template=args.video_template)

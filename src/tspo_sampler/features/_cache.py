@@ -13,9 +13,9 @@ that may change without its modification time moving, ``hashing="full"`` hashes 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
-import logging
 import os
 import tempfile
 import time
@@ -26,17 +26,33 @@ from typing import Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
+from safetensors.torch import save as serialize
 
 from .._errors import CacheEntryError
 
-logger = logging.getLogger(__name__)
-
-CACHE_FORMAT_VERSION = "2"  # 2: entries carry a checksum; file identities include mtime and inode
+CACHE_FORMAT_VERSION = "3"  # 2: entries carry a checksum, identities mtime and inode; 3: entries carry their key
 _CHUNK = 1 << 20  # bytes read per sampled region of a file
 HASHING_MODES = ("sampled", "full")
 ORPHAN_AGE_S = 3600.0  # a temporary file this old belongs to a writer that was killed: remove it
 _TMP_PREFIX = ".tmp-"
+
+
+def _serialize_entry(key: str, feats: VideoFeatures) -> bytes:
+    """The safetensors bytes of one entry: its tensors, and info JSON recording ``key`` and a checksum."""
+    tensors = {
+        "features": feats.features.detach().float().cpu().contiguous(),
+        "candidate_indices": torch.from_numpy(np.ascontiguousarray(feats.candidate_indices, dtype=np.int64)),
+        "candidate_timestamps": torch.from_numpy(np.ascontiguousarray(feats.candidate_timestamps, dtype=np.float64)),
+    }
+    info = json.dumps({
+        "key": key, "duration": feats.duration, "fps": feats.fps, "source": feats.source, "metadata": feats.metadata,
+    })
+    return serialize(tensors, metadata={"info": info, "checksum": entry_checksum(tensors, info)})
+
+
+class EntryMadeForAnother(CacheEntryError):
+    """A sound entry that records another key than the one it sits under: a file copied into place."""
 
 
 def default_cache_dir() -> Path:
@@ -212,8 +228,9 @@ class FeatureCache:
         return self.directory / key[:2] / f"{key}.safetensors"
 
     @staticmethod
-    def _read(path: Path) -> VideoFeatures:
-        """Read and verify one entry; raises :class:`CacheEntryError` for anything untrustworthy."""
+    def _read(path: Path, key: str | None = None) -> VideoFeatures:
+        """Read and verify one entry; raises :class:`CacheEntryError` for anything untrustworthy, and
+        :class:`EntryMadeForAnother` for a sound entry written under another key (a copied file)."""
         from safetensors import safe_open
 
         try:
@@ -243,18 +260,27 @@ class FeatureCache:
             raise CacheEntryError(f"bad info ({exc})") from exc
         if not (len(feats.candidate_indices) == len(feats.candidate_timestamps) == feats.features.shape[0]):
             raise CacheEntryError("inconsistent lengths")
+        if key is not None and info.get("key") != key:
+            raise EntryMadeForAnother(
+                f"it was made for {feats.source} under key {info.get('key')}, not for this video and settings"
+            )
         return feats
 
     def get(self, key: str) -> VideoFeatures | None:
-        """The entry under ``key``; ``None`` on a miss. A damaged entry warns, is deleted, and is a miss."""
+        """The entry under ``key``; ``None`` on a miss. A damaged entry, or one recorded for another key
+        (a file copied or renamed into place), warns, is deleted, and is a miss."""
         path = self.path_for(key)
-        if not path.is_file():
+        try:
+            if not path.is_file():
+                return None
+        except OSError:  # e.g. ENAMETOOLONG: a directory that cannot hold entries; put() says so
             return None
         try:
-            return self._read(path)
+            return self._read(path, key)
         except CacheEntryError as exc:
+            what = "misplaced" if isinstance(exc, EntryMadeForAnother) else "corrupt"
             warnings.warn(
-                f"ignoring corrupt feature cache entry {path}: {exc}; deleting it and recomputing",
+                f"ignoring {what} feature cache entry {path}: {exc}; deleting it and recomputing",
                 RuntimeWarning,
                 stacklevel=2,
             )
@@ -265,35 +291,33 @@ class FeatureCache:
             return None
 
     def put(self, key: str, feats: VideoFeatures) -> Path | None:
-        """Store atomically (temporary file + rename); a failure to write only logs a warning.
+        """Store atomically (temporary file + rename), recording ``key`` inside the entry; returns its path.
 
-        Also removes temporary files older than :data:`ORPHAN_AGE_S` left by writers that were killed.
+        A cache that cannot be written (a full disk, a file-size limit, a read-only or over-long directory)
+        costs a :class:`RuntimeWarning` naming the directory and the errno, and ``None``: the caller keeps its
+        result. Also removes temporary files older than :data:`ORPHAN_AGE_S` left by writers that were killed.
         """
         path = self.path_for(key)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.remove_orphans()
-            tensors = {
-                "features": feats.features.detach().float().cpu().contiguous(),
-                "candidate_indices": torch.from_numpy(np.ascontiguousarray(feats.candidate_indices, dtype=np.int64)),
-                "candidate_timestamps": torch.from_numpy(
-                    np.ascontiguousarray(feats.candidate_timestamps, dtype=np.float64)
-                ),
-            }
-            info = json.dumps(
-                {"duration": feats.duration, "fps": feats.fps, "source": feats.source, "metadata": feats.metadata}
-            )
             fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_TMP_PREFIX, suffix=".safetensors")
-            os.close(fd)
             try:
-                save_file(tensors, tmp, metadata={"info": info, "checksum": entry_checksum(tensors, info)})
+                with os.fdopen(fd, "wb") as f:  # our own write, so a failure is an OSError with its errno
+                    f.write(_serialize_entry(key, feats))
                 os.replace(tmp, path)
             finally:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
             return path
         except OSError as exc:
-            logger.warning("could not write feature cache entry %s (%s)", path, exc)
+            code = errno.errorcode.get(exc.errno or 0, "no errno")
+            warnings.warn(
+                f"could not write to the feature cache {self.directory} ({code}: {exc.strerror or exc}); "
+                "the result is returned but not cached",
+                RuntimeWarning,
+                stacklevel=2,
+            )
             return None
 
     def _temporary_files(self) -> list[Path]:

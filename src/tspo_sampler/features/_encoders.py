@@ -284,7 +284,10 @@ class OpenCLIPEncoder(_TorchEncoder):
         dtype: torch.dtype = torch.float32,
     ) -> OpenCLIPEncoder:
         """Build with ``open_clip.create_model`` (``pretrained`` is a tag, a local file or ``hf-hub:`` id)."""
-        import open_clip
+        from ._install import install_check
+
+        with install_check("open_clip", "open_clip"):
+            import open_clip
 
         model = open_clip.create_model(model_name, pretrained=pretrained, device=device)
         cpu_bf16 = dtype == torch.bfloat16 and torch.device(device).type == "cpu"

@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 from .._errors import CheckpointError
 from ..features._encoders import HFCLIPEncoder, ImagePreprocessing
+from ..features._install import install_check
 from ..features._weights import keep_weights_compact, stored_state_dict, widening_is_exact
 from ..scoring._agent import TemporalAgent
 from ._hub_errors import explain_hub_error
@@ -189,7 +190,8 @@ def load_checkpoint(
     each layer runs (identical outputs, see :mod:`tspo_sampler.features._weights`). ``None`` does so on the CPU
     whenever the stored dtype widens exactly to ``dtype``; ``True`` requires that it does.
     """
-    from transformers import AutoTokenizer, CLIPConfig, CLIPModel
+    with install_check("transformers' CLIPModel", "transformers"):
+        from transformers import AutoTokenizer, CLIPConfig, CLIPModel
 
     config_path = directory / "config.json"
     if not config_path.is_file():

@@ -17,6 +17,7 @@ from ._common import (
     check_selection_arguments,
     load_sampler,
 )
+from ._index_ray import add_engine_arguments, check_engine_arguments, output_to_check, run_ray
 
 NAME = "index"
 
@@ -91,6 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="resume although OUT was written with other settings (each new row records its own)")
     p.add_argument("--fail-fast", action="store_true", help="stop at the first unreadable video")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_engine_arguments(p)
     add_model_arguments(p)
     return p
 
@@ -99,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     """``tspo index``: returns 0 when every row has a record (errors included), 1 when rows are missing."""
     from ..indexing import IndexSettings, check_resume, check_writable, index_dataset, read_dataset
 
-    check_writable(args.out)  # before anything loads: a run that cannot save its output fails at once
+    check_engine_arguments(args)
+    check_writable(output_to_check(args))  # before anything loads: a run that cannot save its output fails at once
     check_device(args.device)
     selection = check_selection_arguments(args)
     model = args.model if args.revision is None else f"{args.model}@{args.revision}"
@@ -107,9 +110,11 @@ def run(args: argparse.Namespace) -> int:
     rows = read_dataset(args.dataset, video_field=args.video_field, question_field=args.question_field,
                         id_field=args.id_field or None, format=args.dataset_format,
                         video_template=args.video_template)
+    roots = args.video_root or [os.getcwd(), str(Path(args.dataset).resolve().parent)]
+    if args.engine == "ray":  # checks the settings against OUT itself, before Ray starts
+        return run_ray(args, rows, model, roots)
     if not args.overwrite:
         check_resume(args.out, rows, settings, resume_anyway=args.resume_anyway)
-    roots = args.video_root or [os.getcwd(), str(Path(args.dataset).resolve().parent)]
     state = _distributed_state(args.device)
     rank = state.process_index if state is not None else 0
     world = state.num_processes if state is not None else 1

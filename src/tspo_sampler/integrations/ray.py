@@ -1,0 +1,298 @@
+"""TSPO as a Ray Data stage: :class:`TSPOSelector` for ``Dataset.map_batches`` and :func:`select_dataset`.
+
+``pip install "tspo-sampler[ray]"``. Ray is imported only when :func:`select_dataset` runs (the selector class
+itself needs no Ray), so importing this module costs nothing::
+
+    import ray
+    from tspo_sampler.integrations.ray import select_dataset
+
+    ds = ray.data.read_parquet("s3://bucket/questions.parquet")  # columns id, video, question
+    ds = select_dataset(ds, "hzf666/TSPO-0.4B", k=16)
+    ds.write_parquet("s3://bucket/frames/")
+
+Each output row is its input row plus ``status``, ``indices``, ``timestamps``, ``num_candidates``,
+``duration``, ``fps``, ``error`` and ``reason``, with the values ``tspo index`` writes for it (the same record
+code makes them). A row that cannot be processed becomes an error row and never fails its batch.
+``tspo index --engine ray`` runs this stage over a dataset file and writes the usual JSONL
+(:mod:`tspo_sampler.indexing._ray_engine`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from ..indexing._dataset import IndexRow, row_problem
+from ..indexing._records import IndexSettings, error_record, ok_record
+from ..video._sources import resolve_video
+
+logger = logging.getLogger(__name__)
+
+#: The columns :class:`TSPOSelector` adds (``include_scores`` adds ``candidate_indices``,
+#: ``candidate_timestamps`` and ``scores``).
+OUTPUT_COLUMNS = ("status", "indices", "timestamps", "num_candidates", "duration", "fps", "error", "reason")
+SCORE_COLUMNS = ("candidate_indices", "candidate_timestamps", "scores")
+
+#: Actor restarts and task retries: a worker that dies (node lost, out of memory) is restarted as often as
+#: it takes (-1) and its batch redone, up to 3 times, so a video that crashes its worker every time ends the
+#: job instead of looping.
+MAX_RESTARTS = -1
+MAX_TASK_RETRIES = 3
+TEXT_BATCH_SIZE = 64
+
+__all__ = ["MAX_RESTARTS", "MAX_TASK_RETRIES", "OUTPUT_COLUMNS", "SCORE_COLUMNS", "TSPOSelector",
+           "default_resources", "select_dataset"]
+
+
+def _error_fields(exc: BaseException) -> tuple[str, str]:
+    """``(error, reason)`` as ``tspo index`` records them: the exception type and its reason."""
+    from .._errors import VideoReadError
+
+    if isinstance(exc, VideoReadError):
+        return type(exc).__name__, exc.reason
+    return type(exc).__name__, str(exc) or repr(exc)
+
+
+def _value(x: Any) -> Any:
+    """A cell as a plain Python value: numpy scalars unwrapped, a float NaN (pandas' missing) as ``None``."""
+    if hasattr(x, "item") and getattr(x, "ndim", 1) == 0:
+        x = x.item()
+    if isinstance(x, float) and math.isnan(x):
+        return None
+    return x
+
+
+class TSPOSelector:
+    """Choose ``k`` frames for every row of a batch (a callable class for ``Dataset.map_batches``).
+
+    Ray builds one per actor, so the model loads once per worker and stays loaded. Rows of a batch that share
+    a video are decoded and encoded once (and the feature cache serves videos seen in earlier batches); their
+    questions are encoded together.
+
+    Args:
+        model: a checkpoint directory or Hub id for :meth:`~tspo_sampler.TemporalSampler.from_pretrained`, or
+            a function of no arguments that returns a sampler (it runs in the worker).
+        k: frames per row.
+        method: selection method (``topk``, ``bin-max``, ``aks``, ``uniform``, ``clip``, ``bolt``).
+        fps: candidate frames per second.
+        search: ``exhaustive`` or ``coarse-to-fine``.
+        decoder: video decoding backend (``auto``, ``pyav``, ``decord``, ``torchcodec``).
+        device: torch device (``None``: the GPU Ray gave this worker, else the CPU).
+        feature_cache: use the on-disk feature cache (``False`` for one-pass jobs).
+        video_field, question_field, id_field: the columns holding the video path, the question and the id.
+        include_scores: also return ``candidate_indices``, ``candidate_timestamps`` and ``scores``.
+        max_candidates, window_size, candidate_mode: as for ``tspo index``.
+        video_roots: directories relative video paths are looked up in (every worker must see them).
+        feature_cache_dir: where the feature cache lives on each worker.
+        model_name: what to record as the model in :class:`~tspo_sampler.indexing.IndexSettings`.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | Callable[[], Any],
+        *,
+        k: int = 16,
+        method: str = "topk",
+        fps: float = 1.0,
+        search: str = "exhaustive",
+        decoder: str = "auto",
+        device: str | None = None,
+        feature_cache: bool = True,
+        video_field: str = "video",
+        question_field: str = "question",
+        id_field: str | None = "id",
+        include_scores: bool = False,
+        max_candidates: int | None = None,
+        window_size: int | None = None,
+        candidate_mode: str = "fps",
+        video_roots: Sequence[str | os.PathLike[str]] = (),
+        feature_cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
+        from ..scoring._search import check_search
+        from ..scoring._selection import check_k, check_method
+        from ..video._inputs import check_decoder
+
+        k = check_k(k)
+        method = check_method(method)
+        self.settings = IndexSettings(k=k, method=method, fps=fps, max_candidates=max_candidates,
+                                      window_size=window_size, candidates=candidate_mode,
+                                      search=check_search(search, method), include_scores=include_scores)
+        self.how = {"decoder": check_decoder(decoder)} if decoder != "auto" else {}
+        self.video_field, self.question_field, self.id_field = video_field, question_field, id_field
+        self.video_roots = [str(r) for r in video_roots]
+        if callable(model):
+            self.sampler = model()
+        else:
+            from .._sampler import TemporalSampler
+
+            self.sampler = TemporalSampler.from_pretrained(
+                model, device=device, feature_cache=feature_cache,
+                feature_cache_dir=None if not feature_cache else feature_cache_dir)
+        self.columns = OUTPUT_COLUMNS + (SCORE_COLUMNS if include_scores else ())
+
+    # -- one batch
+
+    def _rows(self, batch: Mapping[str, Sequence[Any]], n: int) -> list[IndexRow]:
+        rows = []
+        for i in range(n):
+            def cell(name: str | None, i: int = i) -> Any:
+                return _value(batch[name][i]) if name and name in batch else None
+
+            video, question, rid = cell(self.video_field), cell(self.question_field), cell(self.id_field)
+            problem = row_problem(video, question, video_field=self.video_field, question_field=self.question_field)
+            rows.append(IndexRow(row=i, id=None if rid is None else str(rid),
+                                 video=video if isinstance(video, str) else "",
+                                 question=question if isinstance(question, str) else "", problem=problem))
+        return rows
+
+    def _texts(self, rows: Sequence[IndexRow]) -> dict[str, Any]:
+        """Text features of the batch's distinct questions (about the videos that could be read)."""
+        unique = list(dict.fromkeys(r.question for r in rows))
+        feats: dict[str, Any] = {}
+        for start in range(0, len(unique), TEXT_BATCH_SIZE):
+            chunk = unique[start : start + TEXT_BATCH_SIZE]
+            for q, f in zip(chunk, self.sampler.encode_text(chunk), strict=True):
+                feats[q] = f
+        return feats
+
+    def _select_video(self, rows: Sequence[IndexRow]) -> list[Any]:
+        """The selections for rows about one video (decoded and encoded once)."""
+        s = self.settings
+        video = resolve_video(rows[0].video, self.video_roots)
+        common = {"fps": s.fps, "max_candidates": s.max_candidates, "candidate_mode": s.candidates, **self.how}
+        if s.search != "exhaustive":  # each question searches the video itself
+            return [self.sampler.select_frames(video, r.question, s.k, return_frames=False, search=s.search,
+                                               window_size=s.window_size, **common) for r in rows]
+        feats = self.sampler.encode_video(video, progress=False, **common)
+        texts = self._texts(rows)
+        return [self.sampler.select_from_features(feats, texts[r.question], s.k, method=s.method,
+                                                  window_size=s.window_size) for r in rows]
+
+    def records(self, rows: Sequence[IndexRow]) -> list[dict[str, Any]]:
+        """The ``tspo index`` record of every row (in order); bad rows and unreadable videos give error records."""
+        out: list[dict[str, Any] | None] = [None] * len(rows)
+        groups: dict[str, list[int]] = {}
+        for i, r in enumerate(rows):
+            if r.problem is not None:
+                out[i] = error_record(r, "InvalidRow", r.problem)
+            else:
+                groups.setdefault(r.video, []).append(i)
+        for members in groups.values():
+            group = [rows[i] for i in members]
+            try:
+                selections = self._select_video(group)
+            except MemoryError:
+                raise
+            except Exception as exc:  # an unreadable video fails its rows, not the batch
+                error, reason = _error_fields(exc)
+                logger.warning("%s: %s", group[0].video, reason)
+                for i in members:
+                    out[i] = error_record(rows[i], error, reason)
+                continue
+            for i, selection in zip(members, selections, strict=True):
+                out[i] = ok_record(rows[i], selection, self.settings)
+        return [r for r in out if r is not None]
+
+    def __call__(self, batch: Any) -> Any:
+        """``batch`` (a dict of columns, or a pandas DataFrame) with the output columns added."""
+        frame = None
+        if hasattr(batch, "to_dict") and hasattr(batch, "columns"):  # pandas
+            frame, batch = batch, {c: batch[c].tolist() for c in batch.columns}
+        n = len(next(iter(batch.values()))) if batch else 0
+        records = self.records(self._rows(batch, n))
+        result = dict(batch)
+        for c in self.columns:
+            result[c] = [rec.get(c) for rec in records]
+        if frame is not None:
+            import pandas as pd
+
+            return pd.DataFrame(result)
+        return result
+
+
+def default_resources(*, num_gpus: float | None = None, concurrency: int | None = None,
+                      batch_size: int | None = None, num_cpus: float | None = None) -> dict[str, Any]:
+    """Worker count, GPUs and CPUs per worker and rows per batch for this Ray cluster (the ones not given).
+
+    With GPUs: one worker per GPU (``num_gpus=1``; 0.5 puts two workers on each GPU), one CPU each for
+    decoding, 32 rows per batch. Without: workers of up to 4 CPUs each (torch threads), 8 rows per batch.
+    """
+    import ray
+
+    resources = ray.cluster_resources()
+    cpus, gpus = float(resources.get("CPU", 1)), float(resources.get("GPU", 0))
+    if num_gpus is None:
+        num_gpus = 1.0 if gpus >= 1 else 0.0
+    if num_gpus < 0:
+        raise ValueError(f"num_gpus must be >= 0, got {num_gpus}")
+    if num_cpus is None:
+        num_cpus = 1.0 if num_gpus else float(max(1, min(4, int(cpus))))
+    if concurrency is None:
+        concurrency = int(gpus // num_gpus) if num_gpus else int(cpus // num_cpus)
+        concurrency = max(1, concurrency)
+    if concurrency < 1:
+        raise ValueError(f"concurrency (workers) must be >= 1, got {concurrency}")
+    if batch_size is None:
+        batch_size = 32 if num_gpus else 8
+    return {"num_gpus": float(num_gpus), "num_cpus": float(num_cpus), "concurrency": int(concurrency),
+            "batch_size": int(batch_size)}
+
+
+def select_dataset(
+    ds: Any,
+    model: str | os.PathLike[str] | Callable[[], Any],
+    *,
+    concurrency: int | None = None,
+    num_gpus: float | None = None,
+    num_cpus: float | None = None,
+    batch_size: int | None = None,
+    max_restarts: int = MAX_RESTARTS,
+    max_task_retries: int = MAX_TASK_RETRIES,
+    selector: type[TSPOSelector] | None = None,
+    **settings: Any,
+) -> Any:
+    """``ds.map_batches(TSPOSelector, ...)`` with workers, GPUs and batch size fitted to the cluster.
+
+    ``settings`` are :class:`TSPOSelector`'s keyword arguments (``k``, ``method``, ``fps``, ...). Workers that
+    die are restarted (``max_restarts``) and their batches redone (``max_task_retries``). Returns the lazy
+    Ray dataset (write it, or iterate over it). ``selector`` swaps in a subclass of :class:`TSPOSelector`.
+    """
+    import ray
+
+    selector = selector or TSPOSelector
+    plan = default_resources(num_gpus=num_gpus, concurrency=concurrency, batch_size=batch_size, num_cpus=num_cpus)
+    _check_settings(settings)  # in the driver, before any worker starts
+    with warnings.catch_warnings():
+        # Ray 2.60 calls the actor options "ray_remote_args" and deprecates them, but has no other way to set them
+        warnings.filterwarnings("ignore", message=".*ray_remote_args.*")
+        return ds.map_batches(
+            selector,
+            fn_constructor_args=(model,),
+            fn_constructor_kwargs=settings,
+            compute=ray.data.ActorPoolStrategy(size=plan["concurrency"]),
+            batch_size=plan["batch_size"],
+            num_gpus=plan["num_gpus"],
+            num_cpus=plan["num_cpus"],
+            max_restarts=max_restarts,
+            max_task_retries=max_task_retries,
+        )
+
+
+def _check_settings(settings: Mapping[str, Any]) -> None:
+    """Refuse unknown or invalid selector settings in the driver, before workers start and fail one by one."""
+    import inspect
+
+    from ..scoring._search import check_search
+    from ..scoring._selection import check_k, check_method
+
+    allowed = set(inspect.signature(TSPOSelector.__init__).parameters) - {"self", "model"}
+    unknown = sorted(set(settings) - allowed)
+    if unknown:
+        raise TypeError(f"select_dataset got unknown settings {unknown}; valid: {sorted(allowed)}")
+    method = check_method(settings.get("method", "topk"))
+    check_k(settings.get("k", 16))
+    check_search(settings.get("search", "exhaustive"), method)

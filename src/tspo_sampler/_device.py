@@ -7,9 +7,13 @@ accelerator: the check asks whether one is usable, not whether torch was compile
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-__all__ = ["accelerator_device", "has_accelerator"]
+__all__ = ["COMPUTE_DTYPES", "accelerator_device", "check_device", "check_dtype", "has_accelerator"]
+
+COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def accelerator_device() -> torch.device | None:
@@ -31,3 +35,66 @@ def accelerator_device() -> torch.device | None:
 def has_accelerator() -> bool:
     """Whether work should go to an accelerator; without one, distributed processes join as CPU (gloo) workers."""
     return accelerator_device() is not None
+
+
+def _usable(kind: str) -> bool | None:
+    """Whether this machine can run on device type ``kind`` (``None``: torch cannot tell)."""
+    if kind == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        return bool(mps is not None and mps.is_available())
+    module = getattr(torch, kind, None)
+    available = getattr(module, "is_available", None)
+    return bool(available()) if callable(available) else None
+
+
+def check_device(device: Any, name: str = "device") -> torch.device | None:
+    """``device`` as a :class:`torch.device` this machine can use; ``None`` stays ``None`` (the default).
+
+    Refused, naming ``name``: strings torch does not parse, ``meta`` (tensors without data), and a device
+    type or index this machine does not have (``cuda`` without a usable GPU, ``cuda:3`` on a 2-GPU machine).
+    """
+    from ._errors import ArgumentTypeError, InvalidArgumentError
+
+    if device is None:
+        return None
+    if not isinstance(device, (str, torch.device)):
+        raise ArgumentTypeError(f"{name} must be a string such as 'cpu' or 'cuda:0', got {type(device).__name__}")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError) as exc:
+        raise InvalidArgumentError(
+            f"{name}={str(device)!r} is not a torch device (cpu, cuda, cuda:1, mps, xpu ...)"
+        ) from exc
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "meta":
+        raise InvalidArgumentError(f"{name}='meta' holds no data; use cpu or an accelerator")
+    usable = _usable(dev.type)
+    if usable is False:
+        raise InvalidArgumentError(f"{name}={str(device)!r}, but this machine has no usable {dev.type} device")
+    count = getattr(getattr(torch, dev.type, None), "device_count", None)
+    if dev.index is not None and callable(count) and dev.index >= count():
+        raise InvalidArgumentError(f"{name}={str(device)!r}, but this machine has {count()} {dev.type} device(s)")
+    return dev
+
+
+def check_dtype(dtype: Any, name: str = "dtype", *, allow_auto: bool = False) -> torch.dtype | str | None:
+    """A compute dtype: ``torch.float32``/``bfloat16``/``float16`` or their names (``"float32"`` ...);
+    ``None`` stays ``None`` (the default), ``"auto"`` passes where the caller resolves it (``allow_auto``).
+
+    Anything else (``torch.int8``, ``"float8"``, ``"fp32"``) is refused naming ``name`` and the valid values.
+    """
+    from ._errors import ArgumentTypeError, InvalidArgumentError
+
+    valid = ", ".join(COMPUTE_DTYPES) + (" or 'auto'" if allow_auto else "")
+    if dtype is None or (allow_auto and dtype == "auto"):
+        return dtype
+    if isinstance(dtype, torch.dtype):
+        if dtype not in COMPUTE_DTYPES.values():
+            raise InvalidArgumentError(f"{name}={dtype} is not a compute dtype; use {valid}")
+        return dtype
+    if isinstance(dtype, str):
+        if dtype not in COMPUTE_DTYPES:
+            raise InvalidArgumentError(f"{name}={dtype!r} is not a compute dtype; use {valid}")
+        return COMPUTE_DTYPES[dtype]
+    raise ArgumentTypeError(f"{name} must be a torch dtype or its name ({valid}), got {type(dtype).__name__}")

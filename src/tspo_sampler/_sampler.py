@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._device import accelerator_device
+from ._device import accelerator_device, check_device, check_dtype
 from ._errors import TSPOError
 from ._result import Selection
 from .features._cache import FeatureCache, VideoFeatures, resolve_feature_cache
@@ -97,7 +97,7 @@ class TemporalSampler:
         name_or_path: str | os.PathLike[str],
         *,
         device: str | torch.device | None = None,
-        dtype: torch.dtype | None = None,
+        dtype: torch.dtype | str | None = None,
         revision: str | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         local_files_only: bool = False,
@@ -110,8 +110,9 @@ class TemporalSampler:
 
         Args:
             name_or_path: Hub repo id or directory in the released format.
-            device: defaults to CUDA when available, else CPU.
-            dtype: encoder compute dtype; float32 on CPU, float16 on GPU by default. The agent always
+            device: defaults to CUDA when available, else CPU; a device this machine lacks is an error.
+            dtype: encoder compute dtype (float32, bfloat16 or float16, as a torch dtype or its name);
+                float32 on CPU, float16 on GPU by default. The agent always
                 computes in float32 (it is tiny and this keeps scores exact). ``torch.bfloat16`` on the CPU
                 runs the image tower's matrix products in bfloat16 under autocast (faster on CPUs with
                 AVX512-BF16 or AMX, see docs/benchmarks.md; picks on near-tied scores can differ from
@@ -129,8 +130,8 @@ class TemporalSampler:
         """
         from .hub._hub import load_checkpoint, resolve_checkpoint
 
-        dev = torch.device(device) if device is not None else default_device()
-        dt = dtype if dtype is not None else default_dtype(dev)
+        dev = check_device(device) or default_device()
+        dt = check_dtype(dtype) or default_dtype(dev)
         directory = resolve_checkpoint(
             name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
         )
@@ -155,8 +156,8 @@ class TemporalSampler:
     ) -> TemporalSampler:
         """Use an open_clip backbone. ``agent`` is a :class:`TemporalAgent`, a safetensors file of
         ``selector.*`` (or bare) agent weights, or ``None`` for raw CLIP similarity."""
-        dev = torch.device(device) if device is not None else default_device()
-        dt = dtype if dtype is not None else default_dtype(dev)
+        dev = check_device(device) or default_device()
+        dt = check_dtype(dtype) or default_dtype(dev)
         encoder = OpenCLIPEncoder.from_name(model_name, pretrained=pretrained, device=dev, dtype=dt)
         if agent is not None and not isinstance(agent, TemporalAgent):
             from safetensors.torch import load_file
@@ -347,9 +348,13 @@ class TemporalSampler:
     ) -> Selection:
         """Choose ``k`` candidates of already-encoded video features (no frames attached); ``search`` as in
         :meth:`select_frames` (``"coarse-to-fine"`` replays that policy, reading only the features it needs)."""
-        k = check_k(k)
-        method = check_method(method)
-        search = check_search(search, method)
+        settings = SelectionSettings(k=k, method=method, window_size=window_size, search=search)
+        return self._select_features(video_features, question, settings)
+
+    def _select_features(
+        self, video_features: VideoFeatures, question: str | torch.Tensor, settings: SelectionSettings
+    ) -> Selection:
+        k, method, window_size = settings.k, settings.method, settings.window_size
         if isinstance(question, torch.Tensor):
             text, question_str = question.reshape(1, -1), None
         else:
@@ -357,8 +362,10 @@ class TemporalSampler:
             text = self.encode_text(question_str)
         feats = video_features.features.float()
         text = text.float().cpu()
-        if search != "exhaustive":
-            return search_features(self, video_features, text, question_str, k, window_size=window_size)
+        if settings.search != "exhaustive":
+            return search_features(
+                self, video_features, text, question_str, k, window_size=window_size, **settings.search_options()
+            )
         clip_scores = F.cosine_similarity(text.reshape(1, -1), feats, dim=-1)
         scores = self.score_features(feats, text, clip_scores, window_size)
         basis = clip_scores if method == "clip" else scores
@@ -396,6 +403,8 @@ class TemporalSampler:
         candidate_mode: str = "fps",
         search: str = "exhaustive",
         decoder: str = "auto",
+        coarse_step: int | None = None,
+        max_encoded: float | None = None,
     ) -> Selection:
         """Pick the ``k`` frames of ``video`` most relevant to ``question``.
 
@@ -416,36 +425,40 @@ class TemporalSampler:
                 encodes a coarse grid and refines around the best regions, scoring those exactly
                 (:mod:`tspo_sampler.scoring._search`); unscored candidates get NaN scores.
             decoder: file decoding backend, ``auto``, ``pyav``, ``decord`` or ``torchcodec`` (same frames).
+            coarse_step: ``search="coarse-to-fine"``: candidates between coarse frames (``None``: its default).
+            max_encoded: ``search="coarse-to-fine"``: the largest share of the candidates it encodes
+                (``None``: its default).
 
         Returns:
             A :class:`~tspo_sampler.Selection`.
         """
-        k = check_k(k)
-        method = check_method(method)
+        settings = SelectionSettings(
+            k=k, method=method, fps=fps, max_candidates=max_candidates, window_size=window_size,
+            candidate_mode=candidate_mode, search=search, decoder=decoder, coarse_step=coarse_step,
+            max_encoded=max_encoded,
+        )
         check_question(question)
-        decoder = check_decoder(decoder)
-        if check_search(search, method) != "exhaustive":
-            max_candidates = check_candidate_settings(fps, max_candidates, candidate_mode)
-            return select_coarse_to_fine(
-                self, video, question, k, fps=fps, max_candidates=max_candidates, window_size=window_size,
-                return_frames=return_frames, candidate_mode=candidate_mode, decoder=decoder,
-            )
+        fps, max_candidates, candidate_mode, decoder = (
+            settings.fps, settings.max_candidates, settings.candidate_mode, settings.decoder)
+        if settings.search != "exhaustive":
+            return select_coarse_to_fine(self, video, question, settings, return_frames=return_frames)
         if is_file_source(video):
-            max_candidates = check_candidate_settings(fps, max_candidates, candidate_mode)
             source, identity = self._file_source(video)  # read a stream once, hash once
             feats = self._file_features(
                 source, identity, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode,
                 progress=progress, decoder=decoder,
             )
-            selection = self.select_from_features(feats, question, k, method=method, window_size=window_size)
+            selection = self._select_features(feats, question, settings)
             if return_frames:
                 selection.frames = self.get_frames(source, selection.indices, decoder=decoder)
             if isinstance(video, (str, os.PathLike)):
                 selection.video = str(video)
             return selection
         frames = frames_to_uint8(video)
-        feats = self.encode_video(frames, fps=fps, max_candidates=max_candidates, progress=progress)
-        selection = self.select_from_features(feats, question, k, method=method, window_size=window_size)
+        feats = frames_features(
+            frames, lambda f: self.encode_frames(f, progress=progress), fps=fps, max_candidates=max_candidates
+        )
+        selection = self._select_features(feats, question, settings)
         if return_frames:
             selection.frames = frames[torch.as_tensor(selection.indices, dtype=torch.long)].numpy()
         selection.video = None

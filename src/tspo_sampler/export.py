@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ._errors import ExportError
 from .indexing import iter_jsonl_records
 
 __all__ = [
@@ -34,10 +35,6 @@ __all__ = [
 
 EXPORT_FORMATS = ("frame-index-json", "id-map")
 FRAME_INDEX_KEY = "frame_idx"
-
-
-class ExportError(ValueError):
-    """The index cannot be exported as asked (errors, gaps, duplicate or unmatched ids)."""
 
 
 def load_index(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

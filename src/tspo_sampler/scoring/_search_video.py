@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._errors import VideoReadError
+from .._errors import MissingFramesError, VideoReadError
 from .._result import Selection
 from ..features._cache import VideoFeatures
 from ..features._video_features import warn_if_damaged
@@ -23,19 +23,13 @@ from ..video._candidates import even_positions
 from ..video._inputs import frames_to_uint8
 from ..video._sources import is_file_source
 from ._search import DEFAULT_COARSE_STEP, DEFAULT_MAX_ENCODED, FeatureFn, SearchResult, coarse_to_fine
+from ._settings import SelectionSettings, check_positive_int
 
 __all__ = ["search_features", "select_coarse_to_fine"]
 
 
-class _MissingFrames(Exception):
-    """Some requested candidates did not decode (a damaged file): the search falls back to exhaustive."""
-
-
 def _window(sampler: Any, window_size: int | None) -> int:
-    w = sampler.window_size if window_size is None else window_size
-    if isinstance(w, bool) or not isinstance(w, int) or w < 1:
-        raise ValueError(f"window_size must be a positive integer, got {w!r}")
-    return w
+    return int(sampler.window_size if window_size is None else check_positive_int(window_size, "window_size"))
 
 
 def _run(
@@ -117,7 +111,7 @@ def _file_search(
                 chunks.append(sampler._encode_batch(torch.from_numpy(batch.data)))
                 got.append(np.asarray(batch.indices, dtype=np.int64))
             if not chunks or not np.array_equal(np.concatenate(got), wanted):
-                raise _MissingFrames
+                raise MissingFramesError
             return torch.cat(chunks)
 
         cheap = _keyframe_candidates(decoder, indices, options)
@@ -129,20 +123,11 @@ def _file_search(
 
 
 def select_coarse_to_fine(
-    sampler: Any,
-    video: Any,
-    question: str,
-    k: int,
-    *,
-    fps: float,
-    max_candidates: int | None,
-    window_size: int | None,
-    return_frames: bool,
-    candidate_mode: str,
-    decoder: str = "auto",
-    **options: Any,
+    sampler: Any, video: Any, question: str, settings: SelectionSettings, *, return_frames: bool
 ) -> Selection:
     """:meth:`TemporalSampler.select_frames` with ``search="coarse-to-fine"`` (``method="topk"``)."""
+    k, fps, max_candidates, window_size = settings.k, settings.fps, settings.max_candidates, settings.window_size
+    candidate_mode, decoder, options = settings.candidate_mode, settings.decoder, settings.search_options()
     text = sampler.encode_text(question)
     if not is_file_source(video):
         frames = frames_to_uint8(video)
@@ -170,7 +155,7 @@ def select_coarse_to_fine(
             selection = _file_search(
                 sampler, source, text, question, k, window_size, fps, max_candidates, candidate_mode, options, decoder
             )
-        except _MissingFrames:
+        except MissingFramesError:
             warnings.warn(
                 "search='coarse-to-fine': some candidates of this video do not decode (a damaged file?); "
                 "scoring every decodable candidate instead (search='exhaustive')",

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._errors import CheckpointError
+
 CHECKPOINT_PREFIX = "checkpoint-"
 TRAINER_STATE = "trainer_state.json"
 OPTIMIZER_STATE = "optimizer.safetensors"
@@ -28,10 +30,6 @@ CONFIG_NAME = "training_config.json"
 LEGACY_PICKLES = ("optimizer.pt", "rng_state_*.pt")
 _STRUCTURE_KEY = "tspo_state"
 _FORMAT_VERSION = "1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be resumed from (damaged, incomplete, or an older pickle format)."""
 
 
 def rng_file(checkpoint: Path, rank: int) -> Path:

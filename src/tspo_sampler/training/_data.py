@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .._errors import RowError
 from ..video._sources import resolve_video
 from ._rewards import LETTERS, option_letters, parse_solution_letter, span_mask
 
@@ -84,10 +85,6 @@ class BadRow:
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.reason}"
-
-
-class RowError(ValueError):
-    """A row that cannot be used for training; the message says why."""
 
 
 def _strip_option_label(text: str) -> str:

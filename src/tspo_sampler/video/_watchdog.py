@@ -10,15 +10,11 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .._errors import VideoReadError
+from .._errors import DecodeTimeout, VideoReadError
 
 __all__ = ["DecodeTimeout", "describe", "guarded", "run_with_timeout"]
 
 _T = TypeVar("_T")
-
-
-class DecodeTimeout(Exception):
-    """The step did not finish in time (its worker thread was abandoned)."""
 
 
 def run_with_timeout(fn: Callable[[], _T], timeout: float | None) -> _T:

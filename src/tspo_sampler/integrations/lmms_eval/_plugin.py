@@ -24,7 +24,7 @@ from ..._errors import PluginConfigError, TSPOError
 from ..._result import Selection
 from ..._sampler import TemporalSampler
 from ...indexing import jsonl_line
-from ...scoring._selection import check_k, check_method
+from ...scoring._settings import SelectionSettings
 from ._records import LOGGED, note_record
 
 __all__ = ["PendingDoc", "PluginConfigError", "TSPOMixin", "TSPO_DEFAULTS", "question_from_doc", "strip_options"]
@@ -154,6 +154,16 @@ def _load_index(path: str, field: str) -> dict[str, dict[str, Any]]:
     return records
 
 
+def _model_arg_number(value: Any, kind: type) -> Any:
+    """A number model arg (``k=8``, ``fps=0.5``) from its text; anything else is left for the settings check."""
+    if isinstance(value, str):
+        try:
+            return kind(value.strip())
+        except ValueError:
+            return value
+    return value
+
+
 def _cache_mode(value: Any) -> Any:
     """``feature_cache`` as the sampler takes it: booleans from their spellings, modes as they are."""
     if isinstance(value, str) and value.lower() in ("none", "false", "0", "off"):
@@ -177,28 +187,21 @@ class TSPOMixin:
     # ------------------------------------------------------------------ construction
     def tspo_setup(self, opts: dict[str, Any], upstream_device: Any = None) -> None:
         """Check the options and load the sampler (once per process): a bad ``tspo_model`` fails here."""
-        try:
-            self.tspo_method = check_method(opts["method"])
-            fps = float(opts["fps"])
-            if not np.isfinite(fps) or fps <= 0:
-                raise ValueError(f"fps must be a positive number, got {opts['fps']!r}")
-            self.tspo_fps = fps
-            self.tspo_k = None if opts["k"] is None else check_k(int(opts["k"]))
-        except (TypeError, ValueError) as e:
-            _fail(str(e))
-        self.tspo_question_field = opts["question_field"]
-        self.tspo_index_field = str(opts["tspo_index_field"])
         self.tspo_search = opts["search"]
         has_search = "search" in inspect.signature(TemporalSampler.select_frames).parameters
         if self.tspo_search is not None and not has_search:
             _fail(f"search={self.tspo_search!r}: this tspo-sampler version's select_frames has no search option")
-        if self.tspo_search is not None:
-            from ...scoring._search import check_search
-
-            try:
-                self.tspo_search = check_search(self.tspo_search, self.tspo_method)
-            except (TypeError, ValueError) as e:
-                _fail(f"search={self.tspo_search!r}: {e}")
+        try:  # model args arrive as text: numbers are read first, then SelectionSettings checks them all
+            settings = SelectionSettings(
+                k=16 if opts["k"] is None else _model_arg_number(opts["k"], int), method=opts["method"],
+                fps=_model_arg_number(opts["fps"], float), search=self.tspo_search or "exhaustive",
+            )
+        except (TypeError, ValueError) as e:
+            _fail(str(e))
+        self.tspo_method, self.tspo_fps = settings.method, settings.fps
+        self.tspo_k = None if opts["k"] is None else settings.k
+        self.tspo_question_field = opts["question_field"]
+        self.tspo_index_field = str(opts["tspo_index_field"])
         self.tspo_index = None if opts["tspo_index"] is None else _load_index(str(opts["tspo_index"]),
                                                                                self.tspo_index_field)
         self.tspo_log_path = None if opts["tspo_log"] is None else Path(str(opts["tspo_log"]))
@@ -237,7 +240,7 @@ class TSPOMixin:
         if self.tspo_k is not None:
             return self.tspo_k
         upstream = getattr(self, self.tspo_default_k_attr, None)
-        return check_k(int(upstream)) if upstream else 16
+        return SelectionSettings(k=int(upstream)).k if upstream else 16
 
     # ------------------------------------------------------------------ requests -> pending docs
     def tspo_wrap_requests(self, requests: list[Any]) -> list[Any]:

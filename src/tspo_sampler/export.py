@@ -14,6 +14,7 @@ Formats:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ExportError
-from .indexing import iter_jsonl_records
+from .io import iter_jsonl_records
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -40,6 +41,8 @@ FRAME_INDEX_KEY = "frame_idx"
 def load_index(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Records of a ``tspo index`` output, in row order (a half-written last line is ignored)."""
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"index file {str(p)!r} is a directory; pass the JSONL written by `tspo index`")
     if not p.is_file():
         raise FileNotFoundError(f"index file {str(p)!r} does not exist (run `tspo index` first)")
     records = sorted(iter_jsonl_records(p), key=lambda r: r.get("row", -1))
@@ -90,6 +93,8 @@ def _frame_idx(rec: dict[str, Any]) -> list[float]:
 
 def _load_annotations(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"annotation file {str(p)!r} is a directory")
     if not p.is_file():
         raise FileNotFoundError(f"annotation file {str(p)!r} does not exist")
     if p.suffix.lower() in (".jsonl", ".ndjson"):
@@ -167,8 +172,13 @@ def export_index(
         anno = _load_annotations(annotations) if annotations is not None else None
         data = to_frame_index_json(records, annotations=anno, key_field=key_field, allow_unmatched=allow_unmatched)
     o = Path(out)
-    o.parent.mkdir(parents=True, exist_ok=True)
     tmp = o.with_name(f".{o.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-    os.replace(tmp, o)
+    try:
+        o.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+        os.replace(tmp, o)
+    except OSError as exc:  # name OUT, not the temporary file beside it
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise OSError(f"cannot write {o}: {exc.strerror or exc}") from exc
     return len(data)

@@ -25,9 +25,9 @@ How the work is spread and made safe:
 
 from __future__ import annotations
 
+from ..io import JsonlAppender, check_writable, iter_jsonl_records, jsonl_line, repair_jsonl, write_jsonl_atomic
 from ..video._sources import resolve_video
 from ._dataset import DATASET_FORMATS, IndexRow, detect_format, read_dataset
-from ._jsonl import JsonlAppender, check_writable, iter_jsonl_records, jsonl_line, repair_jsonl, write_jsonl_atomic
 from ._records import (
     PARTS_SUFFIX,
     SETTINGS_SUFFIX,

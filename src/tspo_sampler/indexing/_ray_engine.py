@@ -199,7 +199,7 @@ def index_dataset_ray(
         records, stats.missing = merge_records(journal, rows)
         stats.merged = True
         if is_parquet(out) and stats.missing == 0:
-            from ._jsonl import iter_jsonl_records
+            from ..io import iter_jsonl_records
 
             if not started_ray:
                 started_ray = _connect(ray_address)

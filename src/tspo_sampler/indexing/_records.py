@@ -11,10 +11,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..io import iter_jsonl_records, write_jsonl_atomic
 from ._dataset import IndexRow
-from ._jsonl import iter_jsonl_records, write_jsonl_atomic
+
+if TYPE_CHECKING:
+    from ..scoring._settings import SelectionSettings
 
 INDEX_FORMAT_VERSION = 1
 PARTS_SUFFIX = ".parts"
@@ -98,6 +101,28 @@ class IndexSettings:
     model: str | None = None
     search: str = "exhaustive"
     include_scores: bool = False
+
+    def __post_init__(self) -> None:
+        # checked (and normalised) by the one rule of SelectionSettings, with its messages
+        selection = self.selection()
+        for field in ("k", "method", "fps", "max_candidates", "window_size", "search"):
+            setattr(self, field, getattr(selection, field))
+
+    def selection(self, decoder: str = "auto") -> SelectionSettings:
+        """These settings as :class:`~tspo_sampler.SelectionSettings` (``decoder`` is not recorded)."""
+        from ..scoring._settings import SelectionSettings  # imports torch: not at import (fast ``tspo --help``)
+
+        return SelectionSettings(k=self.k, method=self.method, fps=self.fps, max_candidates=self.max_candidates,
+                                 window_size=self.window_size, candidate_mode=self.candidates, search=self.search,
+                                 decoder=decoder)
+
+    @classmethod
+    def from_selection(
+        cls, selection: SelectionSettings, *, model: str | None = None, include_scores: bool = False
+    ) -> IndexSettings:
+        return cls(k=selection.k, method=selection.method, fps=selection.fps, max_candidates=selection.max_candidates,
+                   window_size=selection.window_size, candidates=selection.candidate_mode, model=model,
+                   search=selection.search, include_scores=include_scores)
 
     def recorded(self) -> dict[str, Any]:
         """The settings that decide which frames are chosen (what a resume must agree on)."""

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..io import JsonlAppender, check_writable
 from ..video._sources import resolve_video
 from ._dataset import IndexRow
-from ._jsonl import JsonlAppender, check_writable
 from ._records import (
     IndexSettings,
     check_resume,
@@ -193,19 +193,17 @@ def index_dataset(
         OSError: ``out`` cannot be written (checked before any work).
         ValueError: ``out`` holds records of another dataset, or of other settings (see ``resume_anyway``).
     """
-    from ..scoring._search import check_search
-    from ..scoring._selection import check_k, check_method
-    from ..video._inputs import check_decoder
+    from ..scoring._settings import SelectionSettings, check_positive_int
 
-    k = check_k(k)
-    method = check_method(method)
-    search = check_search(search, method)
-    how = {"decoder": check_decoder(decoder)} if decoder != "auto" else {}  # duck-typed samplers need not know it
-    if text_batch_size < 1:
-        raise ValueError(f"text_batch_size must be >= 1, got {text_batch_size}")
+    selection = SelectionSettings(k=k, method=method, fps=fps, max_candidates=max_candidates,
+                                  window_size=window_size, candidate_mode=candidate_mode, search=search,
+                                  decoder=decoder)
+    k, method, fps, max_candidates = selection.k, selection.method, selection.fps, selection.max_candidates
+    window_size, candidate_mode, search = selection.window_size, selection.candidate_mode, selection.search
+    how = {"decoder": selection.decoder} if selection.decoder != "auto" else {}  # duck-typed samplers need not know it
+    check_positive_int(text_batch_size, "text_batch_size")
     barrier = barrier or (lambda: None)
-    settings = IndexSettings(k=k, method=method, fps=fps, max_candidates=max_candidates, window_size=window_size,
-                             candidates=candidate_mode, model=model, include_scores=include_scores, search=search)
+    settings = IndexSettings.from_selection(selection, model=model, include_scores=include_scores)
     out = Path(out)
     check_writable(out)
     start = time.perf_counter()

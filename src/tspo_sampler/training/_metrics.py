@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..indexing import jsonl_line
+from ..io import JsonlAppender
 
 logger = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class MetricSinks:
     def __init__(self, output_dir: str | Path, report_to: Sequence[str]) -> None:
         self.output_dir = Path(output_dir)
         self.report_to = tuple(report_to)
-        self.jsonl = None
+        self.jsonl: JsonlAppender | None = None
         self.tensorboard = None
 
     @property
@@ -77,7 +77,7 @@ class MetricSinks:
         self.close()
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if "jsonl" in self.report_to:
-            self.jsonl = open(self.output_dir / METRICS_FILE, "ab")  # noqa: SIM115
+            self.jsonl = JsonlAppender(self.output_dir / METRICS_FILE, fsync=False)  # a torn last line is repaired
         if "tensorboard" in self.report_to:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -88,8 +88,7 @@ class MetricSinks:
 
     def write(self, record: dict[str, Any], step: int) -> None:
         if self.jsonl is not None:
-            self.jsonl.write(jsonl_line(record))
-            self.jsonl.flush()
+            self.jsonl.write(record)
         if self.tensorboard is not None:
             for k, v in record.items():
                 if k not in ("step", "epoch") and isinstance(v, (int, float)):

@@ -23,7 +23,7 @@ import numpy as np
 from ..._errors import PluginConfigError, TSPOError
 from ..._result import Selection
 from ..._sampler import TemporalSampler
-from ...indexing import jsonl_line
+from ...io import append_jsonl
 from ...scoring._settings import SelectionSettings
 from ._records import LOGGED, note_record
 
@@ -369,10 +369,7 @@ class TSPOMixin:
         self.tspo_records[key] = record
         note_record(pending.task, pending.doc_id, record)
         if self.tspo_log_path is not None:
-            self.tspo_log_path.parent.mkdir(parents=True, exist_ok=True)
-            row = {"task": pending.task, "doc_id": pending.doc_id, "tspo": record}
-            with self.tspo_log_path.open("ab") as fh:
-                fh.write(jsonl_line(row))
+            append_jsonl(self.tspo_log_path, {"task": pending.task, "doc_id": pending.doc_id, "tspo": record})
 
     def tspo_summary(self) -> None:
         """Log how many docs got TSPO frames and how many fell back to the upstream frames."""

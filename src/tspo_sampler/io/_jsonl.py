@@ -15,8 +15,20 @@ logger = logging.getLogger(__name__)
 
 def jsonl_line(record: dict[str, Any]) -> bytes:
     """``record`` as one UTF-8 JSON line (newline included): the single line format of every JSONL file
-    the package writes (index outputs, parts, merges), so all of them read and diff alike."""
+    the package writes (index outputs, parts, merges, training metrics, the lmms-eval sidecar), so all of
+    them read and diff alike."""
     return (json.dumps(record, ensure_ascii=False, separators=(", ", ": ")) + "\n").encode("utf-8")
+
+
+def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
+    """Append ``record`` to ``path`` as one line in one write (parent folders are created).
+
+    For occasional lines (a log beside an evaluation); a long run appends through :class:`JsonlAppender`.
+    """
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    with p.open("ab") as f:
+        f.write(jsonl_line(record))
 
 
 def check_writable(path: str | os.PathLike[str]) -> None:

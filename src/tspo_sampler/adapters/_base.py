@@ -9,7 +9,6 @@ GRPO trainer and evaluation code use: free-form :meth:`Answerer.answer` and mult
 
 from __future__ import annotations
 
-import string
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from typing import Any
@@ -201,11 +200,6 @@ def move_to(batch: Any, device: str | torch.device | None = None, dtype: torch.d
                 for v in value
             ]
     return batch
-
-
-def default_options(n: int) -> tuple[str, ...]:
-    """``("A", "B", ...)`` of length ``n``."""
-    return tuple(string.ascii_uppercase[:n])
 
 
 def option_token_ids(tokenizer: Any, options: Sequence[str]) -> list[int]:

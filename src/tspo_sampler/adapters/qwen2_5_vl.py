@@ -67,7 +67,6 @@ __all__ = [
 ]
 
 TIMESTAMP_MODES = ("uniform", "metadata", "prompt")
-TEMPORAL_PATCH_SIZE = 2
 PAPER_SAMPLE_FPS = 2.0
 
 

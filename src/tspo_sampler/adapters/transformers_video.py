@@ -34,10 +34,6 @@ from ._timed import frame_clock
 __all__ = ["TSPOSampleIndices", "load_video", "sample_indices_fn", "selection_metadata", "use_tspo"]
 
 
-def _is_path(video: Any) -> bool:
-    return isinstance(video, (str, os.PathLike))
-
-
 class TSPOSampleIndices:
     """A ``sample_indices_fn`` for transformers that returns TSPO's chosen frame indices.
 

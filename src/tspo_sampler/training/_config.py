@@ -180,11 +180,6 @@ class GRPOConfig:
             raise ValueError(f"unknown GRPOConfig option(s): {', '.join(unknown)}")
         return cls(**values)
 
-    @classmethod
-    def from_file(cls, path: str | os.PathLike, **overrides: Any) -> GRPOConfig:
-        """Read a YAML (``.yaml``/``.yml``) or JSON file; ``overrides`` win over the file."""
-        return cls.from_dict({**load_config_file(path), **overrides})
-
 
 def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)

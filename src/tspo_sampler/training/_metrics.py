@@ -69,10 +69,6 @@ class MetricSinks:
         self.jsonl: JsonlAppender | None = None
         self.tensorboard = None
 
-    @property
-    def is_open(self) -> bool:
-        return self.jsonl is not None or self.tensorboard is not None
-
     def open(self) -> None:
         self.close()
         self.output_dir.mkdir(parents=True, exist_ok=True)

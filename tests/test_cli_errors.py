@@ -94,7 +94,7 @@ def test_select_refuses_a_device_before_loading(device, expected, tmp_path, caps
     (["{video}", "   "], "question is blank"),
     (["{video}", "what?", "--fps", "inf"], "--fps must be a finite number"),
     (["{video}", "what?", "--max-candidates", "0"], "--max-candidates must be a positive integer"),
-    (["{video}", "what?", "--window-size", "0"], "--window-size must be >= 1"),
+    (["{video}", "what?", "--window-size", "0"], "--window-size must be a positive integer or None, got 0"),
     (["{video}", "what?", "--save-grid", "{blocked}"], "cannot write"),
 ])  # fmt: skip
 def test_select_checks_its_arguments_before_loading(args, expected, tmp_path, capsys):

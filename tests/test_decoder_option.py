@@ -54,7 +54,7 @@ def test_encode_video_features_match_across_decoders(uncached_sampler, video):
 
 @pytest.mark.parametrize("call", ["select_frames", "encode_video", "get_frames"])
 def test_a_bad_decoder_name_is_refused_naming_the_argument(uncached_sampler, video, call):
-    with pytest.raises(ValueError, match=r"decoder must be one of auto, pyav, decord, torchcodec; got 'ffmpeg'"):
+    with pytest.raises(ValueError, match=r"decoder must be one of auto, pyav, decord, torchcodec, got 'ffmpeg'"):
         if call == "select_frames":
             uncached_sampler.select_frames(video, QUESTION, k=2, decoder="ffmpeg")
         elif call == "encode_video":

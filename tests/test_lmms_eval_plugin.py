@@ -219,7 +219,7 @@ def test_unreadable_video_falls_back_loudly(world, tmp_path):
 
 
 @pytest.mark.parametrize(("bad", "match"), [
-    ({"search": "nope"}, "search='nope'"),
+    ({"search": "nope"}, "search must be one of exhaustive, coarse-to-fine, got 'nope'"),
     ({"method": "best"}, "unknown method"),
     ({"k": 0}, "k must be a positive integer"),
     ({"fps": -1}, "fps must be a positive number"),

@@ -237,7 +237,7 @@ def test_cli_select_and_index_take_search(checkpoint_dir, videos, tmp_path, monk
     assert main(base + ["--json"]) == 0
     assert json.loads(capsys.readouterr().out)["encoded_frames"] == 100
     assert main(base + ["--search", "coarse-to-fine", "--method", "bolt"]) == 2
-    assert "--search coarse-to-fine works with --method topk only" in capsys.readouterr().err
+    assert "--search coarse-to-fine works with --method topk only, got --method bolt" in capsys.readouterr().err
 
     dataset = tmp_path / "d.jsonl"
     rows = [{"video": video, "question": Q}, {"video": video, "question": "what colour is the band?"}]

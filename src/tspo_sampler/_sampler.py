@@ -23,7 +23,7 @@ from .scoring._search_video import search_features, select_coarse_to_fine
 from .scoring._selection import check_k, select_indices
 from .scoring._settings import SelectionSettings, check_positive_int
 from .video._candidates import check_finite
-from .video._inputs import check_decoder, check_question, decode_device, frames_to_uint8
+from .video._inputs import check_question, decode_device, frames_to_uint8
 from .video._sources import is_file_source
 
 VideoInput = str | os.PathLike[str] | bytes | BinaryIO | np.ndarray | torch.Tensor | Sequence[Any]
@@ -300,9 +300,8 @@ class TemporalSampler:
     def _open(self, source: Any, decoder: str = "auto") -> Any:
         from .video import VideoDecoder
 
-        backend = check_decoder(decoder)
-        device = decode_device(backend, self.device)  # torchcodec on a CUDA sampler decodes with NVDEC
-        return VideoDecoder(source, backend=backend, timeout=self.decode_timeout, device=device)
+        device = decode_device(decoder, self.device)  # torchcodec on a CUDA sampler decodes with NVDEC
+        return VideoDecoder(source, backend=decoder, timeout=self.decode_timeout, device=device)
 
     def _encode_file(
         self, source: Any, *, fps: float, max_candidates: int | None, candidate_mode: str, progress: bool | None,
@@ -441,7 +440,7 @@ class TemporalSampler:
         fps, max_candidates, candidate_mode, decoder = (
             settings.fps, settings.max_candidates, settings.candidate_mode, settings.decoder)
         if settings.search != "exhaustive":
-            return select_coarse_to_fine(self, video, question, settings, return_frames=return_frames)
+            return select_coarse_to_fine(self, video, question, settings, return_frames, progress)
         if is_file_source(video):
             source, identity = self._file_source(video)  # read a stream once, hash once
             feats = self._file_features(
@@ -466,6 +465,7 @@ class TemporalSampler:
 
     def get_frames(self, video: VideoInput, indices: Sequence[int], *, decoder: str = "auto") -> np.ndarray:
         """Full-resolution, upright RGB frames at the given source indices (``uint8`` ``k x H x W x 3``)."""
+        decoder = SelectionSettings(decoder=decoder).decoder
         if not is_file_source(video):
             frames = frames_to_uint8(video)
             return frames[torch.as_tensor(list(indices), dtype=torch.long)].numpy()

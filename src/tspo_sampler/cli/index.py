@@ -100,7 +100,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """``tspo index``: returns 0 when every row has a record (errors included), 1 when rows are missing."""
     from ..indexing import IndexSettings, check_resume, check_writable, index_dataset, read_dataset
+    from ..indexing._dataset import check_output_is_not_dataset
 
+    check_output_is_not_dataset(args.out, args.dataset)  # before --overwrite can delete it
+    check_output_is_not_dataset(output_to_check(args), args.dataset)
     check_engine_arguments(args)
     check_writable(output_to_check(args))  # before anything loads: a run that cannot save its output fails at once
     check_device(args.device)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import asdict
+from typing import Any
 
 from ._common import (
     add_model_arguments,
@@ -48,7 +50,7 @@ def take_example(args: argparse.Namespace) -> None:
         raise ValueError("give VIDEO and QUESTION, or --example QUESTION to use the bundled example video")
 
 
-def check_arguments(args: argparse.Namespace) -> None:
+def check_arguments(args: argparse.Namespace) -> Any:
     """Everything that can be refused without the model: the device, the options, the question, the files."""
     from ..video._inputs import check_question
 
@@ -57,31 +59,24 @@ def check_arguments(args: argparse.Namespace) -> None:
     from ..video._sources import check_path
 
     check_device(args.device)
-    check_selection_arguments(args)
+    settings = check_selection_arguments(args)
     check_question(args.question)
     check_path(args.video)
     if args.save_grid:
+        from ..visualize import check_image_path
+
+        check_image_path(args.save_grid, "--save-grid")
         check_writable(args.save_grid)
+    return settings
 
 
 def run(args: argparse.Namespace) -> int:
     from ..visualize import format_time
 
-    check_arguments(args)
+    settings = check_arguments(args)
     sampler = load_sampler(args)
     selection = sampler.select_frames(
-        args.video,
-        args.question,
-        args.k,
-        method=args.method,
-        fps=args.fps,
-        max_candidates=args.max_candidates,
-        window_size=args.window_size,
-        candidate_mode=args.candidates,
-        search=args.search,
-        decoder=args.decoder,
-        return_frames=args.save_grid is not None,
-        progress=None,
+        args.video, args.question, return_frames=args.save_grid is not None, progress=None, **asdict(settings)
     )
     if args.save_grid:
         from ..visualize import contact_sheet

@@ -10,6 +10,7 @@ the JSON.
 
 from __future__ import annotations
 
+import dataclasses
 import filecmp
 import os
 import re
@@ -25,6 +26,7 @@ from PIL import Image, ImageDraw
 from .._errors import TSPOError
 from .._example import EXAMPLE_QUESTIONS, example_video
 from ..scoring._selection import SELECTION_METHODS, select_indices
+from ..scoring._settings import SelectionSettings
 from ..visualize import format_time, score_curve
 
 __all__ = ["DemoApp", "build_demo", "comparison_plot", "launch_demo", "serve"]
@@ -164,24 +166,22 @@ class DemoApp:
         if not Path(video).is_file() and upload_root() in Path(video).resolve().parents:
             raise gr.Error("this upload is gone: uploads are deleted once their request is answered; upload the "
                            "video again", print_exception=False)
-        if k is None or isinstance(k, bool) or float(k) != int(float(k)):
-            raise ValueError(f"k must be a whole number of frames, got {k!r}")
-        k = int(float(k))
-        if k > MAX_K:
-            raise ValueError(f"k is {k}; this demo shows at most {MAX_K} frames")
+        if isinstance(k, float) and k.is_integer():
+            k = int(k)  # the number box sends floats; a fraction is left for the settings check to refuse
         duration = _duration_seconds(video)
+        long_video = duration is not None and duration > KEYFRAMES_AFTER_MINUTES * 60
+        settings = SelectionSettings(k=k, method=method or "topk", fps=1.0, max_candidates=self.max_candidates,
+                                     candidate_mode="keyframes" if long_video else "fps")
+        if settings.k > MAX_K:
+            raise ValueError(f"k is {settings.k}; this demo shows at most {MAX_K} frames")
         if duration is not None and duration > self.max_minutes * 60:
             raise ValueError(
                 f"the video lasts {format_time(duration)}; this demo takes videos up to {self.max_minutes:g} minutes"
             )
-        long_video = duration is not None and duration > KEYFRAMES_AFTER_MINUTES * 60
         if progress is not None:
             progress(0, desc="reading the video")
         start = time.perf_counter()
-        selection = self.sampler.select_frames(
-            video, question, k, method=method or "topk", fps=1.0, max_candidates=self.max_candidates,
-            candidate_mode="keyframes" if long_video else "fps", progress=True,
-        )
+        selection = self.sampler.select_frames(video, question, progress=True, **dataclasses.asdict(settings))
         uniform = select_indices(np.zeros(len(selection.candidate_indices)), len(selection.indices), "uniform")
         uniform_indices = [int(selection.candidate_indices[p]) for p in uniform]
         uniform_times = [float(selection.candidate_timestamps[p]) for p in uniform]

@@ -10,5 +10,8 @@ from __future__ import annotations
 from ._agent import TemporalAgent
 from ._search import SearchResult, coarse_to_fine
 from ._selection import SELECTION_METHODS, select_indices
+from ._settings import SelectionSettings
 
-__all__ = ["SELECTION_METHODS", "SearchResult", "TemporalAgent", "coarse_to_fine", "select_indices"]
+__all__ = [
+    "SELECTION_METHODS", "SearchResult", "SelectionSettings", "TemporalAgent", "coarse_to_fine", "select_indices"
+]

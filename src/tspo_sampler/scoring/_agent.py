@@ -211,8 +211,9 @@ class TemporalAgent(nn.Module):
         grid, never sliced into a shorter one, so the values match the full pass exactly).
         """
         feats, text, clip_scores = _check_feature_inputs(image_features, text_features, clip_scores, self.dim)
-        if window_size < 1:
-            raise ValueError(f"window_size must be >= 1, got {window_size}")
+        from ._settings import check_positive_int  # (that module imports this one)
+
+        window_size = int(check_positive_int(window_size, "window_size") or 0)
         if tau <= 0:
             raise ValueError(f"tau must be > 0, got {tau}")
         if not 0 <= offset <= start < stop <= offset + feats.shape[0] <= total:

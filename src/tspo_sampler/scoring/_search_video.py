@@ -18,7 +18,7 @@ import torch
 from .._errors import MissingFramesError, VideoReadError
 from .._result import Selection
 from ..features._cache import VideoFeatures
-from ..features._video_features import warn_if_damaged
+from ..features._video_features import PROGRESS_DELAY_S, warn_if_damaged
 from ..video._candidates import even_positions
 from ..video._inputs import frames_to_uint8
 from ..video._sources import is_file_source
@@ -32,15 +32,48 @@ def _window(sampler: Any, window_size: int | None) -> int:
     return int(sampler.window_size if window_size is None else check_positive_int(window_size, "window_size"))
 
 
+class SearchProgress:
+    """The search's bar: candidates encoded out of all (the share encoded) and the round it is in (round 1 is the
+    coarse grid, then one per refinement: each call of the feature function is a round). ``progress`` as for
+    ``select_frames``: ``None`` shows it once the search has run 2 s."""
+
+    def __init__(self, n: int, progress: bool | None) -> None:
+        from tqdm.auto import tqdm
+
+        self.n, self.round, self._in_round = n, 0, 0
+        self.bar = tqdm(total=n, desc="coarse-to-fine", unit="frame", disable=progress is False,
+                        delay=0.0 if progress else PROGRESS_DELAY_S,
+                        bar_format="{desc}: {n_fmt}/{total_fmt} candidates encoded ({percentage:.0f}%){postfix} "
+                                   "[{elapsed}]")
+
+    def advance(self, count: int) -> None:
+        """``count`` more frames of the current round are encoded (for a smoother bar within a round)."""
+        self._in_round += count
+        self.bar.update(count)
+
+    def wrap(self, features: FeatureFn) -> FeatureFn:
+        def counted(positions: np.ndarray) -> torch.Tensor:
+            self.round, self._in_round = self.round + 1, 0
+            what = "coarse grid" if self.round == 1 and len(positions) < self.n else "refining"
+            self.bar.set_postfix_str(f"round {self.round} ({what})", refresh=False)
+            got = features(positions)
+            self.bar.update(max(0, len(positions) - self._in_round))
+            return got
+
+        return counted
+
+
 def _run(
     sampler: Any, text: torch.Tensor, n: int, features: FeatureFn, k: int, window_size: int | None, options: dict,
-    cheap: np.ndarray | None = None,
+    cheap: np.ndarray | None = None, progress: bool | None | SearchProgress = None,
 ) -> SearchResult:
-    return coarse_to_fine(
-        sampler.agent, text.float().cpu(), n, features, k, window_size=_window(sampler, window_size), tau=sampler.tau,
-        coarse_step=options.get("coarse_step", DEFAULT_COARSE_STEP),
-        max_encoded=options.get("max_encoded", DEFAULT_MAX_ENCODED), cheap=cheap,
-    )
+    bar = progress if isinstance(progress, SearchProgress) else SearchProgress(n, progress)
+    with bar.bar:
+        return coarse_to_fine(
+            sampler.agent, text.float().cpu(), n, bar.wrap(features), k, window_size=_window(sampler, window_size),
+            tau=sampler.tau, coarse_step=options.get("coarse_step", DEFAULT_COARSE_STEP),
+            max_encoded=options.get("max_encoded", DEFAULT_MAX_ENCODED), cheap=cheap,
+        )
 
 
 def _keyframe_candidates(decoder: Any, indices: np.ndarray, options: dict) -> np.ndarray:
@@ -96,6 +129,7 @@ def search_features(
 def _file_search(
     sampler: Any, source: Any, text: torch.Tensor, question: str, k: int, window_size: int | None,
     fps: float, max_candidates: int | None, candidate_mode: str, options: dict, backend: str = "auto",
+    progress: bool | None = None,
 ) -> Selection:
     short_side = sampler.encoder.preprocessing.shortest_edge
     with sampler._open(source, backend) as decoder:
@@ -103,6 +137,7 @@ def _file_search(
         indices, timestamps = decoder.candidates(fps=fps, max_candidates=max_candidates, mode=candidate_mode)
         if len(indices) == 0:
             raise VideoReadError(meta.source, "no decodable frames")
+        bar = SearchProgress(len(indices), progress)
 
         def features(positions: np.ndarray) -> torch.Tensor:
             wanted = indices[positions]
@@ -110,12 +145,13 @@ def _file_search(
             for batch in decoder.iter_frames(wanted, short_side=short_side, batch_size=sampler.batch_size):
                 chunks.append(sampler._encode_batch(torch.from_numpy(batch.data)))
                 got.append(np.asarray(batch.indices, dtype=np.int64))
+                bar.advance(len(got[-1]))
             if not chunks or not np.array_equal(np.concatenate(got), wanted):
                 raise MissingFramesError
             return torch.cat(chunks)
 
         cheap = _keyframe_candidates(decoder, indices, options)
-        result = _run(sampler, text, len(indices), features, k, window_size, options, cheap)
+        result = _run(sampler, text, len(indices), features, k, window_size, options, cheap, bar)
     return _selection(
         result, indices, timestamps, question, duration=float(meta.duration), fps=float(meta.fps),
         video=str(meta.source),
@@ -123,7 +159,8 @@ def _file_search(
 
 
 def select_coarse_to_fine(
-    sampler: Any, video: Any, question: str, settings: SelectionSettings, *, return_frames: bool
+    sampler: Any, video: Any, question: str, settings: SelectionSettings, return_frames: bool,
+    progress: bool | None = None,
 ) -> Selection:
     """:meth:`TemporalSampler.select_frames` with ``search="coarse-to-fine"`` (``method="topk"``)."""
     k, fps, max_candidates, window_size = settings.k, settings.fps, settings.max_candidates, settings.window_size
@@ -135,7 +172,7 @@ def select_coarse_to_fine(
         kept = frames[torch.from_numpy(positions)]
         result = _run(
             sampler, text, len(positions), lambda p: sampler.encode_frames(kept[torch.from_numpy(p)], progress=False),
-            k, window_size, options,
+            k, window_size, options, progress=progress,
         )
         selection = _selection(
             result, positions, positions / float(fps), question, duration=len(frames) / float(fps), fps=float(fps)
@@ -153,7 +190,8 @@ def select_coarse_to_fine(
     else:
         try:
             selection = _file_search(
-                sampler, source, text, question, k, window_size, fps, max_candidates, candidate_mode, options, decoder
+                sampler, source, text, question, k, window_size, fps, max_candidates, candidate_mode, options, decoder,
+                progress,
             )
         except MissingFramesError:
             warnings.warn(

@@ -148,19 +148,17 @@ SELECTION_METHODS: dict[str, Callable[[np.ndarray, int], list[int]]] = {
 
 
 def check_k(k: object) -> int:
-    """Validate ``k`` (a positive integer) and return it as ``int``."""
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be a positive integer, got {type(k).__name__} {k!r}")
-    if k <= 0:
-        raise ValueError(f"k must be a positive integer, got {k}")
-    return int(k)
+    """Validate ``k`` (a positive integer) and return it as ``int`` (the rule of :class:`SelectionSettings`)."""
+    from ._settings import check_positive_int
+
+    return int(check_positive_int(k, "k") or 0)
 
 
 def check_method(method: object) -> str:
-    """Validate a selection method name and return it."""
-    if method not in SELECTION_METHODS:
-        raise ValueError(f"unknown method {method!r}; valid methods: {', '.join(SELECTION_METHODS)}")
-    return str(method)
+    """Validate a selection method name and return it (the rule of :class:`SelectionSettings`)."""
+    from ._settings import check_method as check
+
+    return check(method)
 
 
 def select_indices(scores: ScoresLike, k: int, method: str = "topk") -> list[int]:

@@ -1,0 +1,86 @@
+"""SelectionSettings: one check of the selection options, one message per mistake wherever it is made."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from tspo_sampler import SelectionSettings
+from tspo_sampler._errors import ArgumentTypeError, InvalidArgumentError
+from tspo_sampler.indexing import IndexSettings
+
+FRAMES = np.zeros((6, 16, 16, 3), dtype=np.uint8)
+
+# (field, bad value, error class, message)
+MISTAKES = [
+    ("k", 0, InvalidArgumentError, "k must be a positive integer, got 0"),
+    ("k", 2.5, ArgumentTypeError, "k must be a positive integer, got float 2.5"),
+    ("k", True, ArgumentTypeError, "k must be a positive integer, got bool True"),
+    ("window_size", 2.5, ArgumentTypeError, "window_size must be a positive integer or None, got float 2.5"),
+    ("window_size", 0, InvalidArgumentError, "window_size must be a positive integer or None, got 0"),
+    ("max_candidates", -1, InvalidArgumentError, "max_candidates must be a positive integer or None, got -1"),
+    ("fps", float("inf"), InvalidArgumentError, "fps must be a finite number, got inf"),
+    ("fps", 0, InvalidArgumentError, "fps must be a positive number, got 0"),
+    ("fps", "1", ArgumentTypeError, "fps must be a positive number, got str '1'"),
+    ("candidate_mode", "foo", InvalidArgumentError, "candidate_mode must be one of fps, keyframes, got 'foo'"),
+    ("method", "best", InvalidArgumentError, "unknown method 'best'; valid methods: topk, bin-max"),
+    ("search", "fast", InvalidArgumentError, "search must be one of exhaustive, coarse-to-fine, got 'fast'"),
+    ("decoder", "ffmpeg", InvalidArgumentError, "decoder must be one of auto, pyav, decord, torchcodec, got 'ffmpeg'"),
+]
+
+
+@pytest.mark.parametrize(("field", "value", "error", "message"), MISTAKES)
+def test_each_mistake_has_one_error_class_and_message(field, value, error, message):
+    with pytest.raises(error) as info:
+        SelectionSettings(**{field: value})
+    assert str(info.value).startswith(message)
+    assert isinstance(info.value, TypeError if error is ArgumentTypeError else ValueError)
+
+
+def test_numpy_integers_are_ints_and_the_settings_are_frozen():
+    s = SelectionSettings(k=np.int64(4), window_size=np.int32(6), max_candidates=np.int64(50), fps=np.float32(2))
+    assert (s.k, s.window_size, s.max_candidates, s.fps) == (4, 6, 50, 2.0)
+    assert type(s.k) is int and type(s.window_size) is int and type(s.fps) is float
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.k = 3  # type: ignore[misc]
+
+
+def test_search_needs_topk_and_its_options_go_through_the_search_check():
+    with pytest.raises(InvalidArgumentError, match=r"search='coarse-to-fine' works with method='topk' only, got "
+                                                   r"method='bolt'"):
+        SelectionSettings(method="bolt", search="coarse-to-fine")
+    assert SelectionSettings(search="coarse-to-fine", coarse_step=np.int64(4)).search_options() == {"coarse_step": 4}
+    with pytest.raises(ValueError, match="max_encoded"):
+        SelectionSettings(max_encoded=1.5)
+
+
+@pytest.mark.parametrize(("field", "value", "error", "message"), [m for m in MISTAKES if m[0] != "decoder"])
+def test_select_frames_and_the_index_settings_give_the_same_message(uncached_sampler, field, value, error, message):
+    with pytest.raises(error) as from_sampler:
+        uncached_sampler.select_frames(FRAMES, "what happens?", **({"k": 2} | {field: value}))
+    index_field = "candidates" if field == "candidate_mode" else field  # the recorded name
+    with pytest.raises(error) as from_index:
+        IndexSettings(**{index_field: value})
+    assert str(from_sampler.value) == str(from_index.value)
+    assert str(from_sampler.value).startswith(message)
+
+
+@pytest.mark.parametrize(("flags", "field", "value"), [
+    (["-k", "0"], "k", 0),
+    (["--window-size", "0"], "window_size", 0),
+    (["--max-candidates", "-1"], "max_candidates", -1),
+    (["--fps", "inf"], "fps", float("inf")),
+    (["--decoder", "ffmpeg"], "decoder", "ffmpeg"),
+])  # fmt: skip
+def test_the_cli_names_the_flag_in_the_same_message(tmp_path, capsys, flags, field, value):
+    from tspo_sampler.cli import main
+
+    video = tmp_path / "v.mp4"
+    video.write_bytes(b"never read: the options are refused first")
+    assert main(["select", str(video), "what?", "--model", str(tmp_path / "no-model"), *flags]) == 2
+    err = capsys.readouterr().err.strip()
+    with pytest.raises(ValueError) as info:
+        SelectionSettings(**{field: value})
+    assert err == f"tspo select: error: {flags[0]}{str(info.value)[len(field):]}"

@@ -20,6 +20,25 @@ def format_time(seconds: float) -> str:
     return f"{int(h)}:{int(m):02d}:{s:04.1f}" if h >= 1 else f"{int(m)}:{s:04.1f}"
 
 
+COMMON_IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".gif")
+
+
+def check_image_path(path: str | os.PathLike[str], name: str = "path") -> Path:
+    """``path`` if its suffix names an image format Pillow writes; else a ``ValueError`` naming ``name``
+    and the suffixes that work (Pillow's own message for ``sheet`` is "unknown file extension:" and nothing)."""
+    from ._errors import InvalidArgumentError
+
+    p = Path(path)
+    suffix = p.suffix.lower()
+    Image.init()
+    if Image.EXTENSION.get(suffix) not in Image.SAVE:
+        what = f"unknown image extension {p.suffix!r}" if suffix else "no file extension"
+        raise InvalidArgumentError(
+            f"{name} {str(path)!r}: {what}; use {', '.join(COMMON_IMAGE_SUFFIXES)} (any format Pillow writes)"
+        )
+    return p
+
+
 def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
     try:
         return ImageFont.load_default(size=size)
@@ -83,6 +102,8 @@ def contact_sheet(
 
     Needs ``selection.frames`` (select with ``return_frames=True``). Saved to ``path`` when given.
     """
+    if path is not None:
+        check_image_path(path)
     if selection.frames is None or len(selection.frames) == 0:
         raise ValueError("selection has no frames: select with return_frames=True to draw a contact sheet")
     frames = selection.frames

@@ -49,6 +49,23 @@ def row_problem(
     return None
 
 
+def check_output_is_not_dataset(out: str | os.PathLike[str], dataset: str | os.PathLike[str]) -> None:
+    """Refuse an output file that is the dataset itself: the same path, a symlink to it or a hard link
+    (same device and inode). Writing or ``--overwrite`` there would replace the rows being read."""
+    from .._errors import InvalidArgumentError
+
+    try:
+        same = os.path.samefile(out, dataset)
+    except OSError:  # OUT does not exist yet (or the dataset does not: reading it says so)
+        return
+    if same:
+        how = "" if os.path.abspath(out) == os.path.abspath(dataset) else " (a link to the same file)"
+        raise InvalidArgumentError(
+            f"--out {str(out)!r} is the dataset {str(dataset)!r}{how}: writing there would destroy it; "
+            "choose another output file"
+        )
+
+
 def detect_format(path: str | os.PathLike[str]) -> str:
     """``jsonl``, ``json``, ``csv`` or ``tsv`` from the file suffix (``.gz`` is not supported)."""
     suffix = Path(path).suffix.lower()
@@ -146,6 +163,8 @@ def read_dataset(
         ValueError: the file cannot be parsed, or no row has the video or question column at all.
     """
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"dataset {str(p)!r} is a directory; pass a .jsonl, .json, .csv or .tsv file")
     if not p.is_file():
         raise FileNotFoundError(f"dataset {str(p)!r} does not exist")
     fmt = format or detect_format(p)

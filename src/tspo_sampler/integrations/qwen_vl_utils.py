@@ -134,7 +134,7 @@ def fetch_video(
     for key in ("video_start", "video_end"):
         if ele.get(key) is not None:
             raise ValueError(f"video {path!r}: {key} is not supported with TSPO selection (cut the clip first)")
-    k = int(ele.get("nframes", k))
+    k = _frame_count(ele.get("nframes", k), path)
     if not 1 <= k <= FPS_MAX_FRAMES:
         raise ValueError(f"video {path!r}: k={k} frames; Qwen-VL models take 1 to {FPS_MAX_FRAMES} frames per video")
     sel = sampler.select_frames(path, question, k, method=method, return_frames=True, **select_options)
@@ -162,9 +162,40 @@ def fetch_video(
 
 
 def _conversations(conversations: Sequence[Any]) -> list[list[dict[str, Any]]]:
+    """One conversation (a list of message dicts) or a batch of them, as a list of conversations."""
+    if isinstance(conversations, (str, bytes, dict)) or not isinstance(conversations, Sequence):
+        raise TypeError(
+            "conversations must be a list of messages ({'role': ..., 'content': [...]}) or a list of such "
+            f"lists, got {type(conversations).__name__}"
+        )
     if not conversations:
         raise ValueError("no messages given")
-    return [list(conversations)] if isinstance(conversations[0], dict) else [list(c) for c in conversations]
+    batch = [conversations] if isinstance(conversations[0], dict) else conversations
+    for i, conversation in enumerate(batch):
+        if isinstance(conversation, (str, bytes)) or not isinstance(conversation, Sequence):
+            raise TypeError(
+                f"conversations[{i}] must be a message dict or a list of them, got {type(conversation).__name__} "
+                f"{conversation!r:.40}"
+            )
+        for j, message in enumerate(conversation):
+            if not isinstance(message, dict):
+                where = f"conversations[{j}]" if batch is not conversations else f"conversations[{i}][{j}]"
+                raise TypeError(
+                    f"{where} must be a message dict ({{'role': ..., 'content': [...]}}), "
+                    f"got {type(message).__name__} {message!r:.40}"
+                )
+    return [list(c) for c in batch]
+
+
+def _frame_count(value: Any, path: str) -> int:
+    """An element's ``nframes`` as an int: whole numbers only (``8``, ``8.0``, ``"8"``), else a message."""
+    try:
+        k = float(value) if isinstance(value, str) else value
+        if isinstance(k, bool) or not float(k).is_integer():
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"video {path!r}: nframes must be a whole number of frames, got {value!r}") from None
+    return int(k)
 
 
 _VISION = ("image", "image_url", "video")

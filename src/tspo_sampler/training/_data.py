@@ -208,6 +208,8 @@ def load_examples(
     cannot be used is reported (logged as a warning when ``log``) and skipped.
     """
     p = Path(path)
+    if p.is_dir():
+        raise IsADirectoryError(f"training data {p} is a directory; pass a JSONL file of rows")
     if not p.is_file():
         raise FileNotFoundError(f"training data not found: {p}")
     root = Path(video_root) if video_root is not None else p.parent

@@ -92,7 +92,6 @@ class VideoDecoder:
         self._readers: dict[str, Reader] = {}  # decode path -> reader
         self._last_path: str | None = None
         self._closed = False
-        self._decord_error: str | None = None
         self.damage: list[str] = []  # what the warnings said: the file ends early, frames lost to damage
         spooled = spool(source)
         self._label, self._path = spooled.label, spooled.path
@@ -106,14 +105,24 @@ class VideoDecoder:
         ix = self._index
         if ix.ends_early():
             message = (
-                f"the file ends early: the container states {ix.declared_duration:.2f} s "
-                f"({ix.declared_frames} frames), only {ix.duration:.2f} s ({ix.num_frames} frames) can be read "
+                f"the file ends early: the container states {ix.declared_duration:.2f} s"
+                f"{f' ({ix.declared_frames} frames)' if ix.declared_frames else ''}, only {ix.duration:.2f} s "
+                f"({ix.num_frames} frames) can be read "
                 "(truncated download?); using what is there"
             )
             self._warn_damage(message)
         if ix.missing_spans:
             where = ", ".join(f"{a:.2f}-{b:.2f} s ({n} bytes)" for a, b, n in ix.missing_spans[:5])
             self._warn_damage(f"unreadable data: no frames between {where}; those stretches have no candidates")
+        self._suspect = ix.suspect_frames()
+        if ix.untimed:
+            self._warn_damage(
+                f"{ix.untimed} frames have no presentation time (PTS) and are left out; times count from the "
+                "first frame that has one"
+            )
+        if ix.resets:
+            where = ", ".join(f"{t:.2f} s" for t in ix.resets[:5])
+            log.info("%s: timestamps restart at %s (joined segments): later frames follow on", self._label, where)
         width, height = ix.upright_size
         self.metadata = VideoMetadata(
             source=self._label,
@@ -139,7 +148,7 @@ class VideoDecoder:
             except VideoReadError as exc:
                 if backend == name:
                     raise
-                self._decord_error = exc.reason
+                log.debug("video %s: %s unavailable (%s); using the other backends", self._label, name, exc.reason)
                 continue
             for path, owner in PATH_BACKEND.items():
                 if owner == name:
@@ -167,7 +176,7 @@ class VideoDecoder:
 
     def _drop_backend(self, name: str, reason: str) -> None:
         """Stop using optional backend ``name`` after a failure (``backend="auto"`` falls back to PyAV)."""
-        self._decord_error = reason
+        log.debug("video %s: %s failed (%s); falling back to PyAV", self._label, name, reason)
         for path in [p for p, owner in PATH_BACKEND.items() if owner == name and p in self._readers]:
             self._readers.pop(path).close()
         if self.metadata.backend == name:
@@ -330,7 +339,10 @@ class VideoDecoder:
         self._last_path = path
         reader = self._reader(path)
         try:
-            return self._call(lambda: reader.decode(idx, size), "decoding frames", failure=f"{backend} failed")
+            out = self._call(lambda: reader.decode(idx, size), "decoding frames", failure=f"{backend} failed")
+            if len(self._suspect):  # frames next to a hole may be drawn from damaged data: never served
+                out.served &= ~np.isin(idx, self._suspect) & ~np.isin(out.used, self._suspect)
+            return out
         except VideoReadError as exc:
             if backend == "pyav":
                 self._readers.pop(path, None)  # abandoned (maybe still running in its worker thread)

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .._errors import VideoReadError
+from ._optional import import_optional, unavailable
 from ._types import Decoded, StreamIndex, upright
 from ._watchdog import guarded
 
@@ -28,7 +29,8 @@ _silenced = False
 
 
 def import_decord() -> Any | None:
-    """decord is optional (no ARM wheels): import it lazily and treat any import failure as absent.
+    """decord is optional (no ARM wheels): import it lazily; ``None`` when it cannot be (see :mod:`._optional`:
+    a broken install is logged once with its cause, and ``backend="decord"`` raises with it).
 
     decord loads its bundled FFmpeg 4 / libvpx with ``RTLD_GLOBAL``; importing PyAV first keeps
     PyAV's own libraries bound to PyAV (otherwise e.g. its libvpx-vp9 encoder fails to open).
@@ -42,9 +44,8 @@ def import_decord() -> Any | None:
     except Exception:
         pass
     global _silenced
-    try:
-        import decord  # noqa: PLC0415
-    except Exception:  # ImportError, or a broken shared library
+    decord = import_optional("decord")
+    if decord is None:
         return None
     if not _silenced:
         _silenced = True
@@ -85,7 +86,10 @@ class DecordReader:
         self.fix = 0  # extra clockwise turn needed on decord's output
         decord = import_decord()
         if decord is None:
-            raise VideoReadError(index.label, "decord is not installed")
+            raise unavailable("decord", index.label)
+        why = index.pyav_only("decord")
+        if why:
+            raise VideoReadError(index.label, why)
         self._decord = decord
         vr = self._make(-1, -1)
         n = self._call(lambda: len(vr), "reading the frame count")

@@ -11,7 +11,7 @@ from ._rotation import clockwise_rotation
 from ._types import StreamIndex, upright
 from ._watchdog import describe
 
-__all__ = ["open_container", "probe", "video_stream"]
+__all__ = ["UNINDEXED_FORMATS", "Unwrapper", "open_container", "probe", "video_stream"]
 
 
 def open_container(path: str) -> Any:
@@ -52,26 +52,82 @@ _MIN_BYTE_GAP = 4096  # unread bytes between two packets that count as a hole (c
 
 _Hole = tuple[int, int, int]
 
+_RESET_S = 0.5  # decode timestamps going back further than this restart the timeline (joined MPEG-TS segments)
 
-def _packet_table(container: Any, stream: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[_Hole]]:
-    """(pts, durations, keyframe flags) of the stream's packets in presentation order (unique pts), and the
-    byte holes: ``(bytes, pts before, pts after)`` for every stretch of the file that no packet of any
-    stream covers, between two video packets (a demuxer skips damaged data in Matroska without a word)."""
+# demuxers without an index: frame counts and seeks are estimates (decord and torchcodec misplace frames), and
+# seeking goes by dts
+UNINDEXED_FORMATS = frozenset({"mpegts", "mpeg", "mpegvideo", "h264", "hevc", "m4v", "h263", "vc1"})
+
+
+class Unwrapper:
+    """Offsets that put a stream whose timestamps restart (``cat a.ts b.ts``) on one rising timeline.
+
+    Fed every packet of the stream in demux order; a decode timestamp more than ``_RESET_S`` before the
+    previous one starts a new segment, shifted to follow the last packet.  The probe and the PyAV reader feed
+    the same packets, so they place every frame alike.
+    """
+
+    def __init__(self, time_base: float, enabled: bool = True) -> None:
+        self.enabled = enabled  # only containers without an index restart (an MP4 or Matroska file cannot)
+        self.offset = 0
+        self.previous = 0  # the offset before the last reset (frames still in the decoder may carry it)
+        self.resets: list[int] = []  # unwrapped timestamps where a segment starts
+        self._last: int | None = None
+        self._step = 1
+        self._jump = max(1, int(_RESET_S / time_base))
+
+    def feed(self, packet: Any) -> None:
+        ts = packet.dts  # decode timestamps rise within a segment (presentation timestamps do not)
+        if ts is None or not self.enabled:
+            return
+        ts = int(ts) + self.offset
+        if self._last is not None:
+            if ts < self._last - self._jump:
+                self.previous = self.offset
+                self.offset += self._last + self._step - ts
+                ts = self._last + self._step
+                self.resets.append(ts)
+            elif ts > self._last:
+                self._step = int(packet.duration or 0) or ts - self._last
+        self._last = ts
+
+
+def _packet_table(
+    container: Any, stream: Any, indexed: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[_Hole], int, Unwrapper]:
+    """(pts, durations, keyframe flags, decode timestamps) of the stream's packets in presentation order
+    (unique pts, on one rising timeline), the byte holes, the count of packets without a timestamp, and the
+    unwrapper that placed them.
+
+    Byte holes are ``(bytes, pts before, pts after)`` for every stretch of the file that no packet of any
+    stream covers, between two video packets (a demuxer skips damaged data in Matroska without a word).
+    Packets an MP4 edit list hides (flagged *discard*) are not frames of the video.
+    """
     import av  # noqa: PLC0415
 
     pts_list: list[int] = []
+    dts_list: list[int] = []
     durations: list[int] = []
     keys: list[bool] = []
+    untimed = 0
+    unwrap = Unwrapper(float(stream.time_base), enabled=not indexed)
     spans: list[tuple[int, int, int | None]] = []  # (byte position, size, video pts or None) of every packet
     try:
         for packet in container.demux():
             ours = packet.stream.index == stream.index
+            if ours:
+                unwrap.feed(packet)
             ts = packet.pts if packet.pts is not None else packet.dts
+            ts = None if ts is None else int(ts) + unwrap.offset
             if packet.size and packet.pos is not None and packet.pos >= 0:
-                spans.append((int(packet.pos), int(packet.size), int(ts) if ours and ts is not None else None))
-            if not ours or packet.size == 0 or ts is None:
+                spans.append((int(packet.pos), int(packet.size), ts if ours else None))
+            if not ours or packet.size == 0 or getattr(packet, "is_discard", False):
                 continue
-            pts_list.append(int(ts))
+            if ts is None:
+                untimed += 1
+                continue
+            pts_list.append(ts)
+            dts_list.append(int(packet.dts) + unwrap.offset if packet.dts is not None else ts)
             durations.append(int(packet.duration or 0))
             keys.append(bool(packet.is_keyframe))
     except av.error.FFmpegError:
@@ -82,7 +138,8 @@ def _packet_table(container: Any, stream: Any) -> tuple[np.ndarray, np.ndarray, 
     pts, first = np.unique(pts[order], return_index=True)
     durs = np.asarray(durations, dtype=np.int64)[order][first]
     keyflags = np.asarray(keys, dtype=bool)[order][first]
-    return pts, durs, keyflags, _byte_holes(spans)
+    dts = np.asarray(dts_list, dtype=np.int64)[order][first]
+    return pts, durs, keyflags, dts, _byte_holes(spans), untimed, unwrap
 
 
 def _byte_holes(spans: list[tuple[int, int, int | None]]) -> list[_Hole]:
@@ -177,14 +234,17 @@ def probe(path: str, label: str) -> StreamIndex:
         tb = stream.time_base
         if tb is None or tb == 0:
             raise VideoReadError(label, "video stream has no time base")
-        pts, durs, keyflags, holes = _packet_table(container, stream)
+        fmt = str(container.format.name or "")
+        indexed = not UNINDEXED_FORMATS.intersection(fmt.split(","))
+        pts, durs, keyflags, dts, holes, untimed, unwrap = _packet_table(container, stream, indexed)
         if len(pts) == 0:
-            raise VideoReadError(label, "the video stream has no frames")
-        start = stream.start_time if stream.start_time is not None else int(pts[0])
+            what = f" ({untimed} frames without a presentation time)" if untimed else ""
+            raise VideoReadError(label, f"the video stream has no frames with a presentation time{what}")
+        start = int(pts[0]) if stream.start_time is None else min(int(stream.start_time), int(pts[0]))
         time_base = float(tb)
         timestamps = (pts - start).astype(np.float64) * time_base
         duration, fps = _duration_and_fps(timestamps, durs, time_base, stream)
-        declared = float(stream.duration * time_base) if stream.duration else None
+        declared = _declared_duration(container, stream, time_base, fmt) if indexed else None
         missing = _missing_spans(holes, timestamps, int(start), time_base)
         declared_frames = int(stream.frames or 0)
     finally:
@@ -194,6 +254,7 @@ def probe(path: str, label: str) -> StreamIndex:
     key_idx = np.flatnonzero(keyflags).astype(np.int64)
     if len(key_idx) == 0 or key_idx[0] != 0:
         key_idx = np.concatenate([[0], key_idx]).astype(np.int64)
+    seek_ts = (pts if indexed else np.minimum(dts, pts))[key_idx]
     return StreamIndex(
         path=path,
         label=label,
@@ -211,4 +272,26 @@ def probe(path: str, label: str) -> StreamIndex:
         declared_duration=declared,
         declared_frames=declared_frames,
         missing_spans=missing,
+        indexed=indexed,
+        container=fmt,
+        untimed=untimed,
+        resets=tuple(float((r - start) * time_base) for r in unwrap.resets),
+        seek_ts=seek_ts,
     )
+
+
+def _declared_duration(container: Any, stream: Any, time_base: float, fmt: str) -> float | None:
+    """The video stream's duration as the container states it: MP4's track duration, Matroska's per-track
+    ``DURATION`` tag (or the segment's duration); None where it is not stated."""
+    if stream.duration:
+        return float(stream.duration * time_base)
+    if "matroska" not in fmt:
+        return None
+    tag = (stream.metadata or {}).get("DURATION") or (stream.metadata or {}).get("duration")
+    if tag:
+        try:
+            h, m, sec = str(tag).split(":")
+            return int(h) * 3600 + int(m) * 60 + float(sec)
+        except ValueError:
+            pass
+    return float(container.duration) / 1e6 if container.duration else None

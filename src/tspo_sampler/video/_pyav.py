@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ._probe import open_container, video_stream
+from ._probe import Unwrapper, open_container, video_stream
 from ._types import Decoded, StreamIndex, upright
 
 __all__ = ["PyAVReader"]
@@ -56,7 +56,10 @@ class PyAVReader:
         self._pos = -1  # index of the last frame handed out
         self._last_packet = -1  # index of the last packet demuxed (for resynchronising)
         self._eof = False
-        self._seek_ok = True
+        # joined segments restart their timestamps: only reading from the start places every frame
+        self._seek_ok = not index.resets
+        self._unwrap = Unwrapper(index.time_base, enabled=not index.indexed)
+        self._await_key = False  # after a seek: skip packets up to the first keyframe (TS seeks land anywhere)
         self._errors = 0
         self._resyncs = 0
         self.damaged_gops: set[int] = set()
@@ -90,11 +93,14 @@ class PyAVReader:
         self._pos = pos
         self._last_packet = pos
         self._eof = False
+        self._unwrap = Unwrapper(self._index.time_base, enabled=not self._index.indexed)
+        self._await_key = False
 
     def _seek_to(self, key: int) -> None:
         """Seek to keyframe ``key``; the demuxer may land on an earlier keyframe (checked later)."""
-        self._container.seek(self._index.pts_of(key), stream=self._stream, backward=True, any_frame=False)
+        self._container.seek(self._index.seek_target(key), stream=self._stream, backward=True, any_frame=False)
         self._restart(key - 1)
+        self._await_key = True
 
     # ------------------------------------------------------------------ packets in, trusted frames out
 
@@ -106,7 +112,7 @@ class PyAVReader:
 
     def _packet_index(self, packet: Any) -> int:
         ts = packet.pts if packet.pts is not None else packet.dts
-        i = self._index.index_of(ts, packet.time_base)
+        i = self._index.index_of(None if ts is None else int(ts) + self._unwrap.offset, packet.time_base)
         return self._last_packet if i is None else i
 
     def _resync(self) -> bool:
@@ -146,6 +152,11 @@ class PyAVReader:
             if not self._resync():
                 self._eof = True
             return
+        self._unwrap.feed(packet)
+        if self._await_key:
+            if not (packet.size and packet.is_keyframe):
+                return  # a seek in a container without an index lands on any packet: wait for a keyframe
+            self._await_key = False
         i = self._packet_index(packet) if packet.size else self._last_packet
         self._last_packet = max(self._last_packet, i)
         try:
@@ -164,13 +175,26 @@ class PyAVReader:
         for frame in frames:
             self._accept(frame)
 
+    def _frame_index(self, frame: Any, last: int) -> int | None:
+        """Index of a decoded frame: its pts on the unwrapped timeline (a frame still in the decoder when
+        the timestamps restarted carries the offset before the reset)."""
+        ix = self._index
+        if frame.pts is None:
+            return None if ix.untimed else last + 1  # frames without a pts are not frames of the index
+        # frames leave the decoder in presentation order: the nearest placement after the last frame wins
+        found = [ix.pts_to_index.get(int(frame.pts) + off) for off in (self._unwrap.offset, self._unwrap.previous)]
+        later = [i for i in found if i is not None and i > last]
+        if later:
+            return min(later)
+        return ix.index_of(int(frame.pts) + self._unwrap.offset, frame.time_base)
+
     def _accept(self, frame: Any) -> None:
         ix = self._index
-        i = ix.index_of(frame.pts, frame.time_base)
         queue = self._pending or self._ready
         last = queue[-1][0] if queue else self._pos
+        i = self._frame_index(frame, last)
         if i is None:
-            i = last + 1
+            return
         if i <= last or i >= ix.num_frames:
             return  # already passed (e.g. a seek landed early)
         if not self._careful or ix.is_keyframe(i):

@@ -15,6 +15,7 @@ import numpy as np
 
 from .._errors import VideoReadError
 from ._decord import match_orientation
+from ._optional import import_optional, unavailable
 from ._types import Decoded, StreamIndex, upright
 from ._watchdog import guarded
 
@@ -25,12 +26,9 @@ PTS_TOLERANCE_S = 1e-3
 
 
 def import_torchcodec() -> Any | None:
-    """torchcodec is optional and needs the system FFmpeg and a matching torch: any import failure is absence."""
-    try:
-        import torchcodec.decoders  # noqa: PLC0415
-    except Exception:  # ImportError, or FFmpeg libraries that do not load
-        return None
-    return torchcodec.decoders
+    """torchcodec is optional and needs the system FFmpeg and a matching torch: ``None`` when it cannot be
+    imported (see :mod:`._optional`: a broken install is logged once with its cause)."""
+    return import_optional("torchcodec.decoders", extra="torchcodec")
 
 
 class TorchcodecReader:
@@ -41,9 +39,12 @@ class TorchcodecReader:
     ) -> None:
         self._index = index
         self._timeout = timeout
+        why = index.pyav_only("torchcodec")
+        if why:
+            raise VideoReadError(index.label, why)
         decoders = import_torchcodec()
         if decoders is None:
-            raise VideoReadError(index.label, "torchcodec is not installed (pip install 'tspo-sampler[torchcodec]')")
+            raise unavailable("torchcodec", index.label, extra="torchcodec")
 
         def make() -> Any:
             return decoders.VideoDecoder(

@@ -73,6 +73,19 @@ class StreamIndex:
     missing_spans: tuple[tuple[float, float, int], ...] = ()
     """``(last time before, first time after, bytes)`` of each stretch of unreadable bytes that took frames
     with it (found while demuxing: Matroska skips damaged data silently)."""
+    indexed: bool = True
+    """The container has an index (MP4, Matroska, ...): False for MPEG-TS/PS and raw streams, where frame
+    counts and seeks are estimates, so only PyAV's checked seeking and sequential decoding serve them."""
+    container: str = ""
+    """The demuxer's name (``mpegts``, ``matroska,webm``, ...)."""
+    untimed: int = 0
+    """Frames without a presentation time (Matroska may start with some): never candidates, never served."""
+    resets: tuple[float, ...] = ()
+    """Times (s) where the stream's timestamps restarted (MPEG-TS segments joined with ``cat``); frames after
+    a reset are placed after the frames before it, so times keep rising."""
+    seek_ts: np.ndarray | None = field(default=None, repr=False)
+    """Per keyframe: the timestamp to seek to (the keyframe's dts in containers without an index, whose
+    demuxer seeks by dts; its pts elsewhere)."""
     pts_to_index: dict[int, int] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -95,12 +108,45 @@ class StreamIndex:
     def ends_early(self) -> bool:
         """Fewer frames than the container states, ending over half a second before its stated duration:
         the file was cut short (a fast-start MP4 keeps its index of the whole video at the front)."""
-        if self.declared_duration is None or not self.declared_frames:
+        if self.declared_duration is None:
             return False
+        if not self.declared_frames:  # Matroska states a duration, not a frame count
+            return self.duration < self.declared_duration - 0.5
         return self.num_frames < self.declared_frames and self.duration < self.declared_duration - 0.5
+
+    def suspect_frames(self) -> np.ndarray:
+        """Indices of frames a decoder may draw from damaged data next to each missing span: from the keyframe
+        of the last frame before the hole (its packet may be cut, and its GOP's later frames refer to it) to
+        the first keyframe after the hole (frames before it refer to what the hole took)."""
+        out: list[np.ndarray] = []
+        for t0, t1, _ in self.missing_spans:
+            before = int(np.searchsorted(self.timestamps, t0 + 1e-6, side="right") - 1)
+            after = int(np.searchsorted(self.timestamps, t1 - 1e-6, side="left"))
+            nxt = self.keyframes[self.keyframes >= after]
+            stop = int(nxt[0]) if len(nxt) else self.num_frames
+            out.append(np.arange(self.keyframe_before(max(before, 0)), stop, dtype=np.int64))
+        return np.unique(np.concatenate(out)) if out else np.zeros(0, dtype=np.int64)
+
+    def pyav_only(self, backend: str) -> str | None:
+        """Why ``backend`` (decord, torchcodec) cannot place this stream's frames, or None when it can."""
+        if not self.indexed:
+            return (f"{backend} cannot place frames in {self.container or 'this container'} files (no index: frame "
+                    "counts and seeks are estimates); use decoder='pyav' or 'auto'")
+        if self.resets:
+            return f"{backend} cannot follow timestamps that restart; use decoder='pyav' or 'auto'"
+        if self.untimed:
+            return (f"{backend} would count the {self.untimed} frames without a presentation time; "
+                    "use decoder='pyav' or 'auto'")
+        return None
 
     def pts_of(self, i: int) -> int:
         return int(self.pts[i])
+
+    def seek_target(self, key: int) -> int:
+        """Timestamp to seek to for keyframe ``key`` (see :attr:`seek_ts`)."""
+        if self.seek_ts is None:
+            return self.pts_of(key)
+        return int(self.seek_ts[self.gop_of(key)])
 
     def gop_of(self, i: int) -> int:
         """Position in :attr:`keyframes` of the keyframe that starts frame ``i``'s GOP."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,32 @@ ACCURACY_MODES = ("hard", "soft")
 TEMPORAL_REWARD_MODES = ("specific", "known", "never")
 PPO_RATIOS = ("rollout", "frame")
 SCHEDULERS = ("constant", "linear", "cosine", "constant_with_warmup")
+REPORT_SINKS = ("jsonl", "tensorboard")
+SAVE_DTYPES = ("float32", "bfloat16", "float16")
+
+# numeric field -> (lowest, highest (excluded), whether the lowest is allowed); None bounds are open. Every number is
+# also checked for its type and finiteness before anything loads: a NaN or inf learning rate, clip range or
+# reward weight would otherwise train to the end and save NaN weights.
+_GE, _GT = True, False
+NUMERIC_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "num_generations": (2, None, _GE), "k_specific": (1, None, _GE), "k_general": (1, None, _GE),
+    "fps": (0, None, _GT), "max_candidates": (1, None, _GE), "window_size": (1, None, _GE),
+    "tau_start": (0, None, _GT), "tau_end": (0, None, _GT), "max_new_tokens": (1, None, _GE),
+    "answer_batch_size": (1, None, _GE), "accuracy_weight": (0, None, _GE), "temporal_weight": (0, None, _GE),
+    "clip_length": (1, None, _GE), "min_true_clips": (1, None, _GE), "max_true_clips": (1, None, _GE),
+    "num_distractor_clips": (0, None, _GE), "ppo_epochs": (1, None, _GE), "clip_range": (0, None, _GT),
+    "kl_beta": (0, None, _GE), "learning_rate": (0, None, _GT), "weight_decay": (0, None, _GE),
+    "adam_beta1": (0, 1, _GE), "adam_beta2": (0, 1, _GE), "max_grad_norm": (0, None, _GE),
+    "warmup_steps": (0, None, _GE), "batch_size": (1, None, _GE), "num_epochs": (0, None, _GT),
+    "max_steps": (1, None, _GE), "seed": (0, None, _GE), "save_steps": (0, None, _GE),
+    "save_total_limit": (0, None, _GE), "eval_steps": (0, None, _GE), "logging_steps": (1, None, _GE),
+}
+_INTEGER_FIELDS = {
+    "num_generations", "k_specific", "k_general", "max_candidates", "window_size", "max_new_tokens",
+    "answer_batch_size", "clip_length", "min_true_clips", "max_true_clips", "num_distractor_clips", "ppo_epochs",
+    "warmup_steps", "batch_size", "max_steps", "seed", "save_steps", "save_total_limit", "eval_steps",
+    "logging_steps",
+}
 
 
 def _opt(default: Any = dataclasses.MISSING, *, help: str, aliases: Sequence[str] = (), factory: Any = None) -> Any:
@@ -60,7 +87,8 @@ class GRPOConfig:
     output_dir: str = _opt("runs/tspo-grpo", aliases=["--output", "--output-dir"], help=(
         "Where checkpoints, metrics and the final agent are written."))
     save_dtype: str | None = _opt(None, help=(
-        "Weight dtype of saved checkpoints (default: the initial checkpoint's, bfloat16 for released agents)."))
+        "Weight dtype of saved checkpoints: float32, bfloat16 or float16 (default: the initial checkpoint's, "
+        "bfloat16 for released agents)."))
     # --- rollouts -----------------------------------------------------------------------------------
     num_generations: int = _opt(8, aliases=["--num-generations", "-G"], help="G: rollouts per question.")
     k_specific: int = _opt(16, help='Frames chosen per rollout for "specific" questions.')
@@ -103,7 +131,7 @@ class GRPOConfig:
     weight_decay: float = _opt(0.0, help="AdamW weight decay.")
     adam_beta1: float = _opt(0.9, help="AdamW beta1.")
     adam_beta2: float = _opt(0.999, help="AdamW beta2.")
-    max_grad_norm: float | None = _opt(1.0, help="Gradient norm clipping (None: no clipping).")
+    max_grad_norm: float | None = _opt(1.0, help="Gradient norm clipping (None or 0: no clipping).")
     lr_scheduler: str = _opt("constant", help=f"Learning-rate schedule, one of {', '.join(SCHEDULERS)}.")
     warmup_steps: int = _opt(0, help="Linear warm-up steps of the learning rate.")
     batch_size: int = _opt(1, help="Questions per optimisation step on each process.")
@@ -112,23 +140,35 @@ class GRPOConfig:
     seed: int = _opt(42, help="Random seed (data order, Gumbel noise, composed rows).")
     # --- bookkeeping --------------------------------------------------------------------------------
     save_steps: int | None = _opt(500, help="Save a checkpoint every this many steps (None: only at the end).")
-    save_total_limit: int | None = _opt(3, help="Keep at most this many checkpoints (None: all).")
+    save_total_limit: int | None = _opt(3, help="Keep at most this many checkpoints (>= 1; None or 0: keep all).")
     eval_steps: int | None = _opt(None, help="Evaluate eval_data every this many steps (None: never).")
     logging_steps: int = _opt(1, help="Log metrics every this many steps.")
     resume: bool | str = _opt(False, help=(
-        "True: continue from the newest checkpoint-* in output_dir; a path: from that checkpoint."))
+        "True: continue from the newest checkpoint-* in output_dir; a path: from that checkpoint. Refused when "
+        "the checkpoint was trained with other settings (see resume_anyway)."))
+    resume_anyway: bool = _opt(False, help=(
+        "Resume although the checkpoint's training_config.json differs in settings that shape training "
+        "(k, rewards, optimiser ...); without it such a resume is refused, naming the changes."))
+    overwrite: bool = _opt(False, help=(
+        "Start again in an output_dir that holds an earlier run (its checkpoints, metrics and trainer state are "
+        "deleted first); without it (or resume) such a run is refused."))
     push_to_hub: str | None = _opt(None, help="Hub repository id to push the final agent to.")
     report_to: list[str] = _opt(factory=lambda: ["jsonl", "tensorboard"], help=(
-        "Metric sinks: jsonl (output_dir/metrics.jsonl), tensorboard (when installed)."))
+        "Metric sinks: jsonl (output_dir/metrics.jsonl), tensorboard (when installed), or none."))
     progress: bool = _opt(True, help="Show a progress bar.")
-    device: str | None = _opt(None, help="Device of the frozen models on single-process runs (default: accelerate's).")
+    device: str | None = _opt(None, help=(
+        "Device of single-process runs, e.g. cpu or cuda (default: accelerate's); one this machine lacks is refused."))
 
     def __post_init__(self) -> None:
         self.validate()
 
     def validate(self) -> None:
-        """Raise ``ValueError`` naming the first inconsistent option."""
-        if self.estimator.replace("_", "-") not in ESTIMATORS:
+        """Raise ``ValueError`` naming the first inconsistent option, before anything loads.
+
+        Every number is checked for type, finiteness and range (:data:`NUMERIC_RANGES`), every choice against
+        its valid values, and ``device`` against this machine.
+        """
+        if not isinstance(self.estimator, str) or self.estimator.replace("_", "-") not in ESTIMATORS:
             raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
         self.estimator = self.estimator.replace("_", "-")
         _choice("answer_mode", self.answer_mode, ANSWER_MODES)
@@ -136,34 +176,27 @@ class GRPOConfig:
         _choice("temporal_reward", self.temporal_reward, TEMPORAL_REWARD_MODES)
         _choice("lr_scheduler", self.lr_scheduler, SCHEDULERS)
         _choice("ppo_ratio", self.ppo_ratio, PPO_RATIOS)
-        if self.num_generations < 2:
-            raise ValueError(
-                f"num_generations must be >= 2 (advantages are group-relative), got {self.num_generations}"
-            )
-        for name in ("k_specific", "k_general", "batch_size", "ppo_epochs", "window_size", "clip_length",
-                     "min_true_clips", "logging_steps"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name, bounds in NUMERIC_RANGES.items():
+            setattr(self, name, _check_number(name, getattr(self, name), *bounds))
         if self.max_true_clips < self.min_true_clips:
-            raise ValueError("max_true_clips must be >= min_true_clips")
-        if self.num_distractor_clips < 0:
-            raise ValueError("num_distractor_clips must be >= 0")
-        if not (self.tau_start > 0 and self.tau_end > 0):
-            raise ValueError("tau_start and tau_end must be > 0")
-        if self.clip_range <= 0:
-            raise ValueError("clip_range must be > 0")
-        if self.kl_beta < 0:
-            raise ValueError("kl_beta must be >= 0")
-        if self.learning_rate <= 0:
-            raise ValueError("learning_rate must be > 0")
-        if self.fps <= 0:
-            raise ValueError("fps must be > 0")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError("max_steps must be >= 1")
-        if self.num_epochs <= 0:
-            raise ValueError("num_epochs must be > 0")
-        if isinstance(self.report_to, str):
-            self.report_to = [s for s in self.report_to.replace(",", " ").split() if s and s != "none"]
+            raise ValueError(f"max_true_clips ({self.max_true_clips}) must be >= min_true_clips "
+                             f"({self.min_true_clips})")
+        from .._device import check_device, check_dtype  # imports torch: not at module level (fast --help)
+
+        for name in ("save_dtype", "mllm_dtype"):  # names only: they are written to training_config.json
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or check_dtype(value, name) is None):
+                raise ValueError(f"{name} must be one of {', '.join(SAVE_DTYPES)}, got {value!r}")
+        self.report_to = _sinks(self.report_to)
+        for name in ("resume_anyway", "overwrite", "progress", "compose_specific", "local_files_only"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not isinstance(self.resume, (bool, str)) or self.resume == "":
+            raise ValueError(f"resume must be true, false or a checkpoint directory, got {self.resume!r}")
+        if not isinstance(self.output_dir, str) or not self.output_dir:
+            raise ValueError(f"output_dir must be a directory path, got {self.output_dir!r}")
+        if self.device is not None:
+            check_device(self.device, "device")
 
     # --- (de)serialisation ----------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -189,9 +222,18 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
     if p.suffix.lower() in (".yaml", ".yml"):
         import yaml
 
-        values = yaml.safe_load(text) or {}
+        try:
+            values = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:  # "mapping values are not allowed here" + a multi-line excerpt
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ValueError(f"{p}: not valid YAML{where}: {problem}") from None
     else:
-        values = json.loads(text)
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{p}: not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}") from None
     if not isinstance(values, dict):
         raise ValueError(f"{p}: a config file must hold a mapping of option names to values")
     return {str(k).replace("-", "_"): v for k, v in values.items()}
@@ -199,4 +241,40 @@ def load_config_file(path: str | os.PathLike) -> dict[str, Any]:
 
 def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _check_number(name: str, value: Any, low: float | None, high: float | None, low_ok: bool) -> Any:
+    """``value`` if it is a finite number of the field's kind within its range (``None`` where optional)."""
+    if value is None:
+        if name in ("max_candidates", "answer_batch_size", "max_grad_norm", "max_steps", "save_steps",
+                    "save_total_limit", "eval_steps"):
+            return None
+        raise ValueError(f"{name} must be a number, got None")
+    integer = name in _INTEGER_FIELDS
+    kind = "a whole number" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        hint = " (a string: in YAML write 5.0e-4, not 5e-4)" if isinstance(value, str) else ""
+        raise ValueError(f"{name} must be {kind}, got {value!r}{hint}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if integer:
+        if value != int(value):
+            raise ValueError(f"{name} must be {kind}, got {value!r}")
+        value = int(value)
+    if low is not None and (value < low or (value == low and not low_ok)):
+        raise ValueError(f"{name} must be {'>=' if low_ok else '>'} {low:g}, got {value:g}")
+    if high is not None and value >= high:
+        raise ValueError(f"{name} must be < {high:g}, got {value:g}")
+    return value
+
+
+def _sinks(report_to: Any) -> list[str]:
+    """``report_to`` as a list of known sinks: a list, or a comma/space separated string; ``none`` is none."""
+    items = report_to.replace(",", " ").split() if isinstance(report_to, str) else report_to
+    if not isinstance(items, (list, tuple)) or not all(isinstance(s, str) for s in items):
+        raise ValueError(f"report_to must be a list of {', '.join(REPORT_SINKS)} or none, got {report_to!r}")
+    unknown = [s for s in items if s not in (*REPORT_SINKS, "none")]
+    if unknown:
+        raise ValueError(f"report_to: unknown sink {unknown[0]!r}; valid: {', '.join(REPORT_SINKS)}, none")
+    return [s for s in items if s != "none"]

@@ -65,6 +65,14 @@ class ArgumentTypeError(TSPOError, TypeError):
     """An argument has a type the library cannot use; the message names the argument."""
 
 
+class TrainingDivergedError(TSPOError, FloatingPointError):
+    """A training step's loss or gradient became NaN or infinite; the step is named, the agent not updated."""
+
+
+class RunExistsError(TSPOError, FileExistsError):
+    """A training output directory already holds an earlier run (pass resume or overwrite)."""
+
+
 class InstallError(TSPOError, ImportError):
     """The installed packages do not work together (a torchvision built for another torch, a CLIP that does not
     import); the message names the versions and the command that fixes it."""

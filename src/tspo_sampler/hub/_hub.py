@@ -145,23 +145,36 @@ def build_agent(agent_state: dict[str, torch.Tensor], dim: int, source: object) 
 
 
 def _stored_dtype(directory: Path) -> torch.dtype:
-    """The dtype the checkpoint's weights are stored in (from a safetensors header, no tensor read)."""
+    """The dtype the checkpoint's weights are stored in (from a safetensors header, no tensor read).
+
+    A header or shard index that cannot be read, or weights in a dtype not listed below (never assumed to be
+    float32: that would load, e.g., float8 weights as they are), is a :class:`CheckpointError` naming the file.
+    """
     from safetensors import safe_open
 
     single = directory / WEIGHTS_NAME
     if not single.is_file():
         index = directory / WEIGHTS_INDEX_NAME
         if not index.is_file():
-            return torch.float32
-        single = directory / sorted(set(json.loads(index.read_text())["weight_map"].values()))[0]
+            return torch.float32  # no weights at all: load_state_dict says what is missing
+        try:
+            single = directory / sorted(set(json.loads(index.read_text())["weight_map"].values()))[0]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise CheckpointError(f"cannot read the shard list {index}: {type(exc).__name__}: {exc}") from exc
     try:
         with safe_open(str(single), framework="pt") as f:
-            for key in f.keys():
-                if key.endswith("weight"):
-                    return _SAFETENSORS_DTYPES.get(f.get_slice(key).get_dtype(), torch.float32)
-    except Exception:
-        return torch.float32
-    return torch.float32
+            keys = [k for k in f.keys() if k.endswith("weight")]  # the encoder's, which compact_weights keeps
+            keys = [k for k in keys if not k.startswith(AGENT_PREFIX)] or keys
+            stored = f.get_slice(keys[0]).get_dtype() if keys else None
+    except Exception as exc:  # a missing shard, or safetensors' own error on a damaged header
+        raise CheckpointError(f"cannot read the weights' dtype from {single}: {exc}") from exc
+    if stored in _SAFETENSORS_DTYPES:
+        return _SAFETENSORS_DTYPES[stored]
+    what = "has no tensor named *weight" if stored is None else f"stores its weights as {stored}"
+    raise CheckpointError(
+        f"{single} {what}; tspo-sampler reads weights stored as {', '.join(_SAFETENSORS_DTYPES)} "
+        "(convert the checkpoint, e.g. to BF16 or F32)"
+    )
 
 
 _SAFETENSORS_DTYPES = {"BF16": torch.bfloat16, "F16": torch.float16, "F32": torch.float32, "F64": torch.float64}

@@ -128,6 +128,8 @@ def contact_sheet(
     if curve is not None:
         sheet.paste(curve, (0, rows * (thumb_h + label_h)))
     if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        sheet.save(path)
+        from .io import atomic_output
+
+        with atomic_output(path) as tmp:
+            sheet.save(tmp)
     return sheet

@@ -36,7 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from ..export import export_index
+    from ..io import check_writable
 
+    check_writable(args.out)  # before reading anything; nothing is created until the export is complete
     n = export_index(args.index, args.out, format=args.export_format, annotations=args.annotations,
                      key_field=args.key_field, allow_errors=args.allow_errors, allow_unmatched=args.allow_unmatched)
     print(f"tspo export: {n} entries written to {args.out} ({args.export_format})", file=sys.stderr)

@@ -7,6 +7,7 @@ Used by :mod:`tspo_sampler.indexing` (outputs, parts, merges), :mod:`tspo_sample
 
 from __future__ import annotations
 
+from ._atomic import atomic_output
 from ._jsonl import (
     JsonlAppender,
     append_jsonl,
@@ -20,6 +21,7 @@ from ._jsonl import (
 __all__ = [
     "JsonlAppender",
     "append_jsonl",
+    "atomic_output",
     "check_writable",
     "iter_jsonl_records",
     "jsonl_line",

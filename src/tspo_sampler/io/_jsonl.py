@@ -34,8 +34,9 @@ def append_jsonl(path: str | os.PathLike[str], record: dict[str, Any]) -> None:
 def check_writable(path: str | os.PathLike[str]) -> None:
     """Raise ``OSError("cannot write PATH: reason")`` unless a file can be created (or appended to) at ``path``.
 
-    Cheap enough to call before loading a model, so a run that could never save its output fails at once. Missing
-    parent directories are created, as the writer would create them.
+    Cheap enough to call before loading a model, so a run that could never save its output fails at once. It
+    creates nothing: missing parent directories are checked by probing the nearest directory that exists (where
+    the writer will create them, once it has something to write).
     """
     p = Path(path)
     ancestor = p.parent
@@ -46,11 +47,10 @@ def check_writable(path: str | os.PathLike[str]) -> None:
             raise NotADirectoryError(f"{ancestor} is not a directory")
         if p.is_dir():
             raise IsADirectoryError("it is a directory")
-        p.parent.mkdir(parents=True, exist_ok=True)
         try:
-            fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=p.parent)
+            fd, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=ancestor)
         except OSError as exc:
-            raise OSError(f"cannot create files in {p.parent} ({exc.strerror or exc})") from exc
+            raise OSError(f"cannot create files in {ancestor} ({exc.strerror or exc})") from exc
         os.close(fd)
         os.unlink(probe)
         if p.exists():

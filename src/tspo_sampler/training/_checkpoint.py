@@ -181,6 +181,36 @@ def legacy_message(checkpoint: Path) -> str:
     )
 
 
+def read_json(path: Path) -> dict[str, Any]:
+    """A checkpoint's JSON file; a damaged one is a :class:`CheckpointError` naming the file."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: damaged or unreadable ({exc})") from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{path}: damaged (expected a JSON object, got {type(value).__name__})")
+    return value
+
+
+def open_checkpoint(directory: str | os.PathLike) -> tuple[Path, dict[str, Any]]:
+    """``(directory, trainer state)`` of a checkpoint to resume from; a missing directory, a missing state
+    file, pickles of an older version or a damaged ``trainer_state.json`` raise :class:`CheckpointError`."""
+    ckpt = Path(directory)
+    if not ckpt.is_dir():
+        what = "is not a directory" if ckpt.exists() else "does not exist"
+        raise CheckpointError(f"checkpoint directory {ckpt} {what}")
+    if not (ckpt / OPTIMIZER_STATE).is_file():
+        if legacy_pickles(ckpt):
+            raise CheckpointError(legacy_message(ckpt))
+        raise CheckpointError(f"{ckpt} is not a complete training checkpoint: {OPTIMIZER_STATE} is missing")
+    if not (ckpt / TRAINER_STATE).is_file():
+        raise CheckpointError(f"{ckpt} is not a complete training checkpoint: {TRAINER_STATE} is missing")
+    state = read_json(ckpt / TRAINER_STATE)
+    if isinstance(state.get("global_step"), bool) or not isinstance(state.get("global_step"), int):
+        raise CheckpointError(f"{ckpt / TRAINER_STATE}: damaged (no integer global_step)")
+    return ckpt, state
+
+
 def rotate_checkpoints(output_dir: str | os.PathLike, limit: int | None) -> None:
     """Keep the newest ``limit`` complete checkpoints of a run (all when ``limit`` is falsy)."""
     if not limit:

@@ -36,11 +36,8 @@ from ._checkpoint import (
     CONFIG_NAME,
     OPTIMIZER_STATE,
     TRAINER_STATE,
-    CheckpointError,
-    latest_checkpoint,
-    legacy_message,
-    legacy_pickles,
     load_state,
+    open_checkpoint,
     refuse_legacy,
     restore_rng_state,
     rng_file,
@@ -53,6 +50,7 @@ from ._data import Episode, TrainExample, load_examples
 from ._distributed import average_gradients, broadcast_parameters
 from ._episodes import EpisodeSource, make_selection
 from ._evaluation import evaluate
+from ._guards import check_finite_step, clear_earlier_run, resume_checkpoint
 from ._losses import categorical_kl, entropy, group_advantages, gumbel_topk, policy_loss, sample_log_probs
 from ._metrics import MetricSinks, gather_metrics, summarise_window
 from ._rewards import accuracy_reward, temporal_reward
@@ -87,10 +85,11 @@ class GRPOTrainer:
 
         config.validate()
         self.config = config
+        self.resume_from = resume_checkpoint(config)  # refuses a bad resume or an earlier run before loading
         if accelerator is None:
             # Without an accelerator device, processes started by `accelerate launch --multi_gpu` (torchrun)
             # form a gloo CPU group only when the Accelerator is told to use the CPU.
-            accelerator = Accelerator(cpu=not has_accelerator())
+            accelerator = Accelerator(cpu=not has_accelerator() or str(config.device).startswith("cpu"))
         self.accelerator = acc = accelerator
         self.device = acc.device
         self.rank = acc.process_index
@@ -268,6 +267,7 @@ class GRPOTrainer:
             total = total / len(rollouts)
             self.accelerator.backward(total)
             average_gradients(self._params, self.world)
+            check_finite_step(total, self._params, self.global_step + 1, self.world, self.output_dir)
             if c.max_grad_norm:
                 gn = self.accelerator.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
                 stats["grad_norm"].append(float(gn))
@@ -378,14 +378,7 @@ class GRPOTrainer:
 
         Nothing is unpickled: pickles an older version wrote (``optimizer.pt``) raise :class:`CheckpointError`.
         """
-        ckpt = Path(directory)
-        if not (ckpt / OPTIMIZER_STATE).is_file():
-            if legacy_pickles(ckpt):
-                raise CheckpointError(legacy_message(ckpt))
-            raise CheckpointError(f"{ckpt} is not a complete training checkpoint: {OPTIMIZER_STATE} is missing")
-        if not (ckpt / TRAINER_STATE).is_file():
-            raise CheckpointError(f"{ckpt} is not a complete training checkpoint: {TRAINER_STATE} is missing")
-        state = json.loads((ckpt / TRAINER_STATE).read_text())
+        ckpt, state = open_checkpoint(directory)
         blob = load_state(ckpt / OPTIMIZER_STATE)
         self.agent.load_state_dict(blob["agent"])
         if self.ref_agent is not None and "ref_agent" in blob:
@@ -416,16 +409,17 @@ class GRPOTrainer:
         """Run to ``max_steps``; returns the output directory (released format, loadable by from_pretrained)."""
         c = self.config
         acc = self.accelerator
-        if c.resume:
-            ckpt = Path(c.resume) if isinstance(c.resume, str) else latest_checkpoint(self.output_dir)
-            if ckpt is None:
-                refuse_legacy(self.output_dir)
-                if acc.is_main_process:
-                    logger.warning("resume requested but %s has no checkpoint: starting from scratch", self.output_dir)
-            else:
-                self.load_checkpoint(ckpt)
-                if acc.is_main_process:
-                    logger.info("resumed from %s at step %d", ckpt, self.global_step)
+        if self.resume_from is not None:
+            self.load_checkpoint(self.resume_from)
+            if acc.is_main_process:
+                logger.info("resumed from %s at step %d", self.resume_from, self.global_step)
+        elif c.resume:
+            refuse_legacy(self.output_dir)
+            if acc.is_main_process:
+                logger.warning("resume requested but %s has no checkpoint: starting from scratch", self.output_dir)
+        elif c.overwrite and acc.is_main_process:
+            clear_earlier_run(self.output_dir)
+        acc.wait_for_everyone()
         self.sinks.open()
         if acc.is_main_process:
             c.save(self.output_dir / CONFIG_NAME)

@@ -41,6 +41,12 @@ __all__ = [
     "make_corrupt",
     "make_empty",
     "make_long_video",
+    "make_mpegts",
+    "make_joined_mpegts",
+    "make_edit_list_mp4",
+    "make_ptsless_mkv",
+    "make_small_cluster_mkv",
+    "make_hole",
     "probe_rotation",
 ]
 
@@ -173,6 +179,7 @@ def make_video(
     audio: bool = False,
     gop: int | None = None,
     bframes: bool = True,
+    start: float = 0.0,
 ) -> Path:
     """Write a small stamped test video and return its path.
 
@@ -183,7 +190,8 @@ def make_video(
     reader returns upright frames of ``size``.  ``vfr`` writes irregular pts (see
     :func:`frame_times`) with a 1 ms time base; the stamp in each frame equals its pts.
     ``gop`` is the keyframe interval in frames (default: 2 s worth); ``bframes`` lets H.264
-    reorder frames, so decode order differs from presentation order.
+    reorder frames, so decode order differs from presentation order.  ``start`` is added to every stamp
+    (not to the pts): the file shows a later part of a longer video.
     """
     path = Path(path)
     fmt = _container_format(path)
@@ -199,7 +207,12 @@ def make_video(
     stored_w, stored_h = (height, width) if rot in (90, 270) else (width, height)
 
     rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), mode="w", format=fmt) as out:
+    # PyAV 12 cannot write a display matrix: there the ffmpeg program adds it to MP4/MOV afterwards
+    remux = bool(rot) and not hasattr(av.video.stream.VideoStream, "set_display_rotation")
+    if remux and fmt not in ("mp4", "mov"):
+        raise RuntimeError(f"rotated {path.suffix} file needs PyAV >= 13 (set_display_rotation), got {av.__version__}")
+    target = path.with_name(path.stem + ".unrotated" + path.suffix) if remux else path
+    with av.open(str(target), mode="w", format=fmt) as out:
         stream = out.add_stream(codec, rate=rate)
         stream.width, stream.height = stored_w, stored_h
         stream.pix_fmt = pix_fmt
@@ -221,7 +234,7 @@ def make_video(
         if vfr:
             stream.codec_context.time_base = Fraction(1, 1000)
             stream.time_base = Fraction(1, 1000)
-        if rot:
+        if rot and not remux:
             # PyAV takes a counter-clockwise angle; a clockwise display rotation is its negative
             stream.set_display_rotation(-rot)
         astream = None
@@ -230,7 +243,7 @@ def make_video(
             astream.layout = "mono"
 
         for i, t in enumerate(times):
-            img = draw_frame(float(t), size)
+            img = draw_frame(float(t) + start, size)
             if rot:
                 img = np.ascontiguousarray(np.rot90(img, k=rot // 90))  # counter-clockwise turns
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
@@ -247,6 +260,9 @@ def make_video(
 
         if astream is not None:
             _write_tone(astream, out, duration)
+    if remux:  # the legacy rotate tag is counter-clockwise: ffmpeg writes it as the display matrix
+        _ffmpeg("-i", str(target), "-c", "copy", "-metadata:s:v:0", f"rotate={(360 - rot) % 360}", str(path))
+        target.unlink()
     return path
 
 
@@ -300,6 +316,83 @@ def make_empty(path: str | os.PathLike) -> Path:
     path = Path(path)
     path.write_bytes(b"")
     return path
+
+
+def _ffmpeg(*args: str) -> None:
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise RuntimeError("ffmpeg is not on PATH")
+    subprocess.run([ffmpeg, "-hide_banner", "-v", "error", "-y", *args], check=True, stdin=subprocess.DEVNULL,
+                   capture_output=True, timeout=120)
+
+
+def make_mpegts(path: str | os.PathLike, *, duration: float = 3.0, fps: float = 10.0, gop: int = 10,
+                size: tuple[int, int] = (160, 120), start: float = 0.0) -> Path:
+    """Stamped H.264 with B-frames in MPEG-TS (``.ts``; ``.m2ts`` gets 192-byte Blu-ray packets), as broadcast
+    recordings and HLS segments are: ffmpeg starts it at a non-zero PTS (about 1.4 s), and it has no index.
+    Frame ``t`` s after the stream start shows stamp ``t``."""
+    path = Path(path)
+    src = make_video(path.with_suffix(".src.mp4"), duration=duration, fps=fps, size=size, gop=gop, start=start)
+    extra = ["-mpegts_m2ts_mode", "1"] if path.suffix.lower() == ".m2ts" else []
+    _ffmpeg("-i", str(src), "-c", "copy", "-f", "mpegts", *extra, str(path))
+    src.unlink()
+    return path
+
+
+def make_joined_mpegts(path: str | os.PathLike, *, segment: float = 2.0, fps: float = 10.0) -> Path:
+    """Two MPEG-TS segments joined with ``cat`` (HLS segments saved one after the other): the second restarts
+    its PTS.  The segments are consecutive parts of one stamped video, so frame ``t`` s after the start of the
+    joined stream shows stamp ``t``."""
+    path = Path(path)
+    parts = [make_mpegts(path.with_suffix(f".part{k}.ts"), duration=segment, fps=fps, start=k * segment)
+             for k in range(2)]
+    path.write_bytes(b"".join(p.read_bytes() for p in parts))
+    for p in parts:
+        p.unlink()
+    return path
+
+
+def make_edit_list_mp4(path: str | os.PathLike, *, duration: float = 3.0, fps: float = 10.0, cut: float = 0.5,
+                       gop: int = 10) -> Path:
+    """An MP4 whose edit list hides the first frames of its first GOP (a stream copy that starts at ``cut`` s,
+    between two keyframes): frame ``t`` s after the start shows stamp ``t + cut`` (to a frame)."""
+    path = Path(path)
+    src = make_video(path.with_suffix(".src.mp4"), duration=duration, fps=fps, gop=gop)
+    _ffmpeg("-ss", f"{cut:g}", "-i", str(src), "-c", "copy", str(path))
+    src.unlink()
+    return path
+
+
+def make_ptsless_mkv(path: str | os.PathLike, *, duration: float = 3.0, fps: float = 10.0,
+                     untimed: float = 1.0) -> Path:
+    """Matroska whose first ``untimed`` seconds of frames carry no PTS (timestamps shifted below zero, which
+    Matroska cannot store): frame ``t`` s after the first timed frame shows stamp ``t + untimed``."""
+    path = Path(path)
+    src = make_video(path.with_suffix(".src.mp4"), duration=duration, fps=fps, gop=max(1, int(round(fps))))
+    _ffmpeg("-i", str(src), "-c", "copy", "-output_ts_offset", f"-{untimed:g}", "-avoid_negative_ts", "disabled",
+            str(path))
+    src.unlink()
+    return path
+
+
+def make_small_cluster_mkv(path: str | os.PathLike, *, duration: float = 4.0, fps: float = 10.0,
+                           gop: int = 10) -> Path:
+    """Stamped Matroska with a cluster every 0.5 s, so a hole of zeroed bytes leaves readable clusters after it."""
+    path = Path(path)
+    src = make_video(path.with_suffix(".src.mp4"), duration=duration, fps=fps, gop=gop)
+    _ffmpeg("-i", str(src), "-c", "copy", "-cluster_time_limit", "500", str(path))
+    src.unlink()
+    return path
+
+
+def make_hole(src: str | os.PathLike, dst: str | os.PathLike, start: float, length: float) -> Path:
+    """Copy ``src`` with a stretch of zeroed bytes from ``start`` (a fraction of the file) of ``length``."""
+    data = bytearray(Path(src).read_bytes())
+    a, n = int(len(data) * start), int(len(data) * length)
+    data[a : a + n] = bytes(n)
+    dst = Path(dst)
+    dst.write_bytes(bytes(data))
+    return dst
 
 
 def make_long_video(

@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +17,7 @@ import media
 from tspo_sampler._errors import TSPOError, VideoReadError
 from tspo_sampler.video import FrameBatch, VideoDamageWarning, VideoDecoder, VideoMetadata, open_video
 from tspo_sampler.video import _decord as video_decord
+from tspo_sampler.video._torchcodec import import_torchcodec
 
 HAVE_DECORD = video_decord.import_decord() is not None
 BACKENDS = ["pyav", pytest.param("decord", marks=pytest.mark.skipif(not HAVE_DECORD, reason="decord absent"))]
@@ -124,6 +126,100 @@ def test_candidate_frames_show_their_timestamps(videos: dict[str, Path], name: s
         few = dec.get_frames(idx[-2:])  # full resolution
         assert few.data.shape == (len(few), 120, 160, 3)
         np.testing.assert_allclose(stamps(few), ts[-2:], atol=half_interval)
+
+
+# ------------------------------------------------------------------ containers with odd timelines (issue 20)
+
+HAVE_TORCHCODEC = import_torchcodec() is not None
+ALL_BACKENDS = [
+    "auto",
+    "pyav",
+    pytest.param("decord", marks=pytest.mark.skipif(not HAVE_DECORD, reason="decord absent")),
+    pytest.param("torchcodec", marks=pytest.mark.skipif(not HAVE_TORCHCODEC, reason="torchcodec absent")),
+]
+# name -> (stamp minus reported time, the warning the file deserves or None)
+ODD = {
+    "bframes.ts": (0.0, None),  # B-frames, a PTS starting near 1.4 s, no index
+    "bframes.m2ts": (0.0, None),
+    "joined.ts": (0.0, None),  # two segments joined with cat: the PTS restarts at 2 s
+    "edit_list.mp4": (0.5, None),  # the edit list hides the first 5 frames of the first GOP
+    "ptsless.mkv": (1.0, "no presentation time"),  # the first second of frames has no PTS
+    "cut.mkv": (0.0, "ends early: the container states 4.00 s"),  # truncated Matroska
+}
+
+
+@pytest.fixture(scope="session")
+def odd(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg not on PATH")
+    root = tmp_path_factory.mktemp("odd")
+    mkv = media.make_small_cluster_mkv(root / "whole.mkv", duration=4.0)
+    return {
+        "bframes.ts": media.make_mpegts(root / "bframes.ts"),
+        "bframes.m2ts": media.make_mpegts(root / "bframes.m2ts"),
+        "joined.ts": media.make_joined_mpegts(root / "joined.ts"),
+        "edit_list.mp4": media.make_edit_list_mp4(root / "edit_list.mp4", cut=0.5),
+        "ptsless.mkv": media.make_ptsless_mkv(root / "ptsless.mkv", untimed=1.0),
+        "cut.mkv": media.make_truncated(mkv, root / "cut.mkv", keep=0.5),
+        "hole.mkv": media.make_hole(mkv, root / "hole.mkv", 0.45, 0.2),
+    }
+
+
+@pytest.mark.parametrize("backend", ALL_BACKENDS)
+@pytest.mark.parametrize("name", list(ODD))
+def test_odd_timelines_every_frame_shows_its_time(odd: dict[str, Path], name: str, backend: str) -> None:
+    """Every backend either returns each frame at its time (relative to the first frame with a PTS) with no
+    frame dropped, or refuses the file in one clear line; the auto backend always reads it."""
+    shift, warning = ODD[name]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            dec = VideoDecoder(odd[name], backend=backend)
+        except VideoReadError as exc:
+            assert backend in ("decord", "torchcodec"), exc
+            assert name in str(exc) and ("use decoder='pyav' or 'auto'" in exc.reason or "frames, the container" in
+                                         exc.reason)
+            return
+        with dec:
+            if backend != "auto":
+                assert dec.metadata.backend == backend
+            idx, ts = dec.candidates(fps=5.0)
+            assert ts[0] == 0.0 and np.all(np.diff(ts) > 0)
+            batches = list(dec.iter_frames(idx, short_side=64, batch_size=4))
+            np.testing.assert_array_equal(np.concatenate([b.indices for b in batches]), idx)  # nothing dropped
+            for batch in batches:
+                np.testing.assert_allclose(stamps(batch), batch.timestamps + shift, atol=1e-6)
+            few = dec.get_frames(idx[[-1, 1]])  # backwards, full size
+            np.testing.assert_allclose(stamps(few), ts[[-1, 1]] + shift, atol=1e-6)
+    messages = [str(w.message) for w in caught if issubclass(w.category, VideoDamageWarning)]
+    if warning is None:
+        assert messages == []
+    else:
+        assert len(messages) == 1 and warning in messages[0]
+
+
+def test_mpegts_is_read_by_pyav_and_keeps_its_length(odd: dict[str, Path]) -> None:
+    with VideoDecoder(odd["bframes.ts"]) as dec:
+        assert dec.metadata.backend == "pyav"  # no index: decord and torchcodec misplace frames
+        assert dec.metadata.num_frames == 30 and dec.metadata.duration == pytest.approx(3.0)
+    with VideoDecoder(odd["joined.ts"]) as dec:
+        assert dec.metadata.num_frames == 40 and dec.metadata.duration == pytest.approx(4.0)
+        np.testing.assert_allclose(dec.frame_timestamps(), np.arange(40) / 10.0, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["auto", "pyav"])
+def test_holed_matroska_serves_no_garbage_frame(odd: dict[str, Path], backend: str) -> None:
+    with VideoDecoder(odd["hole.mkv"], backend=backend) as dec:
+        idx, ts = dec.candidates(fps=10.0)  # every frame, including those at the edges of the hole
+        with pytest.warns(VideoDamageWarning, match="could not be decoded"):
+            batches = list(dec.iter_frames(idx, short_side=64))
+    got = np.concatenate([b.timestamps for b in batches])
+    np.testing.assert_allclose(stamps_of(np.concatenate([b.data for b in batches])), got, atol=1e-6)
+    assert 0.3 * len(idx) < len(got) < len(idx)
+
+
+def stamps_of(frames: np.ndarray) -> np.ndarray:
+    return np.array([media.read_stamp(f) for f in frames])
 
 
 def test_candidate_rule_cfr(videos: dict[str, Path]) -> None:

@@ -219,3 +219,30 @@ def test_bf16_warns_on_a_cpu_without_bf16_instructions(checkpoint_dir, monkeypat
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", dtype=torch.bfloat16, feature_cache=False)
+
+
+def test_bf16_warning_names_the_measured_slowdown(checkpoint_dir, monkeypatch):
+    from tspo_sampler.features import _encoders
+
+    monkeypatch.setattr(_encoders, "cpu_has_bf16", lambda: False)
+    with pytest.warns(RuntimeWarning, match=r"about 7x slower than float32 .* AMD EPYC"):
+        TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", dtype="bfloat16", feature_cache=False)
+
+
+@pytest.mark.parametrize("has_bf16", [False, True])
+def test_auto_dtype_picks_bf16_only_with_bf16_matrix_units(checkpoint_dir, monkeypatch, caplog, has_bf16):
+    """dtype="auto": bfloat16 where the CPU has AVX512-BF16/AMX, float32 elsewhere; said once per process."""
+    from tspo_sampler.features import _encoders, _weights
+
+    for module in (_weights, _encoders):
+        monkeypatch.setattr(module, "cpu_has_bf16", lambda: has_bf16)
+    monkeypatch.setattr(_weights, "_told", set())
+    with caplog.at_level("WARNING", logger="tspo_sampler"):
+        first = TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", dtype="auto", feature_cache=False)
+        TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", dtype="auto", feature_cache=False)
+    told = [r.getMessage() for r in caplog.records if "dtype='auto'" in r.getMessage()]
+    expected = "bfloat16" if has_bf16 else "float32"
+    assert len(told) == 1 and told[0].endswith(f"computes in {expected}")
+    assert first.encoder.precision == ("autocast-bfloat16" if has_bf16 else "float32")
+    with pytest.raises(ValueError, match="dtype='fp32' is not a compute dtype.*or 'auto'"):
+        TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", dtype="fp32")

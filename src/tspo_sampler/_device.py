@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["COMPUTE_DTYPES", "accelerator_device", "check_device", "check_dtype", "has_accelerator"]
+__all__ = ["COMPUTE_DTYPES", "accelerator_device", "check_device", "check_dtype", "has_accelerator", "resolve_dtype"]
 
 COMPUTE_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -98,3 +98,11 @@ def check_dtype(dtype: Any, name: str = "dtype", *, allow_auto: bool = False) ->
             raise InvalidArgumentError(f"{name}={dtype!r} is not a compute dtype; use {valid}")
         return COMPUTE_DTYPES[dtype]
     raise ArgumentTypeError(f"{name} must be a torch dtype or its name ({valid}), got {type(dtype).__name__}")
+
+
+def resolve_dtype(dtype: Any, device: torch.device, default: torch.dtype, name: str = "dtype") -> torch.dtype:
+    """:func:`check_dtype` with ``"auto"`` accepted and resolved for ``device`` (bfloat16 only on a CPU with
+    bfloat16 matrix units: :func:`tspo_sampler.features._weights.resolve_auto_dtype`); ``None``: ``default``."""
+    from .features._weights import resolve_auto_dtype
+
+    return resolve_auto_dtype(check_dtype(dtype, name, allow_auto=True), device) or default

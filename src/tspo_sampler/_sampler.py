@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._device import accelerator_device, check_device, check_dtype
+from ._device import accelerator_device, check_device, resolve_dtype
 from ._errors import TSPOError
 from ._result import Selection
 from .features._cache import FeatureCache, VideoFeatures, resolve_feature_cache
@@ -131,7 +131,7 @@ class TemporalSampler:
         from .hub._hub import load_checkpoint, resolve_checkpoint
 
         dev = check_device(device) or default_device()
-        dt = check_dtype(dtype) or default_dtype(dev)
+        dt = resolve_dtype(dtype, dev, default_dtype(dev))
         directory = resolve_checkpoint(
             name_or_path, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, token=token
         )
@@ -157,7 +157,7 @@ class TemporalSampler:
         """Use an open_clip backbone. ``agent`` is a :class:`TemporalAgent`, a safetensors file of
         ``selector.*`` (or bare) agent weights, or ``None`` for raw CLIP similarity."""
         dev = check_device(device) or default_device()
-        dt = check_dtype(dtype) or default_dtype(dev)
+        dt = resolve_dtype(dtype, dev, default_dtype(dev))
         encoder = OpenCLIPEncoder.from_name(model_name, pretrained=pretrained, device=dev, dtype=dt)
         if agent is not None and not isinstance(agent, TemporalAgent):
             from safetensors.torch import load_file

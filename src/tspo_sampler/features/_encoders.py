@@ -18,7 +18,15 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 import torch.nn.functional as F
 
-from ._weights import autocast, autocast_dtype, compute_dtype, cpu_has_bf16, stored_state_dict, use_autocast_matmuls
+from ._weights import (
+    BF16_SLOWDOWN_NOTE,
+    autocast,
+    autocast_dtype,
+    compute_dtype,
+    cpu_has_bf16,
+    stored_state_dict,
+    use_autocast_matmuls,
+)
 
 OPENAI_CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 OPENAI_CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
@@ -205,7 +213,8 @@ class _TorchEncoder(ABC):
         if self.device.type == "cpu" and not cpu_has_bf16():
             warnings.warn(
                 "dtype=torch.bfloat16 on a CPU without AVX512-BF16 or AMX: the speed-up measured in "
-                "docs/benchmarks.md needs those instructions; float32 (the default) is the safer choice here",
+                f"docs/benchmarks.md needs those instructions; here bfloat16 is {BF16_SLOWDOWN_NOTE}. "
+                "Use float32 (the default) or dtype='auto'",
                 RuntimeWarning,
                 stacklevel=2,
             )

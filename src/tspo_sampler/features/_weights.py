@@ -19,6 +19,7 @@ layer (features within a cosine of about 1e-5 of float32: ``benchmarks/bf16_enco
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 from pathlib import Path
 
@@ -154,3 +155,25 @@ def cpu_has_bf16() -> bool:
     except OSError:  # not Linux: ask torch what it compiled for
         return torch.backends.cpu.get_cpu_capability() in ("AVX512_BF16", "AMX")
     return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+BF16_SLOWDOWN_NOTE = "about 7x slower than float32 measured on a 2-core AMD EPYC without them (docs/benchmarks.md)"
+_told: set[str] = set()
+
+
+def resolve_auto_dtype(dtype: torch.dtype | str | None, device: torch.device) -> torch.dtype | None:
+    """``dtype="auto"``: bfloat16 on a CPU with bfloat16 matrix units (AVX512-BF16 or AMX), where it is about 2x
+    float32; float32 on other CPUs (where bfloat16 is several times slower); ``None`` (the device's default)
+    on accelerators. Says which, once per process. Other values pass through."""
+    if dtype != "auto":
+        return dtype  # type: ignore[return-value]
+    if device.type != "cpu":
+        return None
+    fast = cpu_has_bf16()
+    choice = torch.bfloat16 if fast else torch.float32
+    if str(choice) not in _told:
+        _told.add(str(choice))
+        why = "has AVX512-BF16 or AMX" if fast else f"lacks AVX512-BF16 and AMX (bfloat16: {BF16_SLOWDOWN_NOTE})"
+        logging.getLogger("tspo_sampler").warning("dtype='auto': this CPU %s, so the encoder computes in %s",
+                                                  why, str(choice).replace("torch.", ""))
+    return choice

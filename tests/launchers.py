@@ -19,6 +19,8 @@ LAUNCHERS = ["torchrun", "mpirun"]
 
 
 def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now: the one helper every test uses for servers,
+    process groups, and an endpoint that refuses connections."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

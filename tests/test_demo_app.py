@@ -4,7 +4,6 @@ request, each user mistake (answered with the library's message), and a good req
 from __future__ import annotations
 
 import json
-import socket
 
 import pytest
 
@@ -12,14 +11,9 @@ pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
+from launchers import free_port  # noqa: E402
 from tspo_sampler import example_video  # noqa: E402
 from tspo_sampler.integrations.gradio_demo import build_demo, launch_demo, upload_root  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as ec  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
+from launchers import free_port  # noqa: E402
 from tspo_sampler import example_video  # noqa: E402
 from tspo_sampler.integrations.gradio_demo import build_demo, launch_demo  # noqa: E402
 
@@ -28,12 +28,6 @@ pytestmark = pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="needs c
 
 # Where to keep the screenshot (docs/assets/demo.png is made this way: TSPO_DEMO_SCREENSHOT=docs/assets/demo.png).
 SCREENSHOT_ENV = "TSPO_DEMO_SCREENSHOT"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -56,7 +50,7 @@ def browser(tmp_path):
 
 def test_one_selection_through_the_page(uncached_sampler, browser, tmp_path):
     demo = build_demo(uncached_sampler)
-    _, url, _ = launch_demo(demo, host="127.0.0.1", port=_free_port(), block=False, quiet=True)
+    _, url, _ = launch_demo(demo, host="127.0.0.1", port=free_port(), block=False, quiet=True)
     try:
         browser.get(url)
         wait = WebDriverWait(browser, 120)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,13 +13,8 @@ import pytest
 pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
+from launchers import free_port  # noqa: E402
 from tspo_sampler import example_video  # noqa: E402
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_until_served(url: str, proc: subprocess.Popen, timeout: float = 240.0) -> float:
@@ -37,7 +31,7 @@ def _wait_until_served(url: str, proc: subprocess.Popen, timeout: float = 240.0)
 
 
 def test_tspo_demo_serves_select_on_loopback(checkpoint_dir, tmp_path):
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TSPO_SAMPLER_CACHE": str(tmp_path / "cache"), "GRADIO_ANALYTICS_ENABLED": "False"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "tspo_sampler.cli", "demo", "--model", str(checkpoint_dir), "--port", str(port),
@@ -80,7 +74,9 @@ def test_select_example_takes_the_place_of_video(checkpoint_dir, capsys, tmp_pat
     ("argv", "message"),
     [
         (["select", "--example", "a question", "extra"], "--example takes the place of VIDEO"),
-        (["select", "only-one-argument"], "give VIDEO and QUESTION, or --example QUESTION"),
+        (["select", "only-one-argument"], "missing QUESTION after VIDEO 'only-one-argument': give VIDEO QUESTION"),
+        (["select", "--example"], "missing QUESTION: --example needs the question"),
+        (["select"], "missing VIDEO and QUESTION"),
     ],
 )
 def test_select_example_mistakes_are_one_line(argv, message, capsys):

@@ -8,7 +8,6 @@ local port, and a local HTTP server that answers like the Hub does for a missing
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
+from launchers import free_port
 from tspo_sampler import Selection
 
 SCRIPT = """
@@ -30,12 +30,6 @@ except CheckpointError as exc:
     print("MESSAGE:", exc)
     sys.exit(3)
 """
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _load(tmp_path, *, revision: str = "", local_files_only: bool = False, **env: str) -> str:
@@ -86,12 +80,12 @@ def test_offline_mode_says_downloads_are_off(tmp_path):
 
 
 def test_local_files_only_says_so(tmp_path):
-    line = _load(tmp_path, local_files_only=True, HF_ENDPOINT=f"http://127.0.0.1:{_closed_port()}")
+    line = _load(tmp_path, local_files_only=True, HF_ENDPOINT=f"http://127.0.0.1:{free_port()}")
     assert "downloads are off (local_files_only=True" in line
 
 
 def test_no_network_is_not_called_offline_mode(tmp_path):
-    port = _closed_port()
+    port = free_port()
     line = _load(tmp_path, HF_ENDPOINT=f"http://127.0.0.1:{port}")
     assert "cannot reach the Hugging Face Hub" in line and str(port) in line
     assert "downloads are off" not in line

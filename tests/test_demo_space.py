@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import socket
 from pathlib import Path
 
 import pytest
@@ -13,16 +12,11 @@ import pytest
 pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 
+from launchers import free_port  # noqa: E402
 from tspo_sampler import example_video  # noqa: E402
 from tspo_sampler.integrations.gradio_demo import build_demo, launch_demo  # noqa: E402
 
 APP = Path(__file__).resolve().parents[1] / "examples" / "space" / "app.py"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_space_app_serves_the_demo(checkpoint_dir, monkeypatch, tmp_path):
@@ -33,7 +27,7 @@ def test_space_app_serves_the_demo(checkpoint_dir, monkeypatch, tmp_path):
     spec.loader.exec_module(module)
     if module.spaces is None:
         assert module.gpu_wrapper() is None
-    _, url, _ = launch_demo(module.demo, host="127.0.0.1", port=_free_port(), block=False, quiet=True)
+    _, url, _ = launch_demo(module.demo, host="127.0.0.1", port=free_port(), block=False, quiet=True)
     try:
         result = Client(url, verbose=False).predict(handle_file(str(example_video())), "Where is the stop sign?", 3,
                                                     "bin-max", api_name="/select")[-1]
@@ -54,7 +48,7 @@ def test_wrap_decorates_the_request_handler(uncached_sampler):
         return run
 
     demo = build_demo(uncached_sampler, wrap=gpu)
-    _, url, _ = launch_demo(demo, host="127.0.0.1", port=_free_port(), block=False, quiet=True)
+    _, url, _ = launch_demo(demo, host="127.0.0.1", port=free_port(), block=False, quiet=True)
     try:
         Client(url, verbose=False).predict(handle_file(str(example_video())), "a clock", 2, "topk",
                                            api_name="/select")

@@ -24,6 +24,9 @@ import media
 from tspo_sampler import VideoReadError
 from tspo_sampler.video import MAX_LOST_FRACTION, VideoDamageWarning, VideoDecoder
 from tspo_sampler.video._decord import import_decord
+from tspo_sampler.video._torchcodec import import_torchcodec
+
+HAVE_TORCHCODEC = import_torchcodec() is not None
 
 FFMPEG = shutil.which("ffmpeg")
 needs_ffmpeg = pytest.mark.skipif(FFMPEG is None, reason="needs the ffmpeg program")
@@ -200,6 +203,130 @@ def test_truncated_with_index_last_raises(damaged: dict[str, Path], backend: str
     with pytest.raises(VideoReadError, match="cut_moov_last.mp4.*not a readable media file"):
         VideoDecoder(damaged["cut_moov_last"], backend=backend)
 
+
+
+# ================================================================== odd timelines (issue 20, media)
+
+
+@pytest.fixture(scope="module")
+def odd(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Short stamped files (3-4 s, 160x120) in the containers and states issue 20 names."""
+    if FFMPEG is None:
+        pytest.skip("needs the ffmpeg program")
+    root = tmp_path_factory.mktemp("odd")
+    mkv = media.make_small_cluster_mkv(root / "whole.mkv", duration=4.0)
+    return {
+        "ts": media.make_mpegts(root / "bframes.ts"),
+        "joined": media.make_joined_mpegts(root / "joined.ts"),
+        "edit": media.make_edit_list_mp4(root / "edit.mp4", cut=0.5),
+        "ptsless": media.make_ptsless_mkv(root / "ptsless.mkv", untimed=1.0),
+        "cut": media.make_truncated(mkv, root / "cut.mkv", keep=0.5),
+        "hole": media.make_hole(mkv, root / "hole.mkv", 0.45, 0.2),
+    }
+
+
+def every_frame(dec: VideoDecoder) -> tuple[np.ndarray, np.ndarray]:
+    """(times, stamps) of every frame the decoder serves."""
+    idx, _ = dec.candidates(fps=dec.metadata.fps)
+    batches = list(dec.iter_frames(idx, short_side=64))
+    return np.concatenate([b.timestamps for b in batches]), stamps(np.concatenate([b.data for b in batches]))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_mpegts_with_bframes_and_a_late_start_is_whole_and_silent(odd: dict[str, Path], backend: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no false damage warning
+        with VideoDecoder(odd["ts"], backend=backend) as dec:
+            times, seen = every_frame(dec)
+    np.testing.assert_allclose(times, np.arange(30) / 10.0, atol=1e-6)  # from the stream start, none dropped
+    np.testing.assert_allclose(seen, times, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["decord", "torchcodec"])
+def test_mpegts_is_refused_by_backends_that_misplace_its_frames(odd: dict[str, Path], backend: str) -> None:
+    with pytest.raises(VideoReadError, match=r"bframes.ts: .*cannot place frames in mpegts files .*decoder='pyav'"):
+        VideoDecoder(odd["ts"], backend=backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_joined_mpegts_segments_follow_on_after_the_pts_reset(odd: dict[str, Path], backend: str) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with VideoDecoder(odd["joined"], backend=backend) as dec:
+            times, seen = every_frame(dec)
+            assert len(dec._index.resets) == 1 and 1.5 <= dec._index.resets[0] <= 2.0  # by decode time
+    np.testing.assert_allclose(times, np.arange(40) / 10.0, atol=1e-6)  # the second segment is used
+    np.testing.assert_allclose(seen, times, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_truncated_matroska_warns_with_both_durations(odd: dict[str, Path], backend: str) -> None:
+    with pytest.warns(VideoDamageWarning, match=r"ends early: the container states 4\.00 s, only \d\.\d+ s"):
+        dec = VideoDecoder(odd["cut"], backend=backend)
+    with dec:
+        times, seen = every_frame(dec)
+    assert 0.5 < times[-1] < 3.0
+    np.testing.assert_allclose(seen, times, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_holed_matroska_drops_the_frames_at_the_edges(odd: dict[str, Path], backend: str) -> None:
+    with VideoDecoder(odd["hole"], backend=backend) as dec:
+        with pytest.warns(VideoDamageWarning, match=r"could not be decoded \(damaged data at \d\.\d+-\d\.\d+ s\)"):
+            times, seen = every_frame(dec)
+    np.testing.assert_allclose(seen, times, atol=1e-6)  # no half-decoded frame next to the hole
+    assert 10 < len(times) < 40
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_ptsless_frames_are_no_candidates_and_are_named(odd: dict[str, Path], backend: str) -> None:
+    with pytest.warns(VideoDamageWarning, match="10 frames have no presentation time"):
+        dec = VideoDecoder(odd["ptsless"], backend=backend)
+    with dec:
+        times, seen = every_frame(dec)
+    np.testing.assert_allclose(times, np.arange(20) / 10.0, atol=1e-6)
+    np.testing.assert_allclose(seen, times + 1.0, atol=1e-6)  # the frames after the untimed second, in order
+
+
+@pytest.mark.parametrize("backend", ["auto", "pyav", "torchcodec"])
+def test_edit_list_hidden_frames_are_not_frames(odd: dict[str, Path], backend: str) -> None:
+    if backend == "torchcodec" and not HAVE_TORCHCODEC:
+        pytest.skip("torchcodec absent")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with VideoDecoder(odd["edit"], backend=backend) as dec:
+            times, seen = every_frame(dec)
+    np.testing.assert_allclose(times, np.arange(25) / 10.0, atol=1e-6)
+    np.testing.assert_allclose(seen, times + 0.5, atol=1e-6)
+
+
+def test_a_killed_process_leaves_its_spool_to_the_next_one(odd: dict[str, Path], tmp_path: Path) -> None:
+    """A SIGKILL during decoding of in-memory bytes leaves the spool; the next process to spool removes it."""
+    import signal
+
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    child = f"""
+import sys, time
+from pathlib import Path
+from tspo_sampler.video import VideoDecoder
+dec = VideoDecoder(Path({str(odd["edit"])!r}).read_bytes())
+print("spooled", flush=True)
+time.sleep(300)
+"""
+    proc = subprocess.Popen([sys.executable, "-c", child], env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "spooled"
+        left = [p.name for p in tmp_path.iterdir() if p.name.startswith(f"tspo-video-{proc.pid}-")]
+        assert len(left) == 1
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert (tmp_path / left[0]).exists()  # the kill left it behind
+    mine = "from pathlib import Path; from tspo_sampler.video import VideoDecoder; "
+    mine += f"VideoDecoder(Path({str(odd['edit'])!r}).read_bytes()).close()"
+    subprocess.run([sys.executable, "-c", mine], env=env, check=True, timeout=120)
+    assert not (tmp_path / left[0]).exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith("tspo-video-")] == []
 
 
 # ================================================================== sources and in-memory frames (issue 11, item 9)

@@ -29,6 +29,7 @@ __all__ = [
     "remove_spool",
     "resolve_video",
     "spool",
+    "sweep_spools",
 ]
 
 BYTES_LABEL = "<bytes>"
@@ -109,8 +110,46 @@ class Spooled:
     tmpdir: str | None = None
 
 
+SPOOL_PREFIX = "tspo-video-"
+_SPOOL_NAME = re.compile(re.escape(SPOOL_PREFIX) + r"(\d+)-")
+_swept = False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # another user's process (or a number no process can have: leave the directory alone)
+    return True
+
+
+def sweep_spools(root: str | None = None) -> list[str]:
+    """Remove spool directories (``tspo-video-<pid>-*``) whose owner process is gone (killed before it could
+    clean up); returns the removed paths.  Runs once per process, before its first spool."""
+    root = root or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return removed
+    for name in names:
+        m = _SPOOL_NAME.match(name)
+        if m and int(m.group(1)) != os.getpid() and not _alive(int(m.group(1))):
+            path = os.path.join(root, name)
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
 def _spool_to_file(write: Callable[[BinaryIO], Any]) -> tuple[str, str]:
-    tmpdir = tempfile.mkdtemp(prefix="tspo-video-")
+    global _swept
+    if not _swept:
+        _swept = True
+        sweep_spools()
+    # the owner's pid in the name lets a later process remove the spool if this one is killed
+    tmpdir = tempfile.mkdtemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-")
     path = os.path.join(tmpdir, "input")
     try:
         with open(path, "wb") as f:

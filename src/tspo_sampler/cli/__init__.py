@@ -18,7 +18,7 @@ from ._common import add_debug_argument, run_command
 __all__ = ["COMMANDS", "COMMAND_MODULES", "build_parser", "main"]
 
 #: The commands, in the order ``tspo --help`` lists them: module names inside this package.
-COMMAND_MODULES = ("select", "index", "export", "train_grpo", "demo")
+COMMAND_MODULES = ("select", "index", "export", "train_grpo", "demo", "serve")
 
 COMMANDS = [importlib.import_module(f"{__name__}.{name}") for name in COMMAND_MODULES]
 

@@ -111,7 +111,7 @@ def check_finite_step(loss: torch.Tensor, params: Sequence[torch.nn.Parameter], 
     bad_loss, bad_grad = (bool(f) for f in flags)
     if not (bad_loss or bad_grad):
         return
-    what = f"the loss ({float(loss):g})" if bad_loss else f"the gradient (norm {float(grad_norm):g})"
+    what = f"the loss ({float(loss.detach()):g})" if bad_loss else f"the gradient (norm {float(grad_norm):g})"
     last = latest_checkpoint(output_dir)
     kept = f"the last good checkpoint is {last}" if last is not None else "no checkpoint was saved before it"
     raise TrainingDivergedError(

@@ -219,23 +219,26 @@ def default_resources(*, num_gpus: float | None = None, concurrency: int | None 
     """Worker count, GPUs and CPUs per worker and rows per batch for this Ray cluster (the ones not given).
 
     With GPUs: one worker per GPU (``num_gpus=1``; 0.5 puts two workers on each GPU), one CPU each for
-    decoding, 32 rows per batch. Without: workers of up to 4 CPUs each (torch threads), 8 rows per batch.
+    decoding, 32 rows per batch. Without: workers of up to 4 CPUs each (torch threads; fewer when
+    ``concurrency`` workers would not fit otherwise), as many as the nodes hold, 8 rows per batch.
     """
     import ray
 
-    resources = ray.cluster_resources()
-    cpus, gpus = float(resources.get("CPU", 1)), float(resources.get("GPU", 0))
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")] or [ray.cluster_resources()]
+    node_cpus = [float(n.get("CPU", 0)) for n in nodes]
+    node_gpus = [float(n.get("GPU", 0)) for n in nodes]
     if num_gpus is None:
-        num_gpus = 1.0 if gpus >= 1 else 0.0
+        num_gpus = 1.0 if max(node_gpus) >= 1 else 0.0
     if num_gpus < 0:
         raise ValueError(f"num_gpus must be >= 0, got {num_gpus}")
-    if num_cpus is None:
-        num_cpus = 1.0 if num_gpus else float(max(1, min(4, int(cpus))))
-    if concurrency is None:
-        concurrency = int(gpus // num_gpus) if num_gpus else int(cpus // num_cpus)
-        concurrency = max(1, concurrency)
-    if concurrency < 1:
+    if concurrency is not None and concurrency < 1:
         raise ValueError(f"concurrency (workers) must be >= 1, got {concurrency}")
+    if num_cpus is None:
+        share = sum(node_cpus) // concurrency if concurrency else 4
+        num_cpus = 1.0 if num_gpus else float(max(1, min(4, max(node_cpus), share)))
+    if concurrency is None:
+        held = [g // num_gpus if num_gpus else c // num_cpus for c, g in zip(node_cpus, node_gpus, strict=True)]
+        concurrency = max(1, int(sum(held)))
     if batch_size is None:
         batch_size = 32 if num_gpus else 8
     return {"num_gpus": float(num_gpus), "num_cpus": float(num_cpus), "concurrency": int(concurrency),

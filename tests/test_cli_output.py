@@ -76,3 +76,61 @@ def test_check_writable_creates_nothing_and_atomic_output_cleans_up(tmp_path):
         assert tmp.parent == target.parent and tmp.suffix == ".png"
         tmp.write_bytes(b"whole")
     assert target.read_bytes() == b"whole" and [p.name for p in target.parent.iterdir()] == ["out.png"]
+
+
+# ------------------------------------------------------------------------- messages and output
+
+
+def test_json_keys_rounding_and_distinct_scores(checkpoint_dir, capsys):
+    import json
+
+    from tspo_sampler.cli import main
+
+    base = ["select", "--example", "When are there fireworks?", "-k", "6", "--method", "clip", "--no-cache",
+            "--model", str(checkpoint_dir), "--device", "cpu"]
+    assert main([*base, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert "fps" not in out and out["source_fps"] == 10.0 and out["candidate_fps"] == 1.0
+    assert out["duration"] == 45.0 and out["num_candidates"] == 45
+    for t in [out["duration"], *out["timestamps"]]:
+        assert round(t, 3) == t
+    assert main(base) == 0
+    table = capsys.readouterr().out.splitlines()
+    header = table[1].split()
+    assert header == ["rank", "frame", "time", "score"]
+    printed = [line.split()[-1] for line in table[2:]]
+    assert len(printed) == 6
+    # scores that differ print differently (three decimals printed 0.011 for most of these)
+    assert len(set(printed)) == len(set(out["scores"]))
+    assert [float(s) for s in printed] == pytest.approx(out["scores"], rel=1e-3)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["select", "--example"], "missing QUESTION: --example needs the question"),
+    (["select", "--example", "  "], "QUESTION is blank"),
+])
+def test_missing_question_is_named(argv, message, capsys):
+    line = _fails_cleanly([*argv, "--model", "not-loaded"], capsys, "select")
+    assert message in line and "None" not in line
+
+
+def test_contact_sheet_leaves_a_gap_and_labels_times(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from tspo_sampler import Selection
+    from tspo_sampler.visualize import contact_sheet
+
+    frames = np.zeros((2, 48, 64, 3), dtype=np.uint8)  # black frames: a white gap shows between them
+    sel = Selection(indices=[3, 40], timestamps=[0.3, 4.0], frames=frames, scores=np.array([0.1, 0.2]),
+                    candidate_indices=[3, 40], candidate_timestamps=[0.3, 4.0], method="topk", positions=[0, 1])
+    path = tmp_path / "sheet.png"
+    sheet = contact_sheet(sel, path, columns=2, thumb_width=64, with_scores=False, gap=12)
+    assert Image.open(path).size == sheet.size == (2 * 64 + 3 * 12, 12 + 22 + 48 + 12)
+    px = np.asarray(sheet)
+    mid_row = 12 + 22 + 24
+    assert (px[mid_row, 12 + 5] == 0).all() and (px[mid_row, 12 + 64 + 12 + 5] == 0).all()  # the two frames
+    assert (px[mid_row, 12 + 64 + 2: 12 + 64 + 10] == 255).all()  # white between them
+    label_band = px[12: 12 + 20, 12: 12 + 64]
+    assert (label_band < 128).any()  # a label above each frame
+    assert [p.name for p in tmp_path.iterdir()] == ["sheet.png"]

@@ -9,6 +9,11 @@ from typing import Any
 import numpy as np
 
 
+def _ms(seconds: float) -> float:
+    """Seconds (or a rate) rounded to three decimals: no float noise such as ``45.00000000000001``."""
+    return round(float(seconds), 3)
+
+
 @dataclass
 class Selection:
     """Frames chosen for one (video, question) pair.
@@ -79,17 +84,32 @@ class Selection:
         """Number of chosen frames."""
         return len(self.indices)
 
+    @property
+    def candidate_fps(self) -> float | None:
+        """Candidates per second of video: the rate of the candidate grid (one over the median spacing of
+        ``candidate_timestamps``), as opposed to :attr:`fps`, the source's frame rate. ``None`` with fewer than
+        two candidates."""
+        if len(self.candidate_timestamps) < 2:
+            return None
+        spacing = float(np.median(np.diff(np.asarray(self.candidate_timestamps, dtype=np.float64))))
+        return 1.0 / spacing if spacing > 0 else None
+
     def to_dict(self, *, include_scores: bool = True) -> dict[str, Any]:
-        """A JSON-serialisable dictionary (frames are left out: they are pixels, not metadata)."""
+        """A JSON-serialisable dictionary (frames are left out: they are pixels, not metadata).
+
+        Times and the duration are in seconds rounded to the millisecond; ``source_fps`` is the video's frame
+        rate (:attr:`fps`) and ``candidate_fps`` the rate of the candidates (:attr:`candidate_fps`).
+        """
         out: dict[str, Any] = {
             "video": self.video,
             "question": self.question,
             "method": self.method,
             "indices": [int(i) for i in self.indices],
-            "timestamps": [round(float(t), 6) for t in self.timestamps],
+            "timestamps": [_ms(t) for t in self.timestamps],
             "positions": [int(p) for p in self.positions],
-            "duration": None if self.duration is None else float(self.duration),
-            "fps": None if self.fps is None else float(self.fps),
+            "duration": None if self.duration is None else _ms(self.duration),
+            "source_fps": None if self.fps is None else _ms(self.fps),
+            "candidate_fps": None if self.candidate_fps is None else _ms(self.candidate_fps),
             "num_candidates": len(self.candidate_indices),
             "encoded_frames": self.encoded_frames,
         }
@@ -97,5 +117,5 @@ class Selection:
             # search="coarse-to-fine" leaves never-scored candidates NaN: null in JSON
             out["scores"] = [float(s) if np.isfinite(s) else None for s in np.asarray(self.scores, dtype=np.float64)]
             out["candidate_indices"] = [int(i) for i in self.candidate_indices]
-            out["candidate_timestamps"] = [round(float(t), 6) for t in self.candidate_timestamps]
+            out["candidate_timestamps"] = [_ms(t) for t in self.candidate_timestamps]
         return out

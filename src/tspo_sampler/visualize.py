@@ -97,10 +97,12 @@ def contact_sheet(
     columns: int = 4,
     thumb_width: int = 320,
     with_scores: bool = True,
+    gap: int = 12,
 ) -> Image.Image:
-    """A grid of the chosen frames, each labelled with its timestamp, above the score curve.
+    """A grid of the chosen frames, each labelled with its time (and frame index), above the score curve.
 
-    Needs ``selection.frames`` (select with ``return_frames=True``). Saved to ``path`` when given.
+    The frames stand ``gap`` pixels apart with a thin outline, so neighbours never read as one panorama.
+    Needs ``selection.frames`` (select with ``return_frames=True``). Saved to ``path`` (atomically) when given.
     """
     if path is not None:
         check_image_path(path)
@@ -112,21 +114,24 @@ def contact_sheet(
     rows = math.ceil(n / columns)
     h, w = frames.shape[1:3]
     thumb_h = max(1, round(thumb_width * h / w))
-    label_h = 22
-    sheet_w = columns * thumb_width
+    label_h, gap = 22, max(0, int(gap))
+    cell_w, cell_h = thumb_width + gap, label_h + thumb_h + gap
+    sheet_w = columns * cell_w + gap
     curve = score_curve(selection, sheet_w) if with_scores else None
-    sheet_h = rows * (thumb_h + label_h) + (curve.height if curve else 0)
+    sheet_h = gap + rows * cell_h + (curve.height if curve else 0)
     sheet = Image.new("RGB", (sheet_w, sheet_h), "white")
     draw = ImageDraw.Draw(sheet)
     font = _font(15)
     for i, frame in enumerate(frames):
         r, c = divmod(i, columns)
-        x, y = c * thumb_width, r * (thumb_h + label_h)
+        x, y = gap + c * cell_w, gap + r * cell_h
+        label = f"{format_time(selection.timestamps[i])}  (frame {selection.indices[i]})"
+        draw.text((x, y + 2), label, fill="black", font=font)
         sheet.paste(Image.fromarray(frame).resize((thumb_width, thumb_h), Image.BILINEAR), (x, y + label_h))
-        label = f"#{selection.indices[i]}  {format_time(selection.timestamps[i])}"
-        draw.text((x + 4, y + 3), label, fill="black", font=font)
+        if gap:
+            draw.rectangle([x - 1, y + label_h - 1, x + thumb_width, y + label_h + thumb_h], outline=(160, 160, 160))
     if curve is not None:
-        sheet.paste(curve, (0, rows * (thumb_h + label_h)))
+        sheet.paste(curve, (0, gap + rows * cell_h))
     if path is not None:
         from .io import atomic_output
 

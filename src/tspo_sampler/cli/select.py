@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -38,16 +40,31 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def format_scores(scores: Sequence[float]) -> list[str]:
+    """The scores with as many significant digits (4 at least) as it takes for different ones to print
+    differently (CLIP similarities often agree to three decimals); ``n/a`` for a score never computed."""
+    finite = sorted({s for s in scores if math.isfinite(s)})
+    digits = next((d for d in range(4, 12) if len({f"{s:.{d}g}" for s in finite}) == len(finite)), 17)
+    return [f"{s:.{digits}g}" if math.isfinite(s) else "n/a" for s in scores]
+
+
 def take_example(args: argparse.Namespace) -> None:
     """With ``--example`` the one positional is the question and the video is the bundled example."""
     if args.example:
         if args.question is not None:
             raise ValueError("--example takes the place of VIDEO: give only the QUESTION")
+        if args.video is None:
+            raise ValueError('missing QUESTION: --example needs the question the frames should answer, '
+                             'e.g. tspo select --example "what is drawn on the board?"')
         from .._example import example_video
 
         args.question, args.video = args.video, str(example_video())
+    elif args.video is None:
+        raise ValueError("missing VIDEO and QUESTION: give VIDEO QUESTION, or --example QUESTION to use the "
+                         "bundled example video")
     elif args.question is None:
-        raise ValueError("give VIDEO and QUESTION, or --example QUESTION to use the bundled example video")
+        raise ValueError(f"missing QUESTION after VIDEO {args.video!r}: give VIDEO QUESTION, or --example QUESTION "
+                         "to use the bundled example video")
 
 
 def check_arguments(args: argparse.Namespace) -> Any:
@@ -55,12 +72,12 @@ def check_arguments(args: argparse.Namespace) -> Any:
     from ..video._inputs import check_question
 
     take_example(args)
-    from ..indexing import check_writable
+    from ..io import check_writable
     from ..video._sources import check_path
 
     check_device(args.device)
     settings = check_selection_arguments(args)
-    check_question(args.question)
+    check_question(args.question, "QUESTION")
     check_path(args.video)
     if args.save_grid:
         from ..visualize import check_image_path
@@ -82,9 +99,10 @@ def run(args: argparse.Namespace) -> int:
         from ..visualize import contact_sheet
 
         contact_sheet(selection, args.save_grid)
+    chosen = [float(selection.scores[p]) for p in selection.positions]
     if args.json:
         out = selection.to_dict(include_scores=False)
-        out["scores"] = [float(selection.scores[p]) for p in selection.positions]
+        out["scores"] = [s if math.isfinite(s) else None for s in chosen]
         if args.save_grid:
             out["grid"] = args.save_grid
         print(json.dumps(out, indent=2))
@@ -92,12 +110,13 @@ def run(args: argparse.Namespace) -> int:
     duration = f"{selection.duration:.1f} s" if selection.duration is not None else "unknown"
     print(f"{args.video}: {len(selection)} of {len(selection.candidate_indices)} candidates "
           f"(method {selection.method}, duration {duration})")
-    print(f"{'rank':>4}  {'frame':>7}  {'time':>10}  {'score':>9}")
-    order = sorted(range(len(selection)), key=lambda i: -float(selection.scores[selection.positions[i]]))
+    shown = format_scores(chosen)
+    width = max([9, *map(len, shown)])
+    print(f"{'rank':>4}  {'frame':>7}  {'time':>10}  {'score':>{width}}")
+    order = sorted(range(len(selection)), key=lambda i: -chosen[i] if math.isfinite(chosen[i]) else math.inf)
     rank = {i: r + 1 for r, i in enumerate(order)}
     for i, (idx, ts) in enumerate(zip(selection.indices, selection.timestamps, strict=True)):
-        score = float(selection.scores[selection.positions[i]])
-        print(f"{rank[i]:>4}  {idx:>7}  {format_time(ts):>10}  {score:>9.3f}")
+        print(f"{rank[i]:>4}  {idx:>7}  {format_time(ts):>10}  {shown[i]:>{width}}")
     if args.save_grid:
         print(f"contact sheet written to {args.save_grid}")
     return 0

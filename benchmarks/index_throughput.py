@@ -12,6 +12,15 @@ dataset of 3 questions per video, listed question-major so rows about one video 
     python benchmarks/index_throughput.py --json bench_out/index_throughput.json --markdown
 
 For more processes or GPUs, run the same dataset with ``accelerate launch -m tspo_sampler.cli index``.
+
+``--engine ray`` instead compares engines with the feature cache off (every run decodes and encodes every video):
+the single-process engine, then ``tspo index --engine ray`` (:func:`tspo_sampler.indexing._ray_engine.
+index_dataset_ray`) with 1 and 2 workers (``--workers``) on a local Ray (or ``--ray-address``). Ray's start-up
+(``ray.init``) is timed on its own; each Ray run reports its wall time, the time to its first record (workers
+starting: Python, torch and the model in every actor, plus the first batch) and rows/s after that first record.
+All outputs must be identical. On a GPU machine add ``--gpus-per-worker 1`` (or 0.5)::
+
+    python benchmarks/index_throughput.py --engine ray --videos 6 --minutes 1 --size 640x360 --markdown
 """
 
 from __future__ import annotations
@@ -46,6 +55,11 @@ def main() -> int:
     p.add_argument("--workdir", default=None, help="keep videos, checkpoint and outputs here")
     p.add_argument("--json", default=None, help="write the results here")
     p.add_argument("--markdown", action="store_true", help="also print a markdown table")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local: cold and warm cache, one process; ray: single process vs Ray workers, no cache")
+    p.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="Ray worker counts (--engine ray)")
+    p.add_argument("--gpus-per-worker", type=float, default=None, help="GPUs per Ray worker (--engine ray)")
+    p.add_argument("--ray-address", default=None, help="Ray cluster to join (default: a local Ray)")
     args = p.parse_args()
 
     import torch
@@ -76,6 +90,13 @@ def main() -> int:
     print(f"generated {len(videos)} videos in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
 
     model = make_vit_b32_checkpoint(work / "vit-b32-checkpoint")
+    if args.engine == "ray":
+        from index_throughput_ray import compare_engines
+
+        compare_engines(args, model, dataset, work)
+        if tmp is not None:
+            tmp.cleanup()
+        return 0
     cache = work / "feature-cache"
     sampler = TemporalSampler.from_pretrained(model, device="cpu", feature_cache_dir=cache)
     rows = read_dataset(dataset)

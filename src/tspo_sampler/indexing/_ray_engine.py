@@ -26,19 +26,18 @@ from pathlib import Path
 from typing import Any
 
 from ..integrations.ray import TSPOSelector, select_dataset
-from . import (
-    IndexRow,
+from ..io import JsonlAppender, check_writable
+from ._dataset import IndexRow
+from ._records import (
     IndexSettings,
-    IndexStats,
-    JsonlAppender,
     check_resume,
-    check_writable,
-    group_by_video,
+    error_record,
     merge_records,
     parts_dir_for,
+    record_run,
     settings_path,
 )
-from ._records import error_record, record_run
+from ._run import IndexStats, group_by_video
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +134,7 @@ def index_dataset_ray(
     cpus_per_worker: float | None = None,
     batch_size: int | None = None,
     fsync: bool = True,
+    on_record: Callable[[dict[str, Any]], None] | None = None,
 ) -> IndexStats:
     """:func:`~tspo_sampler.indexing.index_dataset` on Ray: the same ``out`` (or a Parquet directory).
 
@@ -142,7 +142,7 @@ def index_dataset_ray(
     function that loads the sampler in a worker); ``model_name`` is recorded with the settings. Without
     ``ray_address`` (``auto`` or ``HOST:PORT``) a local Ray starts, unless this process is already connected.
     ``num_workers``, ``gpus_per_worker``, ``cpus_per_worker`` and ``batch_size`` (rows per batch) default to
-    :func:`~tspo_sampler.integrations.ray.default_resources`.
+    :func:`~tspo_sampler.integrations.ray.default_resources`. ``on_record`` sees each record once written.
     """
     start = time.perf_counter()
     out = Path(out)
@@ -178,6 +178,8 @@ def index_dataset_ray(
                 if row_settings is not None:
                     record["settings"] = row_settings
                 appender.write(record)
+                if on_record is not None:
+                    on_record(record)
                 stats.written += 1
                 stats.errors += record["status"] != "ok"
                 bar.update(1)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import media
-from tspo_sampler import TemporalSampler, VideoReadError
+from tspo_sampler import TemporalSampler, VideoDamageWarning, VideoReadError
 from tspo_sampler.features._cache import FeatureCache, default_cache_dir
 
 Q = "when does the bar reach the right edge?"
@@ -179,14 +179,21 @@ def test_unreadable_files(uncached_sampler, videos, name, cause):
     assert cause.lower() in str(err.value).lower()
 
 
-def test_truncated_file(uncached_sampler, videos, tmp_path):
-    truncated = media.make_truncated(videos["mp4"], tmp_path / "truncated.mp4", keep=0.3)
-    try:
+def test_truncated_mp4_without_its_index_is_a_clear_error(uncached_sampler, videos, tmp_path):
+    truncated = media.make_truncated(videos["mp4"], tmp_path / "truncated.mp4", keep=0.3)  # index (moov) at the end
+    with pytest.raises(VideoReadError, match=r"truncated\.mp4: not a readable media file"):
+        uncached_sampler.select_frames(truncated, Q, k=2)
+
+
+def test_truncated_fast_start_mp4_gives_what_survives(uncached_sampler, videos, tmp_path):
+    fast = tmp_path / "fast.mp4"  # the index (moov) first, as streaming sites serve: a cut file still opens
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(videos["mp4"]), "-c", "copy", "-movflags", "+faststart",
+                    str(fast)], check=True)
+    truncated = media.make_truncated(fast, tmp_path / "truncated.mp4", keep=0.3)
+    with pytest.warns(VideoDamageWarning, match=r"truncated\.mp4: the file ends early: the container states 10\.00 s"):
         sel = uncached_sampler.select_frames(truncated, Q, k=2)
-    except VideoReadError as err:  # an mp4 cut before its index is unreadable: a clear error
-        assert "truncated.mp4" in str(err)
-    else:  # or whatever survives decodes correctly
-        assert_frames_show_their_timestamps(sel, 0.05)
+    assert sel.duration < 4.0 and max(sel.timestamps) < sel.duration  # only what survives the cut
+    assert_frames_show_their_timestamps(sel, 0.05)
 
 
 def test_missing_file_and_directory(uncached_sampler, tmp_path):

@@ -6,7 +6,7 @@ import io
 import os
 import shutil
 import subprocess
-import time
+import threading
 import warnings
 from pathlib import Path
 
@@ -431,25 +431,41 @@ def test_decord_batch_error_falls_back_midway(videos: dict[str, Path], monkeypat
     dec.close()
 
 
+class _Stall:
+    """A decoder call stuck until the test releases it (never by the clock): it counts the calls that got
+    stuck and the ones that finished, so a test sees whether the caller waited for it."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.entered = 0
+        self.finished = 0
+
+    def __call__(self) -> None:
+        self.entered += 1
+        self.release.wait(120)
+        self.finished += 1
+        raise RuntimeError("should have been abandoned")
+
+
 @pytest.mark.skipif(not HAVE_DECORD, reason="decord absent")
 def test_stalled_decord_times_out(videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
     import decord
 
-    def stall(self, indices):  # noqa: ANN001
-        time.sleep(3.0)
-        raise RuntimeError("should have been abandoned")
-
-    monkeypatch.setattr(decord.VideoReader, "get_batch", stall)
-    start = time.monotonic()
-    with VideoDecoder(videos["h264.mp4"], timeout=0.5) as dec:  # auto: falls back
-        batch = dec.get_frames([5])
-        assert dec.metadata.backend == "pyav"
-        assert media.read_stamp(batch.data[0]) == pytest.approx(0.5)
-    with VideoDecoder(videos["h264.mp4"], backend="decord", timeout=0.5) as dec:
-        with pytest.raises(VideoReadError, match=r"timed out after 0.5s") as info:
-            dec.get_frames([5])
-        assert "h264.mp4" in str(info.value)
-    assert time.monotonic() - start < 2.5
+    stall = _Stall()
+    monkeypatch.setattr(decord.VideoReader, "get_batch", lambda self, indices: stall())
+    try:
+        with VideoDecoder(videos["h264.mp4"], timeout=0.5) as dec:  # auto: falls back
+            batch = dec.get_frames([5])
+            assert dec.metadata.backend == "pyav"
+            assert media.read_stamp(batch.data[0]) == pytest.approx(0.5)
+        with VideoDecoder(videos["h264.mp4"], backend="decord", timeout=0.5) as dec:
+            with pytest.raises(VideoReadError, match=r"timed out after 0.5s") as info:
+                dec.get_frames([5])
+            assert "h264.mp4" in str(info.value)
+        # both calls came back while the stalled decodes were still blocked: abandoned, not waited for
+        assert stall.entered == 2 and stall.finished == 0
+    finally:
+        stall.release.set()
 
 
 def test_stalled_open_times_out(videos: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -460,15 +476,18 @@ def test_stalled_open_times_out(videos: dict[str, Path], monkeypatch: pytest.Mon
 
         class VideoReader:
             def __init__(self, *a: object, **k: object) -> None:
-                time.sleep(3.0)
+                stall()
 
+    stall = _Stall()
     monkeypatch.setattr(video_decord, "import_decord", lambda: FakeDecord)
-    start = time.monotonic()
-    with VideoDecoder(videos["h264.mp4"], timeout=0.5) as dec:
-        assert dec.metadata.backend == "pyav"
-    with pytest.raises(VideoReadError, match="timed out"):
-        VideoDecoder(videos["h264.mp4"], backend="decord", timeout=0.5)
-    assert time.monotonic() - start < 2.5
+    try:
+        with VideoDecoder(videos["h264.mp4"], timeout=0.5) as dec:
+            assert dec.metadata.backend == "pyav"
+        with pytest.raises(VideoReadError, match="timed out"):
+            VideoDecoder(videos["h264.mp4"], backend="decord", timeout=0.5)
+        assert stall.entered == 2 and stall.finished == 0  # both opens abandoned while still stuck
+    finally:
+        stall.release.set()
 
 
 def test_closed_decoder_refuses_work(videos: dict[str, Path]) -> None:

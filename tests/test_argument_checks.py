@@ -62,6 +62,13 @@ def test_dtype_names_are_the_dtypes(checkpoint_dir) -> None:
     assert by_name.encoder.fingerprint() == by_type.encoder.fingerprint()
 
 
+@pytest.mark.parametrize("dtype", [torch.int8, torch.bool, "float8"])
+def test_save_pretrained_refuses_a_dtype_that_would_save_zeros(uncached_sampler, tmp_path, dtype) -> None:
+    with pytest.raises(InvalidArgumentError, match="is not a compute dtype"):
+        uncached_sampler.save_pretrained(tmp_path / "out", dtype=dtype)
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
 def test_from_open_clip_uses_the_same_checks() -> None:
     pytest.importorskip("open_clip")
     with pytest.raises(InvalidArgumentError, match=r"dtype='float8'"):

@@ -290,7 +290,11 @@ def save_checkpoint(
     extra_config: dict[str, Any] | None = None,
 ) -> Path:
     """Write the released format: CLIP config + ``model.safetensors`` (CLIP keys and ``selector.*``) +
-    tokenizer and ``CLIPProcessor`` files, so the reference code loads it too."""
+    tokenizer and ``CLIPProcessor`` files, so the reference code loads it too. ``dtype``: float32, bfloat16
+    or float16 (an integer or bool dtype would save zeros or ones)."""
+    from .._device import check_dtype
+
+    dtype = check_dtype(dtype, "dtype") or torch.bfloat16
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     config = encoder.model.config.to_dict()

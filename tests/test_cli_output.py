@@ -134,3 +134,62 @@ def test_contact_sheet_leaves_a_gap_and_labels_times(tmp_path):
     label_band = px[12: 12 + 20, 12: 12 + 64]
     assert (label_band < 128).any()  # a label above each frame
     assert [p.name for p in tmp_path.iterdir()] == ["sheet.png"]
+
+
+# ------------------------------------------------------------------------- --dtype and --cache-key
+
+
+def test_dtype_flag_sets_the_encoder_dtype(checkpoint_dir):
+    import warnings
+
+    import torch
+
+    from tspo_sampler.cli import build_parser
+    from tspo_sampler.cli._common import load_sampler
+
+    parser = build_parser()
+    for command in (["select", "v.mp4", "q"], ["index", "rows.jsonl", "--out", "o.jsonl"], ["demo"]):
+        args = parser.parse_args([*command, "--dtype", "bfloat16", "--cache-key", "full-hash"])
+        assert (args.dtype, args.cache_key) == ("bfloat16", "full-hash"), command
+    base = ["select", "v.mp4", "q", "--model", str(checkpoint_dir), "--device", "cpu", "--no-cache"]
+    assert load_sampler(parser.parse_args(base)).encoder.dtype == torch.float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the slow-bfloat16 warning on CPUs without bfloat16 units
+        bf16 = load_sampler(parser.parse_args([*base, "--dtype", "bfloat16"]))
+    assert bf16.encoder.dtype == torch.bfloat16
+    with pytest.raises(SystemExit):
+        parser.parse_args([*base, "--dtype", "int8"])
+
+
+def _overwrite(path, offset: int, data: bytes) -> None:
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        f.write(data)
+
+
+@pytest.mark.parametrize(("key", "entries_after_edit"), [("sampled", 1), ("full-hash", 2)])
+def test_cache_key_decides_whether_a_disguised_edit_is_a_hit(checkpoint_dir, tmp_path, capsys, key,
+                                                             entries_after_edit):
+    """A same-size, in-place edit between the sampled regions that puts the old mtime back: a hit with
+    --cache-key sampled (the documented limit), a miss (a second entry) with --cache-key full-hash."""
+    import os
+
+    from tspo_sampler.cli import main
+
+    video = media.make_video(tmp_path / "raw.avi", duration=6.0, fps=10.0, size=(320, 240), codec="rawvideo")
+    size = video.stat().st_size
+    assert size > 5 * (1 << 20)  # more than the five sampled 1 MiB regions
+    cache = tmp_path / "cache"
+    argv = ["select", str(video), Q, "-k", "2", "--json", "--model", str(checkpoint_dir), "--device", "cpu",
+            "--cache-dir", str(cache), "--cache-key", key]
+    assert main(argv) == 0
+    assert len(list(cache.glob("*/*.safetensors"))) == 1
+    st = video.stat()
+    offset = (1 << 20) + 64 * 1024  # after the first sampled region, before the second ((size - 1 MiB) / 4)
+    assert offset + 4096 < (size - (1 << 20)) // 4
+    _overwrite(video, offset, b"\x80" * 4096)
+    os.utime(video, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert video.stat().st_size == size
+    assert main(argv) == 0
+    capsys.readouterr()
+    assert len(list(cache.glob("*/*.safetensors"))) == entries_after_edit

@@ -15,6 +15,8 @@ SELECTION_METHOD_NAMES = ("topk", "bin-max", "aks", "uniform", "clip", "bolt")  
 DATASET_FORMATS = ("jsonl", "json", "csv", "tsv")  # tspo_sampler.indexing.DATASET_FORMATS
 DEFAULT_TEXT_BATCH_SIZE = 64  # tspo_sampler.indexing.DEFAULT_TEXT_BATCH_SIZE
 EXPORT_FORMATS = ("frame-index-json", "id-map")  # tspo_sampler.export.EXPORT_FORMATS
+CACHE_KEYS = ("sampled", "full-hash")  # the feature_cache modes of TemporalSampler
+DTYPES = ("float32", "bfloat16", "float16", "auto")  # encoder dtypes TemporalSampler.from_pretrained takes by name
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +25,16 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"Hub id or checkpoint directory (default {DEFAULT_MODEL})")
     parser.add_argument("--revision", default=None, help="Hub revision (branch, tag or commit)")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu)")
+    parser.add_argument("--dtype", choices=DTYPES, default=None,
+                        help="encoder compute dtype (default: float32 on the CPU, float16 on a GPU). On the CPU, "
+                             "bfloat16 is faster (about 2-3x) only on CPUs with AMX or AVX512-BF16 and about 7x "
+                             "slower without them (docs/benchmarks.md); auto picks bfloat16 only where it is "
+                             "faster. bfloat16 scores differ slightly from float32")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the feature cache")
+    parser.add_argument("--cache-key", choices=CACHE_KEYS, default="sampled",
+                        help="how a video file is recognised in the feature cache: sampled (default: size, mtime "
+                             "and sampled blocks of the content; fast) or full-hash (a hash of every byte: an "
+                             "edit that keeps the size and restores the mtime is still caught)")
     parser.add_argument("--cache-dir", default=None,
                         help="feature cache directory (default $TSPO_SAMPLER_CACHE or ~/.cache/tspo_sampler)")
     parser.add_argument("--local-files-only", action="store_true",
@@ -136,6 +147,7 @@ def load_sampler(args: argparse.Namespace) -> Any:
         device=args.device,
         revision=args.revision,
         local_files_only=args.local_files_only,
-        feature_cache=not args.no_cache,
+        dtype=getattr(args, "dtype", None),
+        feature_cache=False if args.no_cache else getattr(args, "cache_key", "sampled"),
         feature_cache_dir=None if args.no_cache else args.cache_dir,
     )

@@ -22,20 +22,12 @@ from launchers import LAUNCHERS, accelerate_launch
 from tspo_sampler._errors import VideoReadError
 from tspo_sampler._result import Selection
 from tspo_sampler.export import ExportError, export_index, load_index, to_frame_index_json, to_id_map
-from tspo_sampler.indexing import (
-    IndexRow,
-    JsonlAppender,
-    collect_records,
-    index_dataset,
-    iter_jsonl_records,
-    parts_dir_for,
-    read_dataset,
-    repair_jsonl,
-    resolve_video,
-    settings_path,
-    shard_rows,
-)
+from tspo_sampler.indexing import IndexRow, index_dataset, read_dataset
+from tspo_sampler.indexing._records import collect_records, parts_dir_for, settings_path
+from tspo_sampler.indexing._run import shard_rows
+from tspo_sampler.io import JsonlAppender, iter_jsonl_records, repair_jsonl
 from tspo_sampler.scoring._selection import select_indices
+from tspo_sampler.video._sources import resolve_video
 
 # ------------------------------------------------------------------------------------------ helpers
 
@@ -55,7 +47,8 @@ class FakeSampler:
         seed = int(hashlib.sha256(text.encode()).hexdigest()[:8], 16)
         return torch.from_numpy(np.random.default_rng(seed).standard_normal((n, dim)).astype(np.float32))
 
-    def encode_video(self, video, *, fps=1.0, max_candidates=None, candidate_mode="fps", progress=None):
+    def encode_video(self, video, *, fps=1.0, max_candidates=None, candidate_mode="fps", progress=None,
+                     use_cache=True, decoder="auto"):
         with self.lock:
             self.videos.append(str(video))
         if any(f in Path(video).name for f in self.fail):
@@ -75,7 +68,13 @@ class FakeSampler:
             self.text_batches.append(list(questions))
         return torch.cat([self._vec(q, 1, self.dim) for q in questions])
 
-    def select_from_features(self, feats, text, k=16, *, method="topk", window_size=None):
+    def select_frames(self, video, question, k=16, *, method="topk", fps=1.0, max_candidates=None, window_size=None,
+                      return_frames=True, progress=None, candidate_mode="fps", search="exhaustive", decoder="auto",
+                      coarse_step=None, max_encoded=None):
+        feats = self.encode_video(video, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode)
+        return self.select_from_features(feats, self.encode_text([question])[0], k, method=method)
+
+    def select_from_features(self, feats, text, k=16, *, method="topk", window_size=None, search="exhaustive"):
         scores = (feats.features @ text.reshape(-1)).numpy()
         pos = select_indices(scores, k, method)
         return Selection(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from ._common import (
     check_selection_arguments,
     load_sampler,
 )
-from ._index_ray import add_engine_arguments, check_engine_arguments, output_to_check, run_ray
+from ._index_ray import add_engine_arguments, check_engine_arguments, output_to_check, report, run_ray
 
 NAME = "index"
 
@@ -99,8 +98,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """``tspo index``: returns 0 when every row has a record (errors included), 1 when rows are missing."""
-    from ..indexing import IndexSettings, check_resume, check_writable, index_dataset, read_dataset
+    from ..indexing import IndexSettings, RunOptions, index_dataset, read_dataset
     from ..indexing._dataset import check_output_is_not_dataset
+    from ..indexing._records import check_resume
+    from ..io import check_writable
 
     check_output_is_not_dataset(args.out, args.dataset)  # before --overwrite can delete it
     check_output_is_not_dataset(output_to_check(args), args.dataset)
@@ -127,28 +128,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         sampler = load_sampler(args)
         stats = index_dataset(
-            sampler, rows, args.out, k=args.k, method=args.method, fps=args.fps, max_candidates=args.max_candidates,
-            window_size=args.window_size, candidate_mode=args.candidates, model=model, video_roots=roots,
-            text_batch_size=args.text_batch_size, include_scores=args.scores, retry_errors=args.retry_errors,
-            overwrite=args.overwrite, resume_anyway=args.resume_anyway, fail_fast=args.fail_fast, rank=rank,
-            world_size=world, barrier=barrier, progress=not args.no_progress, search=args.search,
-            decoder=args.decoder,
+            sampler, rows, args.out, selection, model=model, video_roots=roots, text_batch_size=args.text_batch_size,
+            include_scores=args.scores, retry_errors=args.retry_errors, overwrite=args.overwrite,
+            resume_anyway=args.resume_anyway, fail_fast=args.fail_fast,
+            run=RunOptions(rank=rank, world_size=world, barrier=barrier, progress=not args.no_progress),
         )
     finally:
         # Leave the process group before exit: a gloo group torn down by the interpreter's exit can abort
         # a process whose work is finished ("terminate called without an active exception").
         if state is not None and world > 1:
             state.destroy_process_group()
-    rate = stats.questions_per_second
-    print(
-        f"tspo index [{rank}/{world}]: {stats.written} rows written ({stats.errors} errors) from {stats.videos} "
-        f"videos in {stats.seconds:.1f} s ({rate:.2f} q/s); {stats.skipped} already done",
-        file=sys.stderr,
-    )
-    if stats.merged:
-        if stats.missing:
-            print(f"tspo index: {stats.missing} rows have no record yet; rerun the same command to finish",
-                  file=sys.stderr)
-            return 1
-        print(f"tspo index: {args.out} complete ({len(rows)} rows)", file=sys.stderr)
-    return 0
+    return report(stats, f"{rank}/{world}", args.out, len(rows))

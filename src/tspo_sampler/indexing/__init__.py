@@ -25,49 +25,38 @@ How the work is spread and made safe:
 
 from __future__ import annotations
 
-from ..io import JsonlAppender, check_writable, iter_jsonl_records, jsonl_line, repair_jsonl, write_jsonl_atomic
-from ..video._sources import resolve_video
-from ._dataset import DATASET_FORMATS, IndexRow, detect_format, read_dataset
-from ._records import (
-    PARTS_SUFFIX,
-    SETTINGS_SUFFIX,
-    IndexSettings,
-    check_resume,
-    collect_records,
-    merge_records,
-    part_path,
-    parts_dir_for,
-    read_runs,
-    settings_path,
+from ._dataset import DATASET_FORMATS, IndexRow, read_dataset
+from ._records import IndexSettings, read_runs
+from ._run import (
+    DEFAULT_TEXT_BATCH_SIZE,
+    IndexStats,
+    ResumePlan,
+    RunOptions,
+    index_dataset,
+    load_done,
+    merge,
+    plan_rows,
+    process_video,
+    remove_output,
 )
-from ._run import DEFAULT_TEXT_BATCH_SIZE, IndexStats, SamplerLike, group_by_video, index_dataset, shard_rows
 
+# What users call: read a dataset, index it, read what a run recorded; and the steps of a run
+# (load_done -> plan_rows -> process_video -> merge) for other engines. The plumbing (part files, the
+# JSONL writer in tspo_sampler.io, sharding) stays in the private modules.
 __all__ = [
     "DATASET_FORMATS",
     "DEFAULT_TEXT_BATCH_SIZE",
     "IndexRow",
     "IndexSettings",
     "IndexStats",
-    "JsonlAppender",
-    "PARTS_SUFFIX",
-    "SETTINGS_SUFFIX",
-    "SamplerLike",
-    "check_resume",
-    "check_writable",
-    "collect_records",
-    "detect_format",
-    "group_by_video",
+    "ResumePlan",
+    "RunOptions",
     "index_dataset",
-    "iter_jsonl_records",
-    "jsonl_line",
-    "merge_records",
-    "part_path",
-    "parts_dir_for",
+    "load_done",
+    "merge",
+    "plan_rows",
+    "process_video",
     "read_dataset",
     "read_runs",
-    "repair_jsonl",
-    "resolve_video",
-    "settings_path",
-    "shard_rows",
-    "write_jsonl_atomic",
+    "remove_output",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -10,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..io import JsonlAppender, check_writable
 from ..video._sources import resolve_video
@@ -26,6 +27,9 @@ from ._records import (
     record_run,
     settings_path,
 )
+
+if TYPE_CHECKING:
+    from ..scoring._settings import SelectionSettings
 
 logger = logging.getLogger(__name__)
 
@@ -122,17 +126,127 @@ class _TextFeatures:
         return self._done[b][self._pos[question] - b * self._batch]
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How this process takes part in a run (never what it chooses): its ``rank`` among ``world_size``
+    processes, a ``barrier`` that waits for all of them (``None``: a single process), a progress bar (shown by
+    process 0) and whether every line is ``fsync``-ed (turn off only for throwaway runs)."""
+
+    rank: int = 0
+    world_size: int = 1
+    barrier: Callable[[], None] | None = None
+    progress: bool = True
+    fsync: bool = True
+
+    def __post_init__(self) -> None:
+        if self.world_size < 1 or not 0 <= self.rank < self.world_size:
+            raise ValueError(f"rank {self.rank} is not in a world of {self.world_size} processes")
+
+    def wait(self) -> None:
+        if self.barrier is not None:
+            self.barrier()
+
+
+@dataclass
+class ResumePlan:
+    """What is left to do for ``out``: the rows without a (wanted) record, and the settings each new record
+    must carry when this run resumes an output written with other settings (``None`` otherwise)."""
+
+    done: dict[int, dict[str, Any]]
+    pending: list[IndexRow]
+    row_settings: dict[str, Any] | None = None
+
+    @property
+    def mixed(self) -> bool:
+        return self.row_settings is not None
+
+
+def remove_output(out: str | os.PathLike[str]) -> None:
+    """Delete ``out``, its settings sidecar and its part files (``overwrite``)."""
+    for path in (Path(out), settings_path(out)):
+        if path.exists():
+            path.unlink()
+    shutil.rmtree(parts_dir_for(out), ignore_errors=True)
+
+
+def load_done(
+    out: str | os.PathLike[str], rows: Sequence[IndexRow], settings: IndexSettings, *,
+    resume_anyway: bool = False, retry_errors: bool = False,
+) -> ResumePlan:
+    """The records ``out`` (and its parts) already hold and the rows still to do (all processes together).
+
+    Raises:
+        ValueError: ``out`` holds records of another dataset, or of other settings without ``resume_anyway``.
+    """
+    done, differences = check_resume(out, rows, settings, resume_anyway=resume_anyway)
+    if retry_errors:
+        done = {i: r for i, r in done.items() if r.get("status") == "ok"}
+    pending = [r for r in rows if r.row not in done]
+    return ResumePlan(done, pending, settings.recorded() if differences else None)
+
+
+def plan_rows(pending: Sequence[IndexRow], rank: int = 0, world_size: int = 1) -> list[list[IndexRow]]:
+    """This process's share of ``pending`` (:func:`shard_rows`), as groups of rows about one video."""
+    return group_by_video(shard_rows(pending, rank, world_size))
+
+
+def process_video(
+    sampler: SamplerLike,
+    group: Sequence[IndexRow],
+    settings: IndexSettings,
+    *,
+    decoder: str = "auto",
+    texts: Callable[[str], Any] | None = None,
+    video_roots: Sequence[str | os.PathLike[str]] = (),
+    fail_fast: bool = False,
+) -> tuple[list[dict[str, Any]], bool]:
+    """The records of one video's rows (in the group's order) and whether the video was read.
+
+    With ``search="exhaustive"`` the video is encoded once for all its questions; ``texts`` returns a
+    question's text features (``None``: each question is encoded on its own). A row without a usable
+    question or video gets an ``InvalidRow`` error record; a video that cannot be read gives each of its rows
+    an error record (or raises, with ``fail_fast``).
+    """
+    records = [error_record(r, "InvalidRow", r.problem) for r in group if r.problem is not None]
+    good = [r for r in group if r.problem is None]
+    if not good:
+        return records, False
+    choose = settings.selection(decoder)
+    try:
+        video = resolve_video(good[0].video, video_roots)
+        if choose.search != "exhaustive":  # each question searches the video itself
+            selections = [sampler.select_frames(video, r.question, return_frames=False, progress=False,
+                                                **dataclasses.asdict(choose)) for r in good]
+        else:
+            feats = sampler.encode_video(video, fps=choose.fps, max_candidates=choose.max_candidates,
+                                         candidate_mode=choose.candidate_mode, progress=False, decoder=choose.decoder)
+            selections = [sampler.select_from_features(feats, texts(r.question) if texts else r.question, choose.k,
+                                                       method=choose.method, window_size=choose.window_size)
+                          for r in good]
+    except Exception as exc:  # an unreadable video fails its rows, not the run
+        if fail_fast or isinstance(exc, MemoryError):
+            raise
+        error, reason = _describe(exc)
+        logger.warning("row %d: %s: %s", good[0].row, good[0].video, reason)
+        return records + [error_record(r, error, reason) for r in good], False
+    return records + [ok_record(r, sel, settings) for r, sel in zip(good, selections, strict=True)], True
+
+
+def merge(out: str | os.PathLike[str], rows: Sequence[IndexRow]) -> int:
+    """Write ``out`` from itself and every part file, in input order; returns the rows still without a record."""
+    return merge_records(out, rows)[1]
+
+
+_RUN_FIELDS = {f.name for f in dataclasses.fields(RunOptions)}
+
+
 def index_dataset(
     sampler: SamplerLike,
     rows: Sequence[IndexRow],
     out: str | os.PathLike[str],
+    settings: SelectionSettings | None = None,
     *,
-    k: int = 16,
-    method: str = "topk",
-    fps: float = 1.0,
-    max_candidates: int | None = None,
-    window_size: int | None = None,
-    candidate_mode: str = "fps",
+    run: RunOptions | None = None,
     model: str | None = None,
     video_roots: Sequence[str | os.PathLike[str]] = (),
     text_batch_size: int = DEFAULT_TEXT_BATCH_SIZE,
@@ -141,31 +255,22 @@ def index_dataset(
     overwrite: bool = False,
     resume_anyway: bool = False,
     fail_fast: bool = False,
-    rank: int = 0,
-    world_size: int = 1,
-    barrier: Callable[[], None] | None = None,
-    progress: bool = True,
-    fsync: bool = True,
-    search: str = "exhaustive",
-    decoder: str = "auto",
+    **options: Any,
 ) -> IndexStats:
-    """Choose ``k`` frames for every row and write one JSON line per row to ``out`` (see the module doc).
+    """Choose frames for every row and write one JSON line per row to ``out`` (see the module doc).
 
-    Call it in every process of a data-parallel run with that process's ``rank`` and the ``world_size``,
-    and a ``barrier`` that waits for all of them (``accelerate.PartialState().wait_for_everyone``); in a
-    single process the defaults do. Process 0 merges the part files into ``out``.
+    Call it in every process of a data-parallel run with that process's :class:`RunOptions` (``rank``,
+    ``world_size`` and a ``barrier`` such as ``accelerate.PartialState().wait_for_everyone``); in a single
+    process the defaults do. Process 0 merges the part files into ``out``. The steps are public for other
+    engines: :func:`load_done`, :func:`plan_rows`, :func:`process_video`, :func:`merge`.
 
     Args:
-        sampler: a :class:`~tspo_sampler.TemporalSampler` (or anything with its ``encode_video``,
-            ``encode_text`` and ``select_from_features``).
+        sampler: a :class:`~tspo_sampler.TemporalSampler` (or any :class:`~tspo_sampler.SamplerLike`).
         rows: the dataset (:func:`read_dataset`).
         out: the output JSONL file.
-        k: frames per row (every candidate when a video has fewer).
-        method: selection method (``topk``, ``bin-max``, ``aks``, ``uniform``, ``clip``, ``bolt``).
-        fps: candidate frames per second.
-        max_candidates: cap on candidates per video, spread evenly.
-        window_size: the agent's attention window (``None``: the sampler's default).
-        candidate_mode: ``fps`` (candidates at ``fps`` per second) or ``keyframes`` (the nearest keyframes).
+        settings: how frames are chosen (:class:`~tspo_sampler.SelectionSettings`; the default picks 16 with
+            ``topk``). Its ``decoder`` is not a recorded setting: changing it never blocks a resume.
+        run: this process's part in the run (:class:`RunOptions`).
         model: what the sampler was loaded from (recorded with the settings; a resume must agree).
         video_roots: directories relative video paths are looked up in (:func:`resolve_video`).
         text_batch_size: questions per text-encoder batch.
@@ -175,16 +280,8 @@ def index_dataset(
         resume_anyway: resume even though ``out`` was written with other settings; every row this run
             writes then carries its own ``"settings"``. Without it such a resume raises ``ValueError``.
         fail_fast: raise on the first unreadable video instead of writing an error record.
-        rank: this process's index among ``world_size`` processes.
-        world_size: number of processes sharing the work.
-        barrier: waits until every process reaches it (``None``: single process).
-        progress: show a progress bar with ETA (process 0 only).
-        fsync: ``fsync`` after every line (turn off only for throwaway runs).
-        search: ``exhaustive`` (every video encoded once, shared by its questions) or ``coarse-to-fine``
-            (each question searches its video, encoding a fraction of the candidates; replays cached
-            features when an exhaustive run stored them).
-        decoder: the video decoding backend (``auto``, ``pyav``, ``decord``, ``torchcodec``); all give the
-            same frames, so it is not a recorded setting and changing it never blocks a resume.
+        **options: the fields of ``settings`` (``k=``, ``method=``, ``search=`` ...) or of ``run`` (``rank=``,
+            ``world_size=``, ``barrier=``, ``progress=``, ``fsync=``) as keywords, in place of the objects.
 
     Returns:
         This process's :class:`IndexStats`.
@@ -195,97 +292,71 @@ def index_dataset(
     """
     from ..scoring._settings import SelectionSettings, check_positive_int
 
-    selection = SelectionSettings(k=k, method=method, fps=fps, max_candidates=max_candidates,
-                                  window_size=window_size, candidate_mode=candidate_mode, search=search,
-                                  decoder=decoder)
-    k, method, fps, max_candidates = selection.k, selection.method, selection.fps, selection.max_candidates
-    window_size, candidate_mode, search = selection.window_size, selection.candidate_mode, selection.search
-    how = {"decoder": selection.decoder} if selection.decoder != "auto" else {}  # duck-typed samplers need not know it
+    selection, run = _split_options(settings, run, options, SelectionSettings)
     check_positive_int(text_batch_size, "text_batch_size")
-    barrier = barrier or (lambda: None)
-    settings = IndexSettings.from_selection(selection, model=model, include_scores=include_scores)
+    index_settings = IndexSettings.from_selection(selection, model=model, include_scores=include_scores)
     out = Path(out)
     check_writable(out)
     start = time.perf_counter()
     stats = IndexStats(rows=len(rows))
-
-    if overwrite and rank == 0:
-        for path in (out, settings_path(out)):
-            if path.exists():
-                path.unlink()
-        shutil.rmtree(parts_dir_for(out), ignore_errors=True)
-    barrier()  # everyone sees the same files before deciding what is left to do
-
-    done, differences = check_resume(out, rows, settings, resume_anyway=resume_anyway)
-    row_settings = settings.recorded() if differences else None  # a deliberate mix: each new row says how
-    if retry_errors:
-        done = {i: r for i, r in done.items() if r.get("status") == "ok"}
-    pending = [r for r in rows if r.row not in done]
-    stats.skipped = len(rows) - len(pending)
-    mine = shard_rows(pending, rank, world_size)
-    stats.assigned = len(mine)
-    barrier()  # nobody appends before everyone has read what was done
-    if rank == 0:
-        record_run(out, settings, mixed=bool(differences))
-
-    if mine:
-        groups = group_by_video(mine)
-        texts = _TextFeatures(lambda qs: sampler.encode_text(qs),
-                              [r.question for g in groups for r in g if r.problem is None], text_batch_size)
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(mine), desc=f"tspo index [{rank}/{world_size}]" if world_size > 1 else "tspo index",
-                   unit="q", disable=not (progress and rank == 0), dynamic_ncols=True)
-        with JsonlAppender(part_path(out, rank, world_size), fsync=fsync) as appender, bar:
-
-            def write(record: dict[str, Any]) -> None:
-                if row_settings is not None:
-                    record["settings"] = row_settings
-                appender.write(record)
-
-            for group in groups:
-                good = [r for r in group if r.problem is None]
-                for r in group:
-                    if r.problem is not None:
-                        write(error_record(r, "InvalidRow", r.problem))
-                        stats.written += 1
-                        stats.errors += 1
-                        bar.update(1)
-                if not good:
-                    continue
-                try:
-                    video = resolve_video(good[0].video, video_roots)
-                    if search != "exhaustive":  # each question searches the video itself
-                        selections = [sampler.select_frames(video, r.question, k, fps=fps, return_frames=False,
-                                                            max_candidates=max_candidates, window_size=window_size,
-                                                            candidate_mode=candidate_mode, search=search, **how)
-                                      for r in good]
-                    else:
-                        feats = sampler.encode_video(video, fps=fps, max_candidates=max_candidates,
-                                                     candidate_mode=candidate_mode, progress=False, **how)
-                except Exception as exc:  # an unreadable video fails its rows, not the run
-                    if fail_fast or isinstance(exc, (MemoryError,)):
-                        raise
-                    error, reason = _describe(exc)
-                    logger.warning("row %d: %s: %s", good[0].row, good[0].video, reason)
-                    for r in good:
-                        write(error_record(r, error, reason))
-                        stats.written += 1
-                        stats.errors += 1
-                        bar.update(1)
-                    continue
-                stats.videos += 1
-                for i, r in enumerate(good):
-                    selection = selections[i] if search != "exhaustive" else sampler.select_from_features(
-                        feats, texts(r.question), k, method=method, window_size=window_size)
-                    write(ok_record(r, selection, settings))
-                    stats.written += 1
-                    bar.update(1)
-
-    barrier()  # every part is complete
-    if rank == 0:
-        _, stats.missing = merge_records(out, rows)
+    if overwrite and run.rank == 0:
+        remove_output(out)
+    run.wait()  # everyone sees the same files before deciding what is left to do
+    plan = load_done(out, rows, index_settings, resume_anyway=resume_anyway, retry_errors=retry_errors)
+    stats.skipped = len(rows) - len(plan.pending)
+    groups = plan_rows(plan.pending, run.rank, run.world_size)
+    stats.assigned = sum(len(g) for g in groups)
+    run.wait()  # nobody appends before everyone has read what was done
+    if run.rank == 0:
+        record_run(out, index_settings, mixed=plan.mixed)
+    if groups:
+        _write_groups(sampler, groups, out, index_settings, selection.decoder, plan, run, stats,
+                      video_roots=video_roots, text_batch_size=text_batch_size, fail_fast=fail_fast)
+    run.wait()  # every part is complete
+    if run.rank == 0:
+        stats.missing = merge(out, rows)
         stats.merged = True
     stats.seconds = time.perf_counter() - start
     return stats
 
+
+def _split_options(
+    settings: SelectionSettings | None, run: RunOptions | None, options: dict[str, Any], settings_type: type
+) -> tuple[SelectionSettings, RunOptions]:
+    """``settings`` and ``run`` from the objects or from their fields passed as keywords (not both)."""
+    fields = {f.name for f in dataclasses.fields(settings_type)}
+    unknown = set(options) - fields - _RUN_FIELDS
+    if unknown:
+        raise TypeError(f"index_dataset() got unexpected keyword arguments: {', '.join(sorted(unknown))}")
+    chosen = {k: v for k, v in options.items() if k in fields}
+    ran = {k: v for k, v in options.items() if k in _RUN_FIELDS}
+    if (settings is not None and chosen) or (run is not None and ran):
+        raise TypeError("pass settings= or its fields as keywords (and run= or its fields), not both")
+    return settings or settings_type(**chosen), run or RunOptions(**ran)
+
+
+def _write_groups(
+    sampler: SamplerLike, groups: list[list[IndexRow]], out: Path, settings: IndexSettings, decoder: str,
+    plan: ResumePlan, run: RunOptions, stats: IndexStats, *, video_roots: Sequence[str | os.PathLike[str]],
+    text_batch_size: int, fail_fast: bool,
+) -> None:
+    """Process this share video by video, appending every record to this process's part file."""
+    from tqdm.auto import tqdm
+
+    texts = _TextFeatures(lambda qs: sampler.encode_text(qs),
+                          [r.question for g in groups for r in g if r.problem is None], text_batch_size)
+    name = f"tspo index [{run.rank}/{run.world_size}]" if run.world_size > 1 else "tspo index"
+    bar = tqdm(total=stats.assigned, desc=name, unit="q", disable=not (run.progress and run.rank == 0),
+               dynamic_ncols=True)
+    with JsonlAppender(part_path(out, run.rank, run.world_size), fsync=run.fsync) as appender, bar:
+        for group in groups:
+            records, read = process_video(sampler, group, settings, decoder=decoder, texts=texts,
+                                          video_roots=video_roots, fail_fast=fail_fast)
+            stats.videos += read
+            for record in records:
+                if plan.row_settings is not None:
+                    record["settings"] = plan.row_settings
+                appender.write(record)
+                stats.written += 1
+                stats.errors += record["status"] != "ok"
+                bar.update(1)

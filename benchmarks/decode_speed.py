@@ -8,7 +8,8 @@ so an hour costs no more to make than ten minutes).  Then, on the same file:
 * ``ffmpeg fps=1``: ``ffmpeg -vf fps=1 -s WxH -f null -``, the pure-decoding floor;
 * ``ffmpeg keyframes``: ``ffmpeg -skip_frame nokey ... -f null -``, the floor of keyframe decoding;
 * ``decord batch``: ``decord.VideoReader(width, height).get_batch`` on the 1-fps indices, 64 a call;
-* ``pyav sequential``: PyAV with frame threads decoding every frame, converting the 1-fps ones;
+* ``pyav sequential``: PyAV with frame threads decoding every frame, converting the 1-fps ones (swscale straight
+  to the small size, and again through the full-size RGB frame and the resize every backend shares);
 * ``ours iter_frames``: ``VideoDecoder(...).iter_frames(candidates(fps=1), short_side=224,
   batch_size=64)`` as the sampler calls it (``backend="auto"``, including opening the file);
 * ``ours keyframes``: the same with ``candidates(fps=1, mode="keyframes")``, plus the mean and
@@ -43,6 +44,7 @@ from common import print_table  # noqa: E402  (also puts tests/ on sys.path for 
 import media  # noqa: E402
 from tspo_sampler.video import VideoDecoder  # noqa: E402
 from tspo_sampler.video._decord import import_decord as _import_decord  # noqa: E402
+from tspo_sampler.video._types import resize_frames  # noqa: E402
 
 BATCH = 64
 SHORT_SIDE = 224
@@ -113,8 +115,9 @@ def bench_decord(path: Path, idx: np.ndarray, size: tuple[int, int]) -> int:
     return n
 
 
-def bench_pyav(path: Path, ts: np.ndarray, size: tuple[int, int]) -> int:
-    """Plain PyAV: frame threads, every frame decoded, the 1-fps ones (by pts) converted."""
+def bench_pyav(path: Path, ts: np.ndarray, size: tuple[int, int], shared: bool = False) -> int:
+    """Plain PyAV: frame threads, every frame decoded, the 1-fps ones (by pts) converted: straight to the small
+    size by swscale, or (``shared``) to full-size RGB and then by the resize every backend of ours shares."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
@@ -124,7 +127,10 @@ def bench_pyav(path: Path, ts: np.ndarray, size: tuple[int, int]) -> int:
         n = 0
         for frame in container.decode(stream):
             if round((frame.pts - start) * tb, 6) in wanted:
-                frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA").to_ndarray()
+                if shared:
+                    resize_frames(frame.to_ndarray(format="rgb24")[None], size)
+                else:
+                    frame.reformat(width=size[0], height=size[1], format="rgb24", interpolation="AREA").to_ndarray()
                 n += 1
     return n
 
@@ -169,6 +175,7 @@ def run(args: argparse.Namespace) -> dict:
             add("ffmpeg fps=1 (floor)", lambda: bench_ffmpeg(path, size, False), frames=lambda _: len(idx))
             add("ffmpeg keyframes (floor)", lambda: bench_ffmpeg(path, size, True), frames=lambda _: keys)
         add("pyav sequential", lambda: bench_pyav(path, ts, size))
+        add("pyav sequential, shared resize", lambda: bench_pyav(path, ts, size, shared=True))
         if have_decord:
             add("decord batch", lambda: bench_decord(path, idx, size))
         add("ours iter_frames", lambda: bench_ours(path, "fps"), frames=lambda o: o[0], path=lambda o: o[1])

@@ -1,4 +1,4 @@
-"""decord backend: random access with ``get_batch`` and resizing inside the decoder.
+"""decord backend: random access with ``get_batch`` at full size (resized by the function every backend shares).
 
 decord 0.6 is old: it hangs on some files and misreads some containers, so every call runs under the
 watchdog, its frame count must match the stream index, and its orientation is checked against PyAV's
@@ -15,8 +15,10 @@ import numpy as np
 
 from .._errors import VideoReadError
 from ._optional import import_optional, unavailable
-from ._types import Decoded, StreamIndex, upright
+from ._types import Decoded, StreamIndex, resize_frames, upright
 from ._watchdog import guarded
+
+_CHUNK = 16  # full-size frames per decord call
 
 __all__ = ["DecordReader", "import_decord", "match_orientation"]
 
@@ -76,7 +78,7 @@ def match_orientation(candidate: np.ndarray, reference: np.ndarray) -> int | Non
 
 
 class DecordReader:
-    """decord readers of one file, one per output size; opening validates decord against the index."""
+    """A full-size decord reader of one file; opening validates decord against the index."""
 
     def __init__(self, index: StreamIndex, *, num_threads: int = 0, timeout: float | None = 60.0) -> None:
         self._index = index
@@ -116,24 +118,20 @@ class DecordReader:
 
         return self._call(make, "opening with decord")
 
-    def _reader(self, size: tuple[int, int]) -> Any:
-        vr = self._readers.get(size)
-        if vr is None:
-            w, h = size
-            if self.fix in (90, 270):  # decord's output is sideways: ask for stored dims
-                w, h = h, w
-            vr = self._make(w, h)
-            self._readers[size] = vr
-        return vr
-
     def decode(self, indices: np.ndarray, size: tuple[int, int]) -> Decoded:
-        """Frames at sorted unique ``indices``, upright at ``size`` (decord returns exactly those)."""
-        vr = self._reader(size)
-        data = vr.get_batch(indices.tolist()).asnumpy()  # the decoder runs this under its watchdog
-        data = upright(data, self.fix)
-        if data.shape[1:3] != (size[1], size[0]):
-            raise VideoReadError(self._index.label, f"decord returned frames of shape {data.shape[1:3]}")
-        return Decoded.complete(np.ascontiguousarray(data), indices)
+        """Frames at sorted unique ``indices``: full size from decord (a few at a time, to bound memory), upright,
+        then resized to ``size`` by :func:`resize_frames`, as every backend's frames are."""
+        vr = self._readers[self._index.upright_size]
+        full_w, full_h = self._index.upright_size
+        w, h = size
+        out = np.empty((len(indices), h, w, 3), dtype=np.uint8)
+        for start in range(0, len(indices), _CHUNK):
+            chunk = indices[start : start + _CHUNK]
+            data = upright(vr.get_batch(chunk.tolist()).asnumpy(), self.fix)  # under the decoder's watchdog
+            if data.shape[1:3] != (full_h, full_w):
+                raise VideoReadError(self._index.label, f"decord returned frames of shape {data.shape[1:3]}")
+            out[start : start + len(chunk)] = resize_frames(data, size)
+        return Decoded.complete(out, indices)
 
     def close(self) -> None:
         self._readers.clear()

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from ._probe import Unwrapper, open_container, video_stream
-from ._types import Decoded, StreamIndex, upright
+from ._types import Decoded, StreamIndex, resize_frames, upright
 
 __all__ = ["PyAVReader"]
 
@@ -242,20 +242,14 @@ class PyAVReader:
         index = self._index
         rotation = index.rotation
         out_w, out_h = size
-        stored_w, stored_h = (out_h, out_w) if rotation in (90, 270) else (out_w, out_h)
-        full = (out_w, out_h) == index.upright_size
         n = len(indices)
         data = np.empty((n, out_h, out_w, 3), dtype=np.uint8)
         used = np.asarray(indices, dtype=np.int64).copy()
         served = np.zeros(n, dtype=bool)
 
         def convert(frame: Any) -> np.ndarray:
-            if full:
-                img = frame.to_ndarray(format="rgb24")
-            else:
-                img = frame.reformat(width=stored_w, height=stored_h, format="rgb24", interpolation="AREA")
-                img = img.to_ndarray()
-            return upright(img, rotation)
+            # full-size RGB, resized by the function every backend shares: the same pixels whatever decodes
+            return resize_frames(upright(frame.to_ndarray(format="rgb24"), rotation)[None], size)[0]
 
         def serve(k: int, item: tuple[int, Any]) -> None:
             data[k], used[k], served[k] = convert(item[1]), item[0], True

@@ -16,7 +16,7 @@ import numpy as np
 from .._errors import VideoReadError
 from ._decord import match_orientation
 from ._optional import import_optional, unavailable
-from ._types import Decoded, StreamIndex, upright
+from ._types import Decoded, StreamIndex, resize_frames, upright
 from ._watchdog import guarded
 
 __all__ = ["TorchcodecReader", "import_torchcodec"]
@@ -32,7 +32,7 @@ def import_torchcodec() -> Any | None:
 
 
 class TorchcodecReader:
-    """One torchcodec decoder per file; frames are resized with antialiased bilinear interpolation."""
+    """One torchcodec decoder per file; full-size frames are resized by :func:`resize_frames`, as every backend's."""
 
     def __init__(
         self, index: StreamIndex, *, num_threads: int = 0, timeout: float | None = 60.0, device: str = "cpu"
@@ -77,15 +77,7 @@ class TorchcodecReader:
 
     def decode(self, indices: np.ndarray, size: tuple[int, int]) -> Decoded:
         """Frames at sorted unique ``indices``, upright at ``size`` (``(width, height)``)."""
-        import torch  # noqa: PLC0415
-        import torch.nn.functional as F  # noqa: PLC0415
-
-        data = upright(self._frames(indices), self.fix)
-        w, h = size
-        if data.shape[1:3] != (h, w):
-            x = torch.from_numpy(np.ascontiguousarray(data)).permute(0, 3, 1, 2).float()
-            x = F.interpolate(x, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
-            data = x.round_().clamp_(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        data = resize_frames(upright(self._frames(indices), self.fix), size)
         return Decoded.complete(np.ascontiguousarray(data), indices)
 
     def close(self) -> None:

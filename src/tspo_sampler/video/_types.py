@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Decoded", "FrameBatch", "StreamIndex", "VideoMetadata", "scaled_size", "upright"]
+__all__ = ["Decoded", "FrameBatch", "StreamIndex", "VideoMetadata", "resize_frames", "scaled_size", "upright"]
 
 
 @dataclass(frozen=True)
@@ -203,6 +203,24 @@ def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, i
     if width <= height:
         return short_side, max(1, int(round(height * scale)))
     return max(1, int(round(width * scale))), short_side
+
+
+def resize_frames(data: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``N x H x W x 3`` uint8 frames resized to upright ``size`` ``(width, height)`` by box averaging (PIL).
+
+    Every backend decodes full-size RGB frames (identical across backends) and resizes them here, so the frames
+    handed to the encoder, and so the features and the cache entries, do not depend on the backend.
+    """
+    w, h = size
+    if data.shape[1:3] == (h, w):
+        return data
+    from PIL import Image  # noqa: PLC0415
+
+    box = getattr(Image, "Resampling", Image).BOX
+    out = np.empty((len(data), h, w, 3), dtype=np.uint8)
+    for k, img in enumerate(data):
+        out[k] = np.asarray(Image.fromarray(np.ascontiguousarray(img)).resize((w, h), box))
+    return out
 
 
 def upright(img: np.ndarray, rotation: int) -> np.ndarray:

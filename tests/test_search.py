@@ -207,18 +207,33 @@ def test_cached_exhaustive_run_is_replayed(checkpoint_dir, videos, tmp_path):
     assert np.array_equal(cf.scores[scored], ex.scores[scored])
 
 
-def test_damaged_file(uncached_sampler, videos, tmp_path):
-    """A cut-off file: the search sees the candidates that decode, like the exhaustive search; if any
-    candidate it asks for fails to decode it warns and scores every decodable candidate instead."""
-    broken = media.make_truncated(videos["vfr"], tmp_path / "cut.mkv", keep=0.6)
-    ex = uncached_sampler.select_frames(broken, Q, 2, return_frames=False)
+def _select_both(sampler, video, k):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        cf = uncached_sampler.select_frames(broken, Q, 2, search="coarse-to-fine")
-    if any("do not decode" in str(w.message) for w in caught):
-        assert cf.indices == ex.indices and cf.encoded_frames == len(ex.candidate_indices)
-    else:
-        assert cf.candidate_indices == ex.candidate_indices and cf.encoded_frames < len(ex.candidate_indices)
+        ex = sampler.select_frames(video, Q, k, return_frames=False)
+        cf = sampler.select_frames(video, Q, k, search="coarse-to-fine")
+    return ex, cf, [str(w.message) for w in caught]
+
+
+def test_cut_file_searches_the_candidates_that_decode(uncached_sampler, videos, tmp_path):
+    """A cut-off Matroska file: its candidates stop at the cut, so every one the search asks for decodes."""
+    cut = media.make_truncated(videos["vfr"], tmp_path / "cut.mkv", keep=0.6)
+    ex, cf, messages = _select_both(uncached_sampler, cut, 2)
+    assert not any("do not decode" in m for m in messages)
+    assert any("the file ends early" in m for m in messages)
+    assert cf.candidate_indices == ex.candidate_indices and cf.encoded_frames < len(ex.candidate_indices)
+    for frame, t in zip(cf.frames, cf.timestamps, strict=True):
+        assert abs(media.read_stamp(frame) - t) < 0.011
+
+
+def test_damaged_candidates_make_the_search_score_every_decodable_one(uncached_sampler, videos, tmp_path):
+    """Zeroed bytes early in an mp4 (its index intact): candidates the coarse grid asks for fail to decode, so
+    the search warns and scores every decodable candidate, as the exhaustive search does."""
+    hole = media.make_hole(videos["mp4"], tmp_path / "hole.mp4", start=0.05, length=0.02)
+    ex, cf, messages = _select_both(uncached_sampler, hole, 2)
+    assert any("some candidates of this video do not decode" in m for m in messages)
+    assert len(ex.candidate_indices) < 100  # the exhaustive search left the damaged frames out too
+    assert cf.indices == ex.indices and cf.encoded_frames == len(ex.candidate_indices)
     for frame, t in zip(cf.frames, cf.timestamps, strict=True):
         assert abs(media.read_stamp(frame) - t) < 0.011
 

@@ -74,10 +74,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> GRPOConfig:
+    """The config of the flags (over ``--config``); a refused value is named by its flag (``--learning-rate``)."""
     names = {f.name for f in dataclasses.fields(GRPOConfig)}
     values: dict[str, Any] = load_config_file(args.config) if getattr(args, "config", None) else {}
     values.update({k: v for k, v in vars(args).items() if k in names})
-    return GRPOConfig.from_dict(values)
+    try:
+        return GRPOConfig.from_dict(values)
+    except ValueError as exc:
+        message = str(exc)
+        name = next((n for n in sorted(names, key=len, reverse=True)
+                     if message.startswith(n) and message[len(n):len(n) + 1] in (" ", "=", ":", ")")), None)
+        if name is None:
+            raise
+        raise type(exc)(f"--{name.replace('_', '-')}{message[len(name):]}") from None
 
 
 def run(args: argparse.Namespace) -> int:

@@ -114,6 +114,27 @@ def test_matroska_hole_skipped_by_the_demuxer_is_named(damaged: dict[str, Path],
     assert len(np.unique(times)) == len(times) < SECONDS
 
 @needs_ffmpeg
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_matroska_hole_serves_no_half_decoded_frame(damaged: dict[str, Path], backend: str) -> None:
+    """The last packet before a hole may be cut by it: that picture, and those after the hole up to the next
+    keyframe, are left out (and said), never served; every frame served equals the undamaged file's."""
+    with pytest.warns(VideoDamageWarning, match="no frames between") as rec:
+        dec = VideoDecoder(damaged["mkv_hole"], backend=backend)
+    t0, t1 = (float(x) for x in re.search(r"between (\S+)-(\S+) s", str(rec[0].message)).groups())
+    with dec, VideoDecoder(damaged["clean"], backend="pyav") as clean:
+        ts = dec.frame_timestamps()
+        near = np.flatnonzero((ts > t0 - 0.5) & (ts < t1 + 1.5))  # both edges of the hole, every frame
+        with pytest.warns(VideoDamageWarning, match=rf"could not be decoded \(damaged data at {t0:.2f}"):
+            got = list(dec.iter_frames(near, short_side=120))
+        times = np.concatenate([b.timestamps for b in got])
+        assert t0 not in times and len(times) < len(near)
+        ref = clean.get_frames(np.searchsorted(clean.frame_timestamps(), times), short_side=120)
+        np.testing.assert_allclose(ref.timestamps, times, atol=1e-6)
+        err = np.abs(np.concatenate([b.data for b in got]).astype(int) - ref.data.astype(int)).mean(axis=(1, 2, 3))
+        assert err.max() < 0.5, dict(zip(times.round(2).tolist(), err.round(1).tolist(), strict=True))
+
+
+@needs_ffmpeg
 def test_hole_every_frame_decoded_is_right(damaged: dict[str, Path]) -> None:
     """Dense candidates: frames drawn from missing references (just after a hole) are dropped with their GOP."""
     with VideoDecoder(damaged["hole"], backend="pyav") as dec:

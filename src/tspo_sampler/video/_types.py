@@ -115,16 +115,17 @@ class StreamIndex:
         return self.num_frames < self.declared_frames and self.duration < self.declared_duration - 0.5
 
     def suspect_frames(self) -> np.ndarray:
-        """Indices of frames a decoder may draw from damaged data next to each missing span: from the keyframe
-        of the last frame before the hole (its packet may be cut, and its GOP's later frames refer to it) to
-        the first keyframe after the hole (frames before it refer to what the hole took)."""
+        """Indices of frames a decoder may draw from damaged data next to each missing span: the last frame
+        before the hole (the last packet read before it, which the hole may cut: a half-decoded picture) and the
+        frames after it up to the next keyframe (they refer to pictures the hole took)."""
         out: list[np.ndarray] = []
         for t0, t1, _ in self.missing_spans:
             before = int(np.searchsorted(self.timestamps, t0 + 1e-6, side="right") - 1)
             after = int(np.searchsorted(self.timestamps, t1 - 1e-6, side="left"))
             nxt = self.keyframes[self.keyframes >= after]
             stop = int(nxt[0]) if len(nxt) else self.num_frames
-            out.append(np.arange(self.keyframe_before(max(before, 0)), stop, dtype=np.int64))
+            out.append(np.array([max(before, 0)], dtype=np.int64))
+            out.append(np.arange(after, stop, dtype=np.int64))
         return np.unique(np.concatenate(out)) if out else np.zeros(0, dtype=np.int64)
 
     def pyav_only(self, backend: str) -> str | None:

@@ -47,7 +47,9 @@ def test_tspo_demo_serves_select_on_loopback(checkpoint_dir, tmp_path):
     finally:
         proc.terminate()
         out = proc.communicate(timeout=30)[0]
-    assert f"http://127.0.0.1:{port}" in out  # bound to the loopback interface by default
+    assert f"tspo demo: running on http://127.0.0.1:{port}" in out  # bound to the loopback interface by default
+    assert "add --share for a temporary public gradio.live link" in out  # the CLI's hint, not Gradio's
+    assert "share=True" not in out
 
 
 def test_tspo_demo_refuses_a_bad_port(capsys):

@@ -39,5 +39,16 @@ def run(args: argparse.Namespace) -> int:
     from ..integrations.gradio_demo import build_demo, launch_demo
 
     sampler = load_sampler(args)
-    launch_demo(build_demo(sampler), host=args.host, port=args.port, share=args.share)
+    app = build_demo(sampler)
+    # quiet: Gradio's own banner tells a Python user to "set share=True in launch()"; a CLI user needs --share
+    _, local_url, share_url = launch_demo(app, host=args.host, port=args.port, share=args.share, block=False,
+                                          quiet=True)
+    print(f"tspo demo: running on {local_url} (Ctrl+C to stop)", flush=True)
+    if share_url:
+        print(f"tspo demo: public link {share_url} (temporary; anyone with it can use the demo)", flush=True)
+    elif args.share:
+        print("tspo demo: --share could not open a public link (see above); serving locally only", flush=True)
+    else:
+        print("tspo demo: add --share for a temporary public gradio.live link", flush=True)
+    app.block_thread()
     return 0

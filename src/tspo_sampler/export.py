@@ -38,13 +38,19 @@ EXPORT_FORMATS = ("frame-index-json", "id-map")
 FRAME_INDEX_KEY = "frame_idx"
 
 
-def load_index(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    """Records of a ``tspo index`` output, in row order (a half-written last line is ignored)."""
+def _existing_file(path: str | os.PathLike[str], what: str, hint: str = "") -> Path:
+    """``path`` as a Path if it is a file; a directory or a missing path is an error saying which."""
     p = Path(path)
     if p.is_dir():
-        raise IsADirectoryError(f"index file {str(p)!r} is a directory; pass the JSONL written by `tspo index`")
+        raise IsADirectoryError(f"{what} {str(p)!r} is a directory, not a file")
     if not p.is_file():
-        raise FileNotFoundError(f"index file {str(p)!r} does not exist (run `tspo index` first)")
+        raise FileNotFoundError(f"{what} {str(p)!r} does not exist{hint}")
+    return p
+
+
+def load_index(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Records of a ``tspo index`` output, in row order (a half-written last line is ignored)."""
+    p = _existing_file(path, "index file", " (run `tspo index` first)")
     records = sorted(iter_jsonl_records(p), key=lambda r: r.get("row", -1))
     if not records:
         raise ExportError(f"{p} holds no records")
@@ -92,11 +98,7 @@ def _frame_idx(rec: dict[str, Any]) -> list[float]:
 
 
 def _load_annotations(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
-    p = Path(path)
-    if p.is_dir():
-        raise IsADirectoryError(f"annotation file {str(p)!r} is a directory")
-    if not p.is_file():
-        raise FileNotFoundError(f"annotation file {str(p)!r} does not exist")
+    p = _existing_file(path, "annotation file")
     if p.suffix.lower() in (".jsonl", ".ndjson"):
         return list(iter_jsonl_records(p))
     data = json.loads(p.read_text(encoding="utf-8"))

@@ -87,14 +87,21 @@ def run_ray(args: argparse.Namespace, rows: list[Any], model: str, roots: list[s
         progress=not args.no_progress, search=args.search, decoder=args.decoder, ray_address=args.ray_address,
         num_workers=args.num_workers, gpus_per_worker=gpus, batch_size=args.ray_batch_size,
     )
+    return report(stats, "ray", args.out, len(rows))
+
+
+def report(stats: Any, label: str, out: str, rows: int) -> int:
+    """The summary of a ``tspo index`` process on stderr; its exit status (1 when rows still lack a record)."""
     print(
-        f"tspo index [ray]: {stats.written} rows written ({stats.errors} errors) from {stats.videos} videos in "
+        f"tspo index [{label}]: {stats.written} rows written ({stats.errors} errors) from {stats.videos} videos in "
         f"{stats.seconds:.1f} s ({stats.questions_per_second:.2f} q/s); {stats.skipped} already done",
         file=sys.stderr,
     )
+    if not stats.merged:  # another process merges
+        return 0
     if stats.missing:
         print(f"tspo index: {stats.missing} rows have no record yet; rerun the same command to finish",
               file=sys.stderr)
         return 1
-    print(f"tspo index: {args.out} complete ({len(rows)} rows)", file=sys.stderr)
+    print(f"tspo index: {out} complete ({rows} rows)", file=sys.stderr)
     return 0

@@ -28,16 +28,8 @@ from typing import Any
 from ..integrations.ray import TSPOSelector, select_dataset
 from ..io import JsonlAppender, check_writable
 from ._dataset import IndexRow
-from ._records import (
-    IndexSettings,
-    check_resume,
-    error_record,
-    merge_records,
-    parts_dir_for,
-    record_run,
-    settings_path,
-)
-from ._run import IndexStats, group_by_video
+from ._records import IndexSettings, error_record, parts_dir_for, record_run
+from ._run import IndexStats, group_by_video, load_done, merge, remove_output
 
 logger = logging.getLogger(__name__)
 
@@ -153,19 +145,15 @@ def index_dataset_ray(
                              search=search)
     stats = IndexStats(rows=len(rows))
     if overwrite:
-        for path in (journal, settings_path(journal), out):
-            _remove_output(path)
-        shutil.rmtree(parts_dir_for(journal), ignore_errors=True)
+        remove_output(journal)
         if is_parquet(out):
+            _remove_output(out)
             shutil.rmtree(parts_dir_for(out), ignore_errors=True)
-    done, differences = check_resume(journal, rows, settings, resume_anyway=resume_anyway)
-    row_settings = settings.recorded() if differences else None
-    if retry_errors:
-        done = {i: r for i, r in done.items() if r.get("status") == "ok"}
-    pending = [r for r in rows if r.row not in done]
+    plan = load_done(journal, rows, settings, resume_anyway=resume_anyway, retry_errors=retry_errors)
+    pending, row_settings = plan.pending, plan.row_settings
     stats.skipped = len(rows) - len(pending)
     stats.assigned = len(pending)
-    record_run(journal, settings, mixed=bool(differences))
+    record_run(journal, settings, mixed=plan.mixed)
 
     from tqdm.auto import tqdm
 
@@ -198,7 +186,7 @@ def index_dataset_ray(
                     feature_cache_dir=feature_cache_dir, include_scores=include_scores,
                     max_candidates=settings.max_candidates, window_size=settings.window_size,
                     candidate_mode=settings.candidates, video_roots=[str(Path(v).resolve()) for v in video_roots])
-        records, stats.missing = merge_records(journal, rows)
+        stats.missing = merge(journal, rows)
         stats.merged = True
         if is_parquet(out) and stats.missing == 0:
             from ..io import iter_jsonl_records

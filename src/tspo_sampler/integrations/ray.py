@@ -27,8 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..indexing._dataset import IndexRow, row_problem
-from ..indexing._records import IndexSettings, error_record, ok_record
-from ..video._sources import resolve_video
+from ..indexing._records import IndexSettings
 
 logger = logging.getLogger(__name__)
 
@@ -46,15 +45,6 @@ TEXT_BATCH_SIZE = 64
 
 __all__ = ["MAX_RESTARTS", "MAX_TASK_RETRIES", "OUTPUT_COLUMNS", "SCORE_COLUMNS", "TSPOSelector",
            "default_resources", "select_dataset"]
-
-
-def _error_fields(exc: BaseException) -> tuple[str, str]:
-    """``(error, reason)`` as ``tspo index`` records them: the exception type and its reason."""
-    from .._errors import VideoReadError
-
-    if isinstance(exc, VideoReadError):
-        return type(exc).__name__, exc.reason
-    return type(exc).__name__, str(exc) or repr(exc)
 
 
 def _value(x: Any) -> Any:
@@ -112,16 +102,13 @@ class TSPOSelector:
         video_roots: Sequence[str | os.PathLike[str]] = (),
         feature_cache_dir: str | os.PathLike[str] | None = None,
     ) -> None:
-        from ..scoring._search import check_search
-        from ..scoring._selection import check_k, check_method
         from ..video._inputs import check_decoder
 
-        k = check_k(k)
-        method = check_method(method)
+        # checked and normalised by IndexSettings (the rule and the messages of SelectionSettings)
         self.settings = IndexSettings(k=k, method=method, fps=fps, max_candidates=max_candidates,
-                                      window_size=window_size, candidates=candidate_mode,
-                                      search=check_search(search, method), include_scores=include_scores)
-        self.how = {"decoder": check_decoder(decoder)} if decoder != "auto" else {}
+                                      window_size=window_size, candidates=candidate_mode, search=search,
+                                      include_scores=include_scores)
+        self.decoder = check_decoder(decoder)
         self.video_field, self.question_field, self.id_field = video_field, question_field, id_field
         self.video_roots = [str(r) for r in video_roots]
         if callable(model):
@@ -149,53 +136,34 @@ class TSPOSelector:
                                  question=question if isinstance(question, str) else "", problem=problem))
         return rows
 
-    def _texts(self, rows: Sequence[IndexRow]) -> dict[str, Any]:
-        """Text features of the batch's distinct questions (about the videos that could be read)."""
-        unique = list(dict.fromkeys(r.question for r in rows))
+    def _texts(self, rows: Sequence[IndexRow]) -> Callable[[str], Any] | None:
+        """Text features of the batch's distinct questions, encoded together (``None``: each on its own)."""
+        unique = list(dict.fromkeys(r.question for r in rows if r.problem is None))
         feats: dict[str, Any] = {}
-        for start in range(0, len(unique), TEXT_BATCH_SIZE):
-            chunk = unique[start : start + TEXT_BATCH_SIZE]
-            for q, f in zip(chunk, self.sampler.encode_text(chunk), strict=True):
-                feats[q] = f
-        return feats
-
-    def _select_video(self, rows: Sequence[IndexRow]) -> list[Any]:
-        """The selections for rows about one video (decoded and encoded once)."""
-        s = self.settings
-        video = resolve_video(rows[0].video, self.video_roots)
-        common = {"fps": s.fps, "max_candidates": s.max_candidates, "candidate_mode": s.candidates, **self.how}
-        if s.search != "exhaustive":  # each question searches the video itself
-            return [self.sampler.select_frames(video, r.question, s.k, return_frames=False, search=s.search,
-                                               window_size=s.window_size, **common) for r in rows]
-        feats = self.sampler.encode_video(video, progress=False, **common)
-        texts = self._texts(rows)
-        return [self.sampler.select_from_features(feats, texts[r.question], s.k, method=s.method,
-                                                  window_size=s.window_size) for r in rows]
+        try:
+            for start in range(0, len(unique), TEXT_BATCH_SIZE):
+                chunk = unique[start : start + TEXT_BATCH_SIZE]
+                feats.update(zip(chunk, self.sampler.encode_text(chunk), strict=True))
+        except Exception:  # a question the encoder refuses fails only its own rows (process_video)
+            return None
+        return feats.__getitem__
 
     def records(self, rows: Sequence[IndexRow]) -> list[dict[str, Any]]:
-        """The ``tspo index`` record of every row (in order); bad rows and unreadable videos give error records."""
-        out: list[dict[str, Any] | None] = [None] * len(rows)
-        groups: dict[str, list[int]] = {}
-        for i, r in enumerate(rows):
-            if r.problem is not None:
-                out[i] = error_record(r, "InvalidRow", r.problem)
-            else:
-                groups.setdefault(r.video, []).append(i)
-        for members in groups.values():
-            group = [rows[i] for i in members]
-            try:
-                selections = self._select_video(group)
-            except MemoryError:
-                raise
-            except Exception as exc:  # an unreadable video fails its rows, not the batch
-                error, reason = _error_fields(exc)
-                logger.warning("%s: %s", group[0].video, reason)
-                for i in members:
-                    out[i] = error_record(rows[i], error, reason)
-                continue
-            for i, selection in zip(members, selections, strict=True):
-                out[i] = ok_record(rows[i], selection, self.settings)
-        return [r for r in out if r is not None]
+        """The ``tspo index`` record of every row (in order), made by the indexing code itself
+        (:func:`~tspo_sampler.indexing.process_video`, one call per video): bad rows and unreadable videos
+        give error records."""
+        from ..indexing import process_video
+
+        groups: dict[str, list[IndexRow]] = {}
+        for r in rows:
+            groups.setdefault(r.video, []).append(r)
+        texts = self._texts(rows)
+        out: dict[int, dict[str, Any]] = {}
+        for group in groups.values():
+            records, _ = process_video(self.sampler, group, self.settings, decoder=self.decoder, texts=texts,
+                                       video_roots=self.video_roots)
+            out.update((rec["row"], rec) for rec in records)
+        return [out[r.row] for r in rows]
 
     def __call__(self, batch: Any) -> Any:
         """``batch`` (a dict of columns, or a pandas DataFrame) with the output columns added."""
@@ -289,13 +257,13 @@ def _check_settings(settings: Mapping[str, Any]) -> None:
     """Refuse unknown or invalid selector settings in the driver, before workers start and fail one by one."""
     import inspect
 
-    from ..scoring._search import check_search
-    from ..scoring._selection import check_k, check_method
+    from ..video._inputs import check_decoder
 
     allowed = set(inspect.signature(TSPOSelector.__init__).parameters) - {"self", "model"}
     unknown = sorted(set(settings) - allowed)
     if unknown:
         raise TypeError(f"select_dataset got unknown settings {unknown}; valid: {sorted(allowed)}")
-    method = check_method(settings.get("method", "topk"))
-    check_k(settings.get("k", 16))
-    check_search(settings.get("search", "exhaustive"), method)
+    chosen = {"candidates" if k == "candidate_mode" else k: v for k, v in settings.items()
+              if k in ("k", "method", "fps", "max_candidates", "window_size", "candidate_mode", "search")}
+    IndexSettings(**chosen)
+    check_decoder(settings.get("decoder", "auto"))

@@ -43,7 +43,7 @@ from tspo_sampler.serving import create_app  # noqa: E402
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
-KEY_ENV = "TSPO_TEST_SERVE_KEY"
+UPSTREAM_KEY_ENV = "TSPO_UPSTREAM_API_KEY"
 QUESTION = "When does the bar reach the right edge?"
 
 
@@ -88,15 +88,17 @@ def real_upstream(tmp_path_factory, checkpoint_dir, media):
     upstream = TransformersServe(root / "tiny-qwen2.5-vl", root / "transformers-serve.log")
     port = free_port()
     log = open(root / "tspo-serve.log", "w")  # noqa: SIM115 - closed below
-    env = {**os.environ, "TSPO_SAMPLER_CACHE": str(root / "cache")}
-    env.pop(KEY_ENV, None)
+    (root / "tmp").mkdir()
+    env = {**os.environ, "TSPO_SAMPLER_CACHE": str(root / "cache"), "TMPDIR": str(root / "tmp")}
+    env.pop(UPSTREAM_KEY_ENV, None)
     proxy = subprocess.Popen(
         [sys.executable, "-m", "tspo_sampler.cli", "serve", "--upstream", f"{upstream.url}/v1", "--model",
          str(checkpoint_dir), "--device", "cpu", "-k", "3", "--port", str(port), "--allow-local",
          str(media["allowed"])],
         stdout=log, stderr=subprocess.STDOUT, env=env,
     )
-    yield {"upstream": upstream, "proxy": proxy, "url": f"http://127.0.0.1:{port}", "log": root / "tspo-serve.log"}
+    yield {"upstream": upstream, "proxy": proxy, "url": f"http://127.0.0.1:{port}", "log": root / "tspo-serve.log",
+           "tmp": root / "tmp"}
     proxy.terminate()
     try:
         proxy.wait(timeout=30)
@@ -119,10 +121,10 @@ def _size_limit_mb(media) -> float:
 
 @pytest.fixture(scope="module")
 def proxy(sampler, recorder, media):
-    """The images form, a client key, local files under allowed/, a 1.5 s upstream timeout."""
+    """The images form, a client key and an upstream key, local files under allowed/, a 1.5 s upstream timeout."""
     app = create_app(sampler, upstream=f"{recorder.url}/v1", selection=SelectionSettings(k=3),
-                     allow_local=[media["allowed"]], api_key=KEY, upstream_timeout=1.5,
-                     max_video_mb=_size_limit_mb(media))
+                     allow_local=[media["allowed"]], api_key=KEY, upstream_api_key="upstream-key",
+                     upstream_timeout=1.5, max_video_mb=_size_limit_mb(media))
     served = Served(app)
     yield served
     served.stop()
@@ -130,9 +132,11 @@ def proxy(sampler, recorder, media):
 
 @pytest.fixture(scope="module")
 def vllm_proxy(sampler, recorder):
-    """vLLM's form; http(s) URLs on private addresses allowed (the recorder serves the video)."""
-    app = create_app(sampler, upstream=f"{recorder.url}/v1", selection=SelectionSettings(k=3),
-                     upstream_format="vllm", allow_private_urls=True)
+    """vLLM's form; http(s) URLs on private addresses allowed (the recorder serves the video); no keys."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv(UPSTREAM_KEY_ENV, raising=False)
+        app = create_app(sampler, upstream=f"{recorder.url}/v1", selection=SelectionSettings(k=3),
+                         upstream_format="vllm", allow_private_urls=True)
     served = Served(app)
     yield served
     served.stop()
@@ -172,6 +176,7 @@ def test_images_form_forwards_timed_frames_in_place_of_the_video(proxy, recorder
     assert (video["k"], video["method"], video["message"], video["part"]) == (3, "topk", 1, 1)
 
     forwarded = recorder.app.state.bodies[-1]
+    assert recorder.app.state.headers[-1]["authorization"] == "Bearer upstream-key"  # never the client's key
     assert {k: v for k, v in forwarded.items() if k != "messages"} == {
         k: v for k, v in body.items() if k not in ("messages", "tspo")}
     assert forwarded["messages"][0] == body["messages"][0]
@@ -197,8 +202,10 @@ def test_images_form_forwards_timed_frames_in_place_of_the_video(proxy, recorder
 
 def test_vllm_form_forwards_one_video_url_of_frames_with_their_times(vllm_proxy, recorder, sampler, media):
     url = f"{recorder.url}/files/video.mp4"  # fetched over http (private addresses allowed on this proxy)
-    reply = post(vllm_proxy, chat(url, tspo={"k": 2}), headers={})
+    reply = post(vllm_proxy, chat(url, tspo={"k": 2}), headers={"Authorization": "Bearer client-own"})
     assert reply.status_code == 200, reply.text
+    # no key of the proxy's own and none for the upstream: the client's header is passed on
+    assert recorder.app.state.headers[-1]["authorization"] == "Bearer client-own"
     [video] = reply.json()["tspo"]["videos"]
     expected = sampler.select_frames(media["clip"], QUESTION, k=2)
     assert video["indices"] == expected.indices
@@ -316,7 +323,8 @@ def test_invalid_json_and_upstream_errors_pass_through(proxy, media):
     assert post(proxy, chat(str(media["clip"]))).status_code == 200
 
 
-def test_unreachable_upstream_is_502_until_it_answers(sampler, media):
+def test_unreachable_upstream_is_502_until_it_answers(sampler, media, monkeypatch):
+    monkeypatch.setenv(UPSTREAM_KEY_ENV, "from-env")
     port = free_port()
     served = Served(create_app(sampler, upstream=f"http://127.0.0.1:{port}/v1", selection=SelectionSettings(k=2)))
     try:
@@ -327,6 +335,7 @@ def test_unreachable_upstream_is_502_until_it_answers(sampler, media):
         upstream = Served(recording_upstream(media["clip"]), port=port)
         try:
             assert post(served, chat(data_url(media["clip"])), headers={}).status_code == 200
+            assert upstream.app.state.headers[-1]["authorization"] == "Bearer from-env"
         finally:
             upstream.stop()
     finally:
@@ -412,6 +421,15 @@ def test_cli_refuses_bad_options_in_one_line(argv, message, capsys):
     assert err.startswith("tspo serve: error:") and "\n" not in err and message in err, err
 
 
+def test_cli_constants_match_the_library():
+    from tspo_sampler.cli import serve as cli_serve
+    from tspo_sampler.serving._options import UPSTREAM_KEY_ENV as LIBRARY_KEY_ENV
+    from tspo_sampler.serving._rewrite import UPSTREAM_FORMATS
+
+    assert cli_serve.UPSTREAM_FORMATS == UPSTREAM_FORMATS
+    assert cli_serve.UPSTREAM_KEY_ENV == LIBRARY_KEY_ENV == UPSTREAM_KEY_ENV
+
+
 # ------------------------------------------------------------------------------------- a real upstream
 
 
@@ -433,7 +451,7 @@ def real(real_upstream):
     else:
         raise AssertionError(f"tspo serve did not answer:\n{real_upstream['log'].read_text()[-2000:]}")
     client = openai.OpenAI(base_url=real_upstream["url"] + "/v1", api_key="unused", max_retries=0, timeout=120)
-    return client, str(real_upstream["upstream"].model_dir)
+    return client, str(real_upstream["upstream"].model_dir), real_upstream["tmp"]
 
 
 def _video_message(url: str) -> list[dict]:
@@ -442,17 +460,18 @@ def _video_message(url: str) -> list[dict]:
 
 
 def test_real_upstream_non_streaming_data_url(real, sampler, media):
-    client, model = real
+    client, model, tmp = real
     completion = client.chat.completions.create(
         model=model, messages=_video_message(data_url(media["clip"])), max_tokens=4, extra_body={"tspo": {"k": 2}})
     assert isinstance(completion.choices[0].message.content, str)
     [video] = completion.model_extra["tspo"]["videos"]
     expected = sampler.select_frames(media["clip"], QUESTION, k=2)
     assert video["indices"] == expected.indices and video["timestamps"] == pytest.approx(expected.timestamps)
+    assert list(tmp.iterdir()) == []  # the upload's temporary copy is gone with the request
 
 
 def test_real_upstream_streaming_local_file(real, sampler, media):
-    client, model = real
+    client, model, tmp = real
     stream = client.chat.completions.create(
         model=model, messages=_video_message(str(media["clip"])), max_tokens=4, stream=True)
     chunks = list(stream)
@@ -460,3 +479,4 @@ def test_real_upstream_streaming_local_file(real, sampler, media):
     [video] = chunks[0].model_extra["tspo"]["videos"]
     expected = sampler.select_frames(media["clip"], QUESTION, k=3)  # the CLI's -k 3
     assert video["indices"] == expected.indices and video["timestamps"] == pytest.approx(expected.timestamps)
+    assert list(tmp.iterdir()) == []

@@ -15,8 +15,8 @@ from ._common import (
 )
 
 NAME = "serve"
-_UPSTREAM_FORMATS = ("images", "vllm")  # tspo_sampler.serving._rewrite.UPSTREAM_FORMATS
-_UPSTREAM_KEY_ENV = "TSPO_UPSTREAM_API_KEY"  # tspo_sampler.serving._options.UPSTREAM_KEY_ENV
+UPSTREAM_FORMATS = ("images", "vllm")  # tspo_sampler.serving._rewrite.UPSTREAM_FORMATS
+UPSTREAM_KEY_ENV = "TSPO_UPSTREAM_API_KEY"  # tspo_sampler.serving._options.UPSTREAM_KEY_ENV
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -27,13 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             "Serve /v1/chat/completions, /v1/models and /health in front of an OpenAI-compatible video-LLM "
             "server. Each video_url part of a request is replaced by the k frames TSPO picks for the question in "
             "the same message; everything else is forwarded unchanged. A request may override k, method, search "
-            f"and the question in a \"tspo\" field. The upstream key comes from ${_UPSTREAM_KEY_ENV}. Needs "
+            f"and the question in a \"tspo\" field. The upstream key comes from ${UPSTREAM_KEY_ENV}. Needs "
             "the serve extra: pip install 'tspo-sampler[serve]'. See docs/serving.md."
         ),
     )
     p.add_argument("--upstream", required=True, metavar="URL",
                    help="the video-LLM server's OpenAI base URL, e.g. http://127.0.0.1:8000/v1")
-    p.add_argument("--upstream-format", choices=_UPSTREAM_FORMATS, default="images",
+    p.add_argument("--upstream-format", choices=UPSTREAM_FORMATS, default="images",
                    help="images: timed JPEG image parts, for any server (default); vllm: one video_url of frames "
                         "with media_io_kwargs (vLLM, real times for Qwen models)")
     add_selection_arguments(p, k_help="frames per video (default 16)", window_size_default=None,
@@ -116,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
     sampler = load_sampler(args)
     app = create_app(sampler, **options)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # its line per upstream call repeats ours
     print(f"tspo serve: http://{args.host}:{args.port}/v1 -> {options['selection'].k} frames per video -> "
           f"{args.upstream}", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

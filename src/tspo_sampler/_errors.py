@@ -37,6 +37,10 @@ class CacheEntryError(TSPOError, ValueError):
     """A feature-cache entry that cannot be trusted (unreadable, inconsistent or failing its checksum)."""
 
 
+class EntryMadeForAnother(CacheEntryError):
+    """A sound cache entry that records another key than the one it sits under: a file copied into place."""
+
+
 class ExportError(TSPOError, ValueError):
     """The index cannot be exported as asked (errors, gaps, duplicate or unmatched ids)."""
 
@@ -76,6 +80,55 @@ class RunExistsError(TSPOError, FileExistsError):
 class InstallError(TSPOError, ImportError):
     """The installed packages do not work together (a torchvision built for another torch, a CLIP that does not
     import); the message names the versions and the command that fixes it."""
+
+
+# ---- tspo serve: each carries its HTTP status and OpenAI's error type (see tspo_sampler.serving._errors)
+class ServeError(TSPOError, RuntimeError):
+    """A request ``tspo serve`` answers with an error; ``status`` and OpenAI's ``type`` say which kind."""
+
+    status = 500
+    type = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.code = code
+
+
+class BadRequestError(ServeError, ValueError):
+    """400: no question, a refused or unreadable video, a bad ``tspo`` field, a video over the size limit."""
+
+    status = 400
+    type = "invalid_request_error"
+
+
+class AuthenticationError(ServeError, PermissionError):
+    """401: the proxy was started with ``--api-key-env`` and the request has not got that key."""
+
+    status = 401
+    type = "authentication_error"
+
+
+class ServerBusyError(ServeError):
+    """429: every selection slot is busy and the waiting queue is full."""
+
+    status = 429
+    type = "rate_limit_error"
+
+
+class UpstreamUnreachableError(ServeError, ConnectionError):
+    """502: the upstream server did not answer (connection refused, reset, DNS)."""
+
+    status = 502
+    type = "upstream_error"
+
+
+class UpstreamTimeoutError(ServeError, TimeoutError):
+    """504: the upstream server did not answer in time."""
+
+    status = 504
+    type = "upstream_timeout"
 
 
 class VideoDamageWarning(TSPOError, UserWarning):

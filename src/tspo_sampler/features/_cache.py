@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as serialize
 
-from .._errors import CacheEntryError
+from .._errors import CacheEntryError, EntryMadeForAnother
 
 CACHE_FORMAT_VERSION = "3"  # 2: entries carry a checksum, identities mtime and inode; 3: entries carry their key
 _CHUNK = 1 << 20  # bytes read per sampled region of a file
@@ -49,10 +49,6 @@ def _serialize_entry(key: str, feats: VideoFeatures) -> bytes:
         "key": key, "duration": feats.duration, "fps": feats.fps, "source": feats.source, "metadata": feats.metadata,
     })
     return serialize(tensors, metadata={"info": info, "checksum": entry_checksum(tensors, info)})
-
-
-class EntryMadeForAnother(CacheEntryError):
-    """A sound entry that records another key than the one it sits under: a file copied into place."""
 
 
 def default_cache_dir() -> Path:

@@ -78,6 +78,13 @@ def test_bad_cache_dir_is_named(uncached_sampler, bad, error) -> None:
         make(uncached_sampler, feature_cache_dir=bad)
 
 
+def test_an_empty_feature_cache_directory_is_refused(tmp_path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidArgumentError, match="must not be empty"):
+        FeatureCache("")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_contradictions_are_refused(uncached_sampler, tmp_path) -> None:
     with pytest.raises(InvalidArgumentError, match="turns the cache off"):
         make(uncached_sampler, feature_cache=False, feature_cache_dir=tmp_path)

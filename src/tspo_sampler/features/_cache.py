@@ -29,7 +29,7 @@ import torch
 from safetensors.torch import load_file
 from safetensors.torch import save as serialize
 
-from .._errors import CacheEntryError, EntryMadeForAnother
+from .._errors import ArgumentTypeError, CacheEntryError, EntryMadeForAnother, InvalidArgumentError
 
 CACHE_FORMAT_VERSION = "3"  # 2: entries carry a checksum, identities mtime and inode; 3: entries carry their key
 _CHUNK = 1 << 20  # bytes read per sampled region of a file
@@ -106,8 +106,6 @@ def resolve_feature_cache(feature_cache: Any, feature_cache_dir: Any = None) -> 
     one string: a mistyped mode such as ``"full_hash"`` is an error, not a directory of that name. A
     ``pathlib.Path`` in ``feature_cache`` still works, with a :class:`DeprecationWarning`.
     """
-    from .._errors import ArgumentTypeError, InvalidArgumentError
-
     if feature_cache_dir is not None:
         if not isinstance(feature_cache_dir, (str, os.PathLike)) or isinstance(feature_cache_dir, bytes):
             raise ArgumentTypeError(
@@ -205,6 +203,8 @@ class FeatureCache:
     def __init__(self, directory: str | os.PathLike[str] | None = None, *, hashing: str = "sampled") -> None:
         if hashing not in HASHING_MODES:
             raise ValueError(f"hashing must be one of {', '.join(HASHING_MODES)}, got {hashing!r}")
+        if directory is not None and not os.fspath(directory):
+            raise InvalidArgumentError("FeatureCache directory must not be empty (it would mean the working dir)")
         self.directory = Path(directory) if directory is not None else default_cache_dir()
         self.hashing = hashing
 

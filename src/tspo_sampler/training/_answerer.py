@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 import torch
 
+from .._device import check_dtype
 from .._result import Selection
 from ._config import GRPOConfig
 from ._data import TrainExample
@@ -37,7 +38,7 @@ def load_answerer(config: GRPOConfig, device: torch.device) -> Answerer:
 
     kwargs: dict[str, Any] = {"local_files_only": config.local_files_only}
     if config.mllm_dtype:
-        kwargs["dtype"] = getattr(torch, config.mllm_dtype)
+        kwargs["dtype"] = check_dtype(config.mllm_dtype, "mllm_dtype")
     processor = transformers.AutoProcessor.from_pretrained(config.mllm, local_files_only=config.local_files_only)
     model_cls = getattr(transformers, "AutoModelForImageTextToText", None) or transformers.AutoModelForVision2Seq
     model = model_cls.from_pretrained(config.mllm, **kwargs).to(device).eval()

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._device import has_accelerator
+from .._device import check_dtype, has_accelerator
 from .._result import Selection
 from ._answerer import Answerer, ask, freeze, load_answerer
 from ._checkpoint import (
@@ -332,7 +332,7 @@ class GRPOTrainer:
     # ------------------------------------------------------------------ checkpoints
     def _save_released(self, directory: Path) -> None:
         save = self.sampler.save_pretrained
-        dtype = getattr(torch, self.config.save_dtype) if self.config.save_dtype else None
+        dtype = check_dtype(self.config.save_dtype, "save_dtype")
         try:
             save(directory, dtype=dtype) if dtype is not None else save(directory)
         except TypeError:

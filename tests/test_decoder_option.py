@@ -167,5 +167,5 @@ def test_a_cuda_sampler_decodes_with_nvdec_only_through_torchcodec():
 @pytest.mark.skipif(not HAVE_TORCHCODEC, reason="torchcodec is not installed")
 def test_a_cpu_sampler_opens_torchcodec_on_the_cpu(sampler, video):
     assert sampler.device.type == "cpu"
-    with sampler._open(video, "torchcodec") as dec:
+    with sampler.open_decoder(video, "torchcodec") as dec:
         assert dec.backend == "torchcodec" and dec.get_frames([0]).data.shape[0] == 1

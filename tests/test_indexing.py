@@ -74,7 +74,9 @@ class FakeSampler:
         feats = self.encode_video(video, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode)
         return self.select_from_features(feats, self.encode_text([question])[0], k, method=method)
 
-    def select_from_features(self, feats, text, k=16, *, method="topk", window_size=None, search="exhaustive"):
+    def select_from_features(self, video_features, question, k=16, *, method="topk", window_size=None,
+                             search="exhaustive"):
+        feats, text = video_features, question
         scores = (feats.features @ text.reshape(-1)).numpy()
         pos = select_indices(scores, k, method)
         return Selection(

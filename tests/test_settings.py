@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
 import numpy as np
 import pytest
@@ -84,3 +85,85 @@ def test_the_cli_names_the_flag_in_the_same_message(tmp_path, capsys, flags, fie
     with pytest.raises(ValueError) as info:
         SelectionSettings(**{field: value})
     assert err == f"tspo select: error: {flags[0]}{str(info.value)[len(field):]}"
+
+
+def _accepts(method, protocol_method) -> list[str]:
+    """The protocol's parameters ``method`` does not take by the same name and kind."""
+    import inspect
+
+    have = inspect.signature(method).parameters
+    missing = []
+    for name, p in inspect.signature(protocol_method).parameters.items():
+        if name == "self":
+            continue
+        if name not in have or (have[name].kind != p.kind and have[name].kind is not p.POSITIONAL_OR_KEYWORD):
+            missing.append(name)
+    return missing
+
+
+def test_the_sampler_the_test_double_and_the_simulation_implement_one_protocol():
+    from test_indexing import FakeSampler
+    from tspo_sampler import SamplerLike, TemporalSampler
+    from tspo_sampler.training._simulation import SyntheticVideos
+
+    names = [n for n in vars(SamplerLike) if not n.startswith("_")]
+    assert sorted(names) == ["encode_text", "encode_video", "select_frames", "select_from_features"]
+    for cls in (TemporalSampler, FakeSampler, SyntheticVideos):
+        for name in names:
+            assert _accepts(getattr(cls, name), getattr(SamplerLike, name)) == [], (cls.__name__, name)
+
+
+def test_the_simulation_selects_through_the_protocol():
+    from tspo_sampler.training._simulation import SyntheticVideos
+
+    env = SyntheticVideos(num_videos=2, num_frames=40, dim=32)
+    video, question = env.examples[0].video, env.examples[0].question
+    picked = env.select_frames(video, question, np.int64(5), decoder="pyav")
+    again = env.select_from_features(env.encode_video(video), env.encode_text([question])[0], 5)
+    assert picked.indices == again.indices and len(picked.indices) == 5 and picked.frames.shape[0] == 5
+
+
+# ---- issue 20's argument holes
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    import media
+
+    return media.make_video(tmp_path_factory.mktemp("settings") / "clip.mp4", duration=2.0, fps=10.0)
+
+
+def test_an_unknown_candidate_mode_is_refused_for_frames_too(uncached_sampler):
+    with pytest.raises(ValueError, match="candidate_mode must be one of fps, keyframes, got 'foo'"):
+        uncached_sampler.select_frames(FRAMES, "what happens?", 2, candidate_mode="foo")
+
+
+@pytest.mark.parametrize("indices", [[1.5], [0, np.float64(2.0)], [True], "12"])
+def test_get_frames_refuses_indices_that_are_not_integers(uncached_sampler, clip, indices):
+    for video in (FRAMES, clip):
+        with pytest.raises(TypeError, match="indices must be a sequence of integers"):
+            uncached_sampler.get_frames(video, indices)
+    assert uncached_sampler.get_frames(FRAMES, [np.int64(1), 3]).shape == (2, 16, 16, 3)
+
+
+def test_an_fps_above_the_frame_rate_takes_every_frame_once_with_a_warning(clip):
+    from tspo_sampler.video import open_video
+
+    with open_video(clip) as decoder:
+        with pytest.warns(UserWarning, match=r"fps=1e\+09 asks for more candidates than the video has frames \(20\)"):
+            indices, _ = decoder.candidates(fps=1e9)  # 2e9 instants would need 15 GiB
+        assert indices.tolist() == list(range(20))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # the same frames at a rate just above the video's, without a warning
+            assert decoder.candidates(fps=15.0)[0].tolist() == list(range(20))
+
+
+def test_in_memory_fps_is_the_sampling_rate(uncached_sampler):
+    selection = uncached_sampler.select_frames(FRAMES, "what happens?", 2, fps=1e9, window_size=np.int64(4))
+    assert len(selection.candidate_indices) == 6 and selection.duration == pytest.approx(6e-9)
+
+
+def test_a_question_with_a_lone_surrogate_is_refused_naming_it(uncached_sampler):
+    with pytest.raises(ValueError, match=r"question is not valid text: it holds the lone surrogate '\\ud800' at "
+                                         r"position 1"):
+        uncached_sampler.select_frames(FRAMES, "a\ud800b", 2)

@@ -20,7 +20,7 @@ from ._errors import CheckpointError, TSPOError, VideoDamageWarning, VideoReadEr
 if TYPE_CHECKING:
     from ._example import example_video
     from ._result import Selection
-    from ._sampler import TemporalSampler
+    from ._sampler import SamplerLike, TemporalSampler
     from .features._cache import FeatureCache, VideoFeatures
     from .scoring._agent import TemporalAgent
     from .scoring._selection import SELECTION_METHODS, select_indices
@@ -33,6 +33,7 @@ _LAZY = {
     "example_video": "._example",
     "Selection": "._result",
     "TemporalSampler": "._sampler",
+    "SamplerLike": "._sampler",
     "FeatureCache": ".features._cache",
     "VideoFeatures": ".features._cache",
     "TemporalAgent": ".scoring._agent",
@@ -46,6 +47,7 @@ __all__ = [
     "FeatureCache",
     "SELECTION_METHODS",
     "Selection",
+    "SamplerLike",
     "SelectionSettings",
     "TSPOError",
     "TemporalAgent",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 import numpy as np
 import torch
@@ -17,14 +17,14 @@ from ._result import Selection
 from .features._cache import FeatureCache, VideoFeatures, resolve_feature_cache
 from .features._encoders import HFCLIPEncoder, ImageTextEncoder, OpenCLIPEncoder
 from .features._heap import trim_heap
-from .features._video_features import encode_candidates, file_source, frames_features, progress_bar, warn_if_damaged
+from .features._source import FileFeatureSource, FileVideo, FramesVideo, as_video
+from .features._video_features import frames_features, progress_bar
 from .scoring._agent import DEFAULT_SCORE_TAU, DEFAULT_WINDOW_SIZE, TemporalAgent
 from .scoring._search_video import search_features, select_coarse_to_fine
 from .scoring._selection import check_k, select_indices
-from .scoring._settings import SelectionSettings, check_positive_int
+from .scoring._settings import SelectionSettings, check_indices, check_positive_int
 from .video._candidates import check_finite
-from .video._inputs import check_question, decode_device, frames_to_uint8
-from .video._sources import is_file_source
+from .video._inputs import check_question, decode_device
 
 VideoInput = str | os.PathLike[str] | bytes | BinaryIO | np.ndarray | torch.Tensor | Sequence[Any]
 
@@ -37,6 +37,25 @@ def default_device() -> torch.device:
 def default_dtype(device: torch.device) -> torch.dtype:
     """float32 on the CPU (the Hub weights are bfloat16, which is slow and lossy there), float16 on accelerators."""
     return torch.float32 if device.type == "cpu" else torch.float16
+
+
+class SamplerLike(Protocol):
+    """What :func:`~tspo_sampler.indexing.index_dataset` asks of a sampler, with every argument it passes:
+    :class:`TemporalSampler` has it, and so do the test doubles and the training simulation."""
+
+    def encode_video(self, video: Any, *, fps: float = ..., max_candidates: int | None = ...,
+                     candidate_mode: str = ..., progress: bool | None = ..., use_cache: bool = ...,
+                     decoder: str = ...) -> Any: ...
+
+    def encode_text(self, questions: str | Sequence[str]) -> torch.Tensor: ...
+
+    def select_from_features(self, video_features: Any, question: str | torch.Tensor, k: int = ..., *,
+                             method: str = ..., window_size: int | None = ..., search: str = ...) -> Selection: ...
+
+    def select_frames(self, video: Any, question: str, k: int = ..., *, method: str = ..., fps: float = ...,
+                      max_candidates: int | None = ..., window_size: int | None = ..., return_frames: bool = ...,
+                      progress: bool | None = ..., candidate_mode: str = ..., search: str = ..., decoder: str = ...,
+                      coarse_step: int | None = ..., max_encoded: float | None = ...) -> Selection: ...
 
 
 class TemporalSampler:
@@ -225,11 +244,11 @@ class TemporalSampler:
         with progress_bar(len(frames), "encoding frames", progress) as bar:
             for start in range(0, len(frames), self.batch_size):
                 batch = frames[start : start + self.batch_size]
-                out.append(self._encode_batch(batch))
+                out.append(self.encode_batch(batch))
                 bar.update(len(batch))
         return torch.cat(out)
 
-    def _encode_batch(self, frames: torch.Tensor) -> torch.Tensor:
+    def encode_batch(self, frames: torch.Tensor) -> torch.Tensor:
         """Features of one batch of frames, on the CPU. After a batch on a CPU encoder the C heap's free
         pages go back to the OS, which keeps memory flat over hour-long videos
         (see :mod:`tspo_sampler.features._heap`)."""
@@ -260,59 +279,45 @@ class TemporalSampler:
         """
         settings = SelectionSettings(fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode,
                                      decoder=decoder)
-        if not is_file_source(video):
-            return frames_features(
-                frames_to_uint8(video), lambda f: self.encode_frames(f, progress=progress), fps=settings.fps,
-                max_candidates=settings.max_candidates,
-            )
-        source, identity = self._file_source(video)
-        return self._file_features(
-            source, identity, fps=settings.fps, max_candidates=settings.max_candidates,
-            candidate_mode=settings.candidate_mode, progress=progress, use_cache=use_cache, decoder=settings.decoder,
-        )
+        return self._features(self._as_video(video), settings, progress, use_cache=use_cache)
 
-    def _file_features(
-        self, source: Any, identity: str, *, fps: float, max_candidates: int | None, candidate_mode: str,
-        progress: bool | None, use_cache: bool = True, decoder: str = "auto",
+    def _as_video(self, video: VideoInput | FileVideo | FramesVideo, identify: bool = True) -> FileVideo | FramesVideo:
+        """The input normalised once (:func:`~tspo_sampler.features._source.as_video`); a file's identity
+        follows the cache's ``hashing`` mode."""
+        return as_video(video, identify=identify, hashing=self.cache.hashing if self.cache else "sampled")
+
+    def _features(
+        self, video: FileVideo | FramesVideo, settings: SelectionSettings, progress: bool | None,
+        use_cache: bool = True,
     ) -> VideoFeatures:
-        """Features of a normalised file source (path string or bytes), through the cache."""
-        key = self._cache_key(identity, fps, max_candidates, candidate_mode) if use_cache else None
-        hit = self.cache.get(key) if self.cache is not None and key is not None else None
-        if hit is not None:
-            return warn_if_damaged(hit)
-        feats = self._encode_file(
-            source, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode, progress=progress,
-            decoder=decoder,
-        )
-        if key is not None and self.cache is not None:
-            self.cache.put(key, feats)
-        return feats
+        if isinstance(video, FramesVideo):
+            return frames_features(video.frames, lambda f: self.encode_frames(f, progress=progress), fps=settings.fps,
+                                   max_candidates=settings.max_candidates)
+        with self.feature_source(video, settings, use_cache=use_cache) as source:
+            feats = source.cached()
+            if feats is None:
+                feats = source.encode_all(overlap=self.overlap_decoding, progress=progress)
+                source.store(feats)
+            return feats
 
-    def _cache_key(self, identity: str, fps: float, max_candidates: int | None, candidate_mode: str) -> str | None:
-        return None if self.cache is None else FeatureCache.make_key(
-            identity, self.encoder.fingerprint(), fps=float(fps), max_candidates=max_candidates,
-            candidate_mode=candidate_mode, short_side=self.encoder.preprocessing.shortest_edge)
+    def feature_source(
+        self, video: FileVideo, settings: SelectionSettings, *, use_cache: bool = True
+    ) -> FileFeatureSource:
+        """The features of ``video``'s candidates under ``settings``, as the search asks for them (the file is
+        opened on first use; close it, or use it in a ``with`` block)."""
+        return FileFeatureSource(
+            video, settings, lambda source: self.open_decoder(source, settings.decoder), self.encode_batch,
+            short_side=self.encoder.preprocessing.shortest_edge, batch_size=self.batch_size,
+            cache=self.cache if use_cache else None, fingerprint=self.encoder.fingerprint)
 
-    def _file_source(self, video: Any, *, identify: bool = True) -> tuple[str | bytes, str]:
-        """(path or bytes, cache identity); a file's identity follows the cache's ``hashing`` mode."""
-        return file_source(video, identify=identify, hashing=self.cache.hashing if self.cache else "sampled")
-
-    def _open(self, source: Any, decoder: str = "auto") -> Any:
+    def open_decoder(self, source: Any, decoder: str = "auto") -> Any:
+        """A :class:`~tspo_sampler.video.VideoDecoder` for ``source`` with this sampler's timeout; torchcodec on a
+        CUDA sampler decodes with NVDEC on that GPU."""
         from .video import VideoDecoder
 
-        device = decode_device(decoder, self.device)  # torchcodec on a CUDA sampler decodes with NVDEC
+        decoder = SelectionSettings(decoder=decoder).decoder
+        device = decode_device(decoder, self.device)
         return VideoDecoder(source, backend=decoder, timeout=self.decode_timeout, device=device)
-
-    def _encode_file(
-        self, source: Any, *, fps: float, max_candidates: int | None, candidate_mode: str, progress: bool | None,
-        decoder: str = "auto",
-    ) -> VideoFeatures:
-        with self._open(source, decoder) as video:
-            return encode_candidates(
-                video, self._encode_batch, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode,
-                short_side=self.encoder.preprocessing.shortest_edge, batch_size=self.batch_size,
-                overlap=self.overlap_decoding, progress=progress,
-            )
 
     # ------------------------------------------------------------------ scoring and selection
     def score_features(
@@ -437,40 +442,29 @@ class TemporalSampler:
             max_encoded=max_encoded,
         )
         check_question(question)
-        fps, max_candidates, candidate_mode, decoder = (
-            settings.fps, settings.max_candidates, settings.candidate_mode, settings.decoder)
+        video = self._as_video(video)  # file or frames: decided here, once (a stream is read and hashed once)
         if settings.search != "exhaustive":
             return select_coarse_to_fine(self, video, question, settings, return_frames, progress)
-        if is_file_source(video):
-            source, identity = self._file_source(video)  # read a stream once, hash once
-            feats = self._file_features(
-                source, identity, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode,
-                progress=progress, decoder=decoder,
-            )
-            selection = self._select_features(feats, question, settings)
-            if return_frames:
-                selection.frames = self.get_frames(source, selection.indices, decoder=decoder)
-            if isinstance(video, (str, os.PathLike)):
-                selection.video = str(video)
-            return selection
-        frames = frames_to_uint8(video)
-        feats = frames_features(
-            frames, lambda f: self.encode_frames(f, progress=progress), fps=fps, max_candidates=max_candidates
-        )
-        selection = self._select_features(feats, question, settings)
+        selection = self._select_features(self._features(video, settings, progress), question, settings)
         if return_frames:
-            selection.frames = frames[torch.as_tensor(selection.indices, dtype=torch.long)].numpy()
-        selection.video = None
+            selection.frames = self._frames(video, selection.indices, settings.decoder)
+        if isinstance(video, FramesVideo):
+            selection.video = None
+        elif video.name is not None:
+            selection.video = video.name
         return selection
 
-    def get_frames(self, video: VideoInput, indices: Sequence[int], *, decoder: str = "auto") -> np.ndarray:
+    def get_frames(
+        self, video: VideoInput | FileVideo | FramesVideo, indices: Sequence[int], *, decoder: str = "auto"
+    ) -> np.ndarray:
         """Full-resolution, upright RGB frames at the given source indices (``uint8`` ``k x H x W x 3``)."""
         decoder = SelectionSettings(decoder=decoder).decoder
-        if not is_file_source(video):
-            frames = frames_to_uint8(video)
-            return frames[torch.as_tensor(list(indices), dtype=torch.long)].numpy()
-        source, _ = self._file_source(video, identify=False)
-        with self._open(source, decoder) as video_decoder:
+        return self._frames(self._as_video(video, identify=False), check_indices(indices), decoder)
+
+    def _frames(self, video: FileVideo | FramesVideo, indices: Sequence[int], decoder: str) -> np.ndarray:
+        if isinstance(video, FramesVideo):
+            return video.frames[torch.as_tensor(list(indices), dtype=torch.long)].numpy()
+        with self.open_decoder(video.source, decoder) as video_decoder:
             return video_decoder.get_frames(list(indices)).data
 
     def sample_indices_fn(self, video: VideoInput, question: str, k: int = 16, **select_options: Any) -> Any:
@@ -497,4 +491,4 @@ class TemporalSampler:
         )
 
 
-__all__ = ["TemporalSampler", "VideoFeatures", "default_device", "default_dtype"]
+__all__ = ["SamplerLike", "TemporalSampler", "VideoFeatures", "default_device", "default_dtype"]

@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from ..io import JsonlAppender, check_writable
 from ..video._sources import resolve_video
@@ -28,7 +28,8 @@ from ._records import (
     settings_path,
 )
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # both import torch, which `tspo --help` does without
+    from .._sampler import SamplerLike
     from ..scoring._settings import SelectionSettings
 
 logger = logging.getLogger(__name__)
@@ -63,20 +64,6 @@ def shard_rows(rows: Sequence[IndexRow], rank: int, world_size: int) -> list[Ind
             mine.extend(groups[g])
     return sorted(mine, key=lambda r: r.row)
 
-
-
-class SamplerLike(Protocol):
-    """What :func:`index_dataset` needs of a sampler (a :class:`~tspo_sampler.TemporalSampler` has it)."""
-
-    def encode_video(self, video: Any, *, fps: float = ..., max_candidates: int | None = ...,
-                     candidate_mode: str = ..., progress: bool | None = ...) -> Any: ...
-
-    def encode_text(self, questions: str | Sequence[str]) -> Any: ...
-
-    def select_from_features(self, video_features: Any, question: Any, k: int = ..., *, method: str = ...,
-                             window_size: int | None = ...) -> Any: ...
-
-    def select_frames(self, video: Any, question: str, k: int = ..., **options: Any) -> Any: ...
 
 
 @dataclass

@@ -4,7 +4,9 @@
 A file is never decoded whole: the decoder lists the candidates from its packet table, and the search
 asks for the features of the positions it needs; each request decodes and encodes just those frames.
 A cached exhaustive run of the same video is replayed instead (``encoded_frames`` then counts the
-features the search read). The sampler is passed in (duck-typed), so this module does not import it.
+features the search read). The sampler is passed in (duck-typed), so this module does not import it; it asks
+only the sampler's public methods, and a file only through its :class:`~tspo_sampler.features._source.FeatureSource`
+(``sampler.feature_source``).
 """
 
 from __future__ import annotations
@@ -15,13 +17,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .._errors import MissingFramesError, VideoReadError
+from .._errors import MissingFramesError
 from .._result import Selection
 from ..features._cache import VideoFeatures
-from ..features._video_features import PROGRESS_DELAY_S, warn_if_damaged
+from ..features._source import FeatureSource, FileFeatureSource, FileVideo, FramesVideo
+from ..features._video_features import PROGRESS_DELAY_S
 from ..video._candidates import even_positions
-from ..video._inputs import frames_to_uint8
-from ..video._sources import is_file_source
 from ._search import DEFAULT_COARSE_STEP, DEFAULT_MAX_ENCODED, FeatureFn, SearchResult, coarse_to_fine
 from ._settings import SelectionSettings, check_positive_int
 
@@ -76,12 +77,10 @@ def _run(
         )
 
 
-def _keyframe_candidates(decoder: Any, indices: np.ndarray, options: dict) -> np.ndarray:
+def _keyframe_candidates(source: FeatureSource, options: dict) -> np.ndarray:
     """Positions of the first candidate in each GOP (decoding it costs the frames from its keyframe on), and
     a coarse step no shorter than the typical GOP, so the coarse pass decodes about one short run per GOP."""
-    keyframes = np.asarray(decoder._index.keyframes, dtype=np.int64)
-    first = np.unique(np.searchsorted(indices, keyframes))
-    first = first[first < len(indices)]
+    first = source.keyframes()
     if len(first) > 1 and "coarse_step" not in options:
         gop = int(np.median(np.diff(first)))
         options["coarse_step"] = int(min(4 * DEFAULT_COARSE_STEP, max(DEFAULT_COARSE_STEP, gop)))
@@ -127,31 +126,16 @@ def search_features(
 
 
 def _file_search(
-    sampler: Any, source: Any, text: torch.Tensor, question: str, k: int, window_size: int | None,
-    fps: float, max_candidates: int | None, candidate_mode: str, options: dict, backend: str = "auto",
-    progress: bool | None = None,
+    sampler: Any, source: FileFeatureSource, text: torch.Tensor, question: str, settings: SelectionSettings,
+    options: dict, progress: bool | None = None,
 ) -> Selection:
-    short_side = sampler.encoder.preprocessing.shortest_edge
-    with sampler._open(source, backend) as decoder:
-        meta = decoder.metadata
-        indices, timestamps = decoder.candidates(fps=fps, max_candidates=max_candidates, mode=candidate_mode)
-        if len(indices) == 0:
-            raise VideoReadError(meta.source, "no decodable frames")
-        bar = SearchProgress(len(indices), progress)
-
-        def features(positions: np.ndarray) -> torch.Tensor:
-            wanted = indices[positions]
-            chunks, got = [], []
-            for batch in decoder.iter_frames(wanted, short_side=short_side, batch_size=sampler.batch_size):
-                chunks.append(sampler._encode_batch(torch.from_numpy(batch.data)))
-                got.append(np.asarray(batch.indices, dtype=np.int64))
-                bar.advance(len(got[-1]))
-            if not chunks or not np.array_equal(np.concatenate(got), wanted):
-                raise MissingFramesError
-            return torch.cat(chunks)
-
-        cheap = _keyframe_candidates(decoder, indices, options)
-        result = _run(sampler, text, len(indices), features, k, window_size, options, cheap, bar)
+    """The search over a file, asking ``source`` for the features of the candidates it needs."""
+    indices, timestamps = source.candidates()
+    bar = SearchProgress(len(indices), progress)
+    cheap = _keyframe_candidates(source, options)
+    result = _run(sampler, text, len(indices), lambda p: source.features(p, on_batch=bar.advance), settings.k,
+                  settings.window_size, options, cheap, bar)
+    meta = source.metadata
     return _selection(
         result, indices, timestamps, question, duration=float(meta.duration), fps=float(meta.fps),
         video=str(meta.source),
@@ -159,16 +143,15 @@ def _file_search(
 
 
 def select_coarse_to_fine(
-    sampler: Any, video: Any, question: str, settings: SelectionSettings, return_frames: bool,
+    sampler: Any, video: FileVideo | FramesVideo, question: str, settings: SelectionSettings, return_frames: bool,
     progress: bool | None = None,
 ) -> Selection:
     """:meth:`TemporalSampler.select_frames` with ``search="coarse-to-fine"`` (``method="topk"``)."""
-    k, fps, max_candidates, window_size = settings.k, settings.fps, settings.max_candidates, settings.window_size
-    candidate_mode, decoder, options = settings.candidate_mode, settings.decoder, settings.search_options()
+    k, fps, window_size, options = settings.k, settings.fps, settings.window_size, settings.search_options()
     text = sampler.encode_text(question)
-    if not is_file_source(video):
-        frames = frames_to_uint8(video)
-        positions = even_positions(len(frames), max_candidates)
+    if isinstance(video, FramesVideo):
+        frames = video.frames
+        positions = even_positions(len(frames), settings.max_candidates)
         kept = frames[torch.from_numpy(positions)]
         result = _run(
             sampler, text, len(positions), lambda p: sampler.encode_frames(kept[torch.from_numpy(p)], progress=False),
@@ -180,32 +163,28 @@ def select_coarse_to_fine(
         if return_frames:
             selection.frames = frames[torch.as_tensor(selection.indices, dtype=torch.long)].numpy()
         return selection
-    source, identity = sampler._file_source(video)
-    key = sampler._cache_key(identity, fps, max_candidates, candidate_mode)
-    cached = sampler.cache.get(key) if key is not None else None
-    if cached is not None:
-        warn_if_damaged(cached)
-    if cached is not None:
-        selection = search_features(sampler, cached, text, question, k, window_size=window_size, **options)
-    else:
-        try:
-            selection = _file_search(
-                sampler, source, text, question, k, window_size, fps, max_candidates, candidate_mode, options, decoder,
-                progress,
-            )
-        except MissingFramesError:
-            warnings.warn(
-                "search='coarse-to-fine': some candidates of this video do not decode (a damaged file?); "
-                "scoring every decodable candidate instead (search='exhaustive')",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            selection = sampler.select_frames(
-                source, question, k, fps=fps, max_candidates=max_candidates, window_size=window_size,
-                return_frames=False, candidate_mode=candidate_mode, decoder=decoder,
-            )
+    with sampler.feature_source(video, settings) as source:
+        cached = source.cached()
+        if cached is not None:
+            selection = search_features(sampler, cached, text, question, k, window_size=window_size, **options)
+        else:
+            try:
+                selection = _file_search(sampler, source, text, question, settings, options, progress)
+            except MissingFramesError:
+                selection = None
+    if selection is None:
+        warnings.warn(
+            "search='coarse-to-fine': some candidates of this video do not decode (a damaged file?); "
+            "scoring every decodable candidate instead (search='exhaustive')",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        selection = sampler.select_frames(
+            video, question, k, fps=fps, max_candidates=settings.max_candidates, window_size=window_size,
+            return_frames=False, candidate_mode=settings.candidate_mode, decoder=settings.decoder,
+        )
     if return_frames:
-        selection.frames = sampler.get_frames(source, selection.indices, decoder=decoder)
-    if isinstance(video, str) or hasattr(video, "__fspath__"):
-        selection.video = str(video)
+        selection.frames = sampler.get_frames(video, selection.indices, decoder=settings.decoder)
+    if video.name is not None:
+        selection.video = video.name
     return selection

@@ -28,7 +28,7 @@ from ..video._inputs import DECODERS
 from ._search import SEARCH_METHODS, SEARCH_MODES, check_search_settings
 from ._selection import SELECTION_METHODS
 
-__all__ = ["SelectionSettings", "check_method", "check_positive_int"]
+__all__ = ["SelectionSettings", "check_indices", "check_method", "check_positive_int"]
 
 
 class _Names:
@@ -64,6 +64,20 @@ def check_positive_int(value: object, name: str, *, optional: bool = False) -> i
     if value < 1:
         raise _wrong_value(name, what, value)
     return int(value)
+
+
+def check_indices(indices: object, name: str = "indices") -> list[int]:
+    """Frame indices as a list of ``int``: a fraction (``1.5``), a bool or a string is refused, never rounded."""
+    if isinstance(indices, (str, bytes)) or not hasattr(indices, "__iter__"):
+        raise ArgumentTypeError(f"{name} must be a sequence of integers, got {type(indices).__name__} {indices!r}")
+    out = []
+    for i, value in enumerate(indices):  # type: ignore[union-attr]
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ArgumentTypeError(
+                f"{name} must be a sequence of integers, got {type(value).__name__} {value!r} at position {i}"
+            )
+        out.append(int(value))
+    return out
 
 
 def check_method(method: object, name: str = "method") -> str:

@@ -1,8 +1,8 @@
 """A simulated environment for GRPO: CLIP-like features with known relevant spans, and an answerer.
 
 Used by ``benchmarks/learnability.py`` and the fast trainer tests. The :class:`GRPOTrainer` runs on it
-unchanged: :class:`SyntheticVideos` has the sampler methods the trainer calls (``encode_video``,
-``encode_text``, ``get_frames``, ``save_pretrained``, ``agent``) and :class:`SimulatedAnswerer` the
+unchanged: :class:`SyntheticVideos` is a :class:`~tspo_sampler.SamplerLike` and has the other sampler methods
+the trainer calls (``get_frames``, ``save_pretrained``, ``agent``) and :class:`SimulatedAnswerer` the
 answerer protocol (``option_logprobs``, ``answer``).
 
 Geometry (raw CLIP similarity is an imperfect guide). The feature space has an *event* subspace, a
@@ -33,7 +33,9 @@ import torch
 
 from .._result import Selection
 from ..features._cache import VideoFeatures
-from ..scoring._agent import TemporalAgent
+from ..scoring._agent import DEFAULT_WINDOW_SIZE, TemporalAgent
+from ..scoring._selection import select_indices
+from ..scoring._settings import SelectionSettings
 from ._data import TrainExample
 from ._rewards import LETTERS
 
@@ -120,8 +122,10 @@ class SyntheticVideos:
 
     # ---- sampler interface -------------------------------------------------------------------------
     def encode_video(
-        self, video: str, *, fps: float = 1.0, max_candidates: int | None = None, **_: Any
+        self, video: str, *, fps: float = 1.0, max_candidates: int | None = None, candidate_mode: str = "fps",
+        progress: bool | None = None, use_cache: bool = True, decoder: str = "auto",
     ) -> VideoFeatures:
+        """Every frame of a synthetic video is a candidate (the candidate options do not apply)."""
         self.encode_calls += 1
         feats = self._features[video]
         T = feats.shape[0]
@@ -138,6 +142,40 @@ class SyntheticVideos:
     def encode_text(self, questions: str | Sequence[str]) -> torch.Tensor:
         items = [questions] if isinstance(questions, str) else list(questions)
         return torch.from_numpy(np.stack([self._text[q] for q in items]))
+
+    def select_from_features(
+        self, video_features: VideoFeatures, question: str | torch.Tensor, k: int = 16, *, method: str = "topk",
+        window_size: int | None = None, search: str = "exhaustive",
+    ) -> Selection:
+        """The agent's choice (exhaustive: every synthetic video is short), as the sampler makes it."""
+        settings = SelectionSettings(k=k, method=method, window_size=window_size, search=search)
+        text = question if isinstance(question, torch.Tensor) else self.encode_text(question)
+        feats, text = video_features.features.float(), text.float().reshape(1, -1)
+        clip = torch.nn.functional.cosine_similarity(text, feats, dim=-1)
+        with torch.inference_mode():
+            scores = self.agent(feats, text, clip, window_size=settings.window_size or DEFAULT_WINDOW_SIZE)
+        basis = clip if settings.method == "clip" else scores
+        positions = select_indices(basis, settings.k, settings.method)
+        idx, ts = video_features.candidate_indices, video_features.candidate_timestamps
+        return Selection(
+            indices=[int(idx[p]) for p in positions], timestamps=[float(ts[p]) for p in positions], frames=None,
+            scores=basis.numpy(), candidate_indices=[int(i) for i in idx], candidate_timestamps=[float(t) for t in ts],
+            method=settings.method, duration=video_features.duration, fps=video_features.fps,
+            question=question if isinstance(question, str) else None, positions=list(positions),
+            video=video_features.source, encoded_frames=len(idx),
+        )
+
+    def select_frames(
+        self, video: str, question: str, k: int = 16, *, method: str = "topk", fps: float = 1.0,
+        max_candidates: int | None = None, window_size: int | None = None, return_frames: bool = True,
+        progress: bool | None = None, candidate_mode: str = "fps", search: str = "exhaustive", decoder: str = "auto",
+        coarse_step: int | None = None, max_encoded: float | None = None,
+    ) -> Selection:
+        selection = self.select_from_features(self.encode_video(video), question, k, method=method,
+                                              window_size=window_size)
+        if return_frames:
+            selection.frames = self.get_frames(video, selection.indices)
+        return selection
 
     def get_frames(self, video: str, indices: Sequence[int]) -> np.ndarray:
         """Tiny frames stamped with (video number, frame index)."""

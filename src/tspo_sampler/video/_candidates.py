@@ -15,6 +15,7 @@ decoder, the sampler and the trainer share one definition:
 from __future__ import annotations
 
 import math
+import warnings
 from numbers import Real
 
 import numpy as np
@@ -23,7 +24,6 @@ __all__ = [
     "CANDIDATE_MODES",
     "candidate_error",
     "candidate_indices",
-    "check_candidate_settings",
     "check_finite",
     "check_max_candidates",
     "check_mode",
@@ -56,13 +56,6 @@ def check_mode(mode: object, name: str = "mode") -> str:
     if mode not in CANDIDATE_MODES:
         raise ValueError(f"{name} must be one of {', '.join(CANDIDATE_MODES)}, got {mode!r}")
     return str(mode)
-
-
-def check_candidate_settings(fps: object, max_candidates: object, candidate_mode: object) -> int | None:
-    """Validate the candidate arguments of the sampler; returns ``max_candidates`` as ``int`` (or ``None``)."""
-    check_mode(candidate_mode, "candidate_mode")
-    check_finite(fps, "fps", positive=True)
-    return check_max_candidates(max_candidates)
 
 
 def check_max_candidates(max_candidates: object) -> int | None:
@@ -100,7 +93,19 @@ def _standing_frames(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(target instants, the frame that stands for each one) under ``mode``."""
     check_mode(mode)
-    instants = targets(duration, fps)
+    if float(duration) * check_finite(fps, "fps", positive=True) > 2 * max(len(timestamps), 1):
+        # more instants than frames would only repeat frames (fps=1e9 would fill memory with them): every
+        # frame stands for itself, as it does at any fps above the frame rate
+        warnings.warn(
+            f"fps={fps:g} asks for more candidates than the video has frames ({len(timestamps)}); every frame is a "
+            "candidate instead (candidates never exceed the source frames)", UserWarning, stacklevel=4,
+        )
+        instants = np.asarray(timestamps, dtype=np.float64)
+        instants = np.maximum(instants, 0.0)[instants < float(duration)] if len(instants) else instants
+        if len(instants) == 0:
+            instants = np.zeros(1)
+    else:
+        instants = targets(duration, fps)
     if mode == "keyframes" and len(keyframes) > 1:
         return instants, nearest_keyframes(timestamps, keyframes, instants)
     return instants, on_screen(timestamps, instants)

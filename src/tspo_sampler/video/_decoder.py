@@ -188,6 +188,11 @@ class VideoDecoder:
         """Presentation time (s) of every frame, ascending; built from packets, without decoding."""
         return self._index.timestamps.copy()
 
+    def keyframe_indices(self) -> np.ndarray:
+        """Indices of the frames flagged as keyframes (ascending, starting with 0); decoding a frame costs the
+        frames from the keyframe before it. From the packet table, without decoding."""
+        return np.asarray(self._index.keyframes, dtype=np.int64).copy()
+
     def candidates(
         self, fps: float = 1.0, max_candidates: int | None = None, mode: str = "fps"
     ) -> tuple[np.ndarray, np.ndarray]:

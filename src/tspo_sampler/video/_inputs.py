@@ -23,13 +23,20 @@ def check_question(question: object, name: str = "question") -> str:
         raise TypeError(f"{name} must be a string, got {type(question).__name__}")
     if not question.strip():
         raise ValueError(f"{name} is blank; pass the question the frames should answer")
+    try:
+        question.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate ("\ud800"): no tokenizer can read it
+        raise ValueError(
+            f"{name} is not valid text: it holds the lone surrogate {question[exc.start]!r} at position {exc.start} "
+            "(a broken decode of the input?)"
+        ) from None
     return question
 
 
 def check_decoder(decoder: object) -> str:
     """``decoder`` checked before any work starts (the video package is imported only to decode)."""
     if decoder not in DECODERS:
-        raise ValueError(f"decoder must be one of {', '.join(DECODERS)}; got {decoder!r}")
+        raise ValueError(f"decoder must be one of {', '.join(DECODERS)}, got {decoder!r}")  # as SelectionSettings says
     return str(decoder)
 
 

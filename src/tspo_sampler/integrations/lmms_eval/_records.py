@@ -16,6 +16,7 @@ from typing import Any
 __all__ = ["LOGGED", "note_record"]
 
 _RECORDS: dict[tuple[str, int], dict[str, Any]] = {}
+_HOOKED = "_process_document_results"  # the lmms-eval evaluator function whose results gain the TSPO record
 
 
 def note_record(task: str, doc_id: int, record: dict[str, Any]) -> None:
@@ -47,7 +48,7 @@ class _LoggedSamples:
                 import lmms_eval.evaluator as evaluator
             except ImportError:
                 return
-        original = getattr(evaluator, "_process_document_results", None)
+        original = getattr(evaluator, _HOOKED, None)
         if original is None or not callable(original):
             warnings.warn("this lmms-eval has no evaluator._process_document_results: logged samples will not carry "
                           "the TSPO selection; pass tspo_log=PATH for a sidecar JSONL", stacklevel=2)
@@ -61,7 +62,7 @@ class _LoggedSamples:
 
         process_document_results.__tspo_wrapped__ = True  # type: ignore[attr-defined]
         process_document_results.__wrapped__ = original  # type: ignore[attr-defined]
-        evaluator._process_document_results = process_document_results
+        setattr(evaluator, _HOOKED, process_document_results)  # lmms-eval's own (private) function, wrapped
         self.installed = True
 
 

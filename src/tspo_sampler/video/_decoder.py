@@ -66,6 +66,10 @@ class VideoDecoder:
 
     Frame ``i`` is the ``i``-th frame of the stream in presentation order; timestamps are the real
     presentation times (seconds from the stream start), never ``i / fps``.  Frames come out upright.
+    The stream start is the first frame shown with a timestamp, whatever the container: an MPEG-TS PTS starting
+    at 1.4 s, frames an MP4 edit list hides and Matroska frames without a PTS do not move it (the last two are
+    not frames of the index; PTS-less ones are named in a warning).  Every backend decodes full-size frames and
+    resizes them with one function (:func:`~._types.resize_frames`), so they hand out identical pixels.
     """
 
     metadata: VideoMetadata

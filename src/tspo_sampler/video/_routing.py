@@ -7,6 +7,9 @@ Measured with ``benchmarks/decode_speed.py`` (tables in ``docs/benchmarks.md``):
   requested frame and converting only the requested frames;
 * frames within one GOP -> decord's batch, when decord is open.
 
+Containers without an index (MPEG-TS/PS, raw streams), joined segments whose timestamps restart and streams
+with PTS-less frames never reach decord or torchcodec: their frame counts and seeks there are estimates, so
+they refuse such a file when they open (``StreamIndex.pyav_only``) and ``auto`` serves it with PyAV alone.
 A forced backend always uses its own paths.  Adding a backend: one reader module, its name in
 :data:`OPTIONAL_BACKENDS`, its path in :data:`PATH_BACKEND` and the shapes it serves in the tables below.
 """

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 
 from launchers import free_port
 
@@ -68,7 +68,8 @@ def recording_upstream(video: Path, *, slow_seconds: float = 3.0) -> FastAPI:
     Models with a meaning: ``fail`` answers 404 with :data:`UPSTREAM_ERROR`; ``slow`` waits ``slow_seconds``
     first; ``gated`` streams its first event, then waits until ``app.state.gate`` is set (for at most 30 s,
     recording in ``app.state.gate_opened`` whether the test opened it). It also serves ``video`` at
-    ``/files/video.mp4`` and a redirect to it at ``/files/redirect``.
+    ``/files/video.mp4``, a redirect to it at ``/files/redirect``, and twice its size in zeros at
+    ``/files/big.mp4``.
     """
     app = FastAPI()
     app.state.bodies = []
@@ -105,6 +106,10 @@ def recording_upstream(video: Path, *, slow_seconds: float = 3.0) -> FastAPI:
     @app.get("/files/video.mp4")
     async def video_file():
         return FileResponse(video, media_type="video/mp4")
+
+    @app.get("/files/big.mp4")
+    async def big_file():
+        return Response(bytes(2 * video.stat().st_size), media_type="video/mp4")
 
     @app.get("/files/redirect")
     async def redirect():

@@ -131,12 +131,12 @@ def proxy(sampler, recorder, media):
 
 
 @pytest.fixture(scope="module")
-def vllm_proxy(sampler, recorder):
+def vllm_proxy(sampler, recorder, media):
     """vLLM's form; http(s) URLs on private addresses allowed (the recorder serves the video); no keys."""
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv(UPSTREAM_KEY_ENV, raising=False)
         app = create_app(sampler, upstream=f"{recorder.url}/v1", selection=SelectionSettings(k=3),
-                         upstream_format="vllm", allow_private_urls=True)
+                         upstream_format="vllm", allow_private_urls=True, max_video_mb=_size_limit_mb(media))
     served = Served(app)
     yield served
     served.stop()
@@ -229,6 +229,8 @@ def test_vllm_form_forwards_one_video_url_of_frames_with_their_times(vllm_proxy,
     assert refused.status_code == 400 and refused.json()["error"]["code"] == "too_many_videos"
     redirect = post(vllm_proxy, chat(f"{recorder.url}/files/redirect"), headers={})
     assert redirect.status_code == 400 and redirect.json()["error"]["code"] == "url_redirect"
+    big = post(vllm_proxy, chat(f"{recorder.url}/files/big.mp4"), headers={})
+    assert big.status_code == 400 and big.json()["error"]["code"] == "video_too_large"
     assert post(vllm_proxy, chat(url), headers={}).status_code == 200
 
 
@@ -419,6 +421,17 @@ def test_cli_refuses_bad_options_in_one_line(argv, message, capsys):
     assert main(["serve", *argv, "--model", "/no/such/checkpoint"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("tspo serve: error:") and "\n" not in err and message in err, err
+
+
+def test_importing_the_package_imports_no_web_framework():
+    code = ("import sys, tspo_sampler, tspo_sampler.serving; "
+            "print(sorted(m for m in ('fastapi', 'uvicorn', 'httpx', 'starlette', 'torch') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    from tspo_sampler.serving import _app, _media, _upstream
+
+    for module in (_app, _media, _upstream):  # imported where an app is built or a URL fetched
+        assert not {"fastapi", "uvicorn", "httpx", "starlette"} & set(vars(module)), module.__name__
 
 
 def test_cli_constants_match_the_library():

@@ -38,8 +38,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "with media_io_kwargs (vLLM, real times for Qwen models)")
     add_selection_arguments(p, k_help="frames per video (default 16)", window_size_default=None,
                             window_size_help="agent attention window (default: the checkpoint's)")
-    p.add_argument("--allow-local", action="append", default=[], metavar="DIR",
-                   help="allow requests to name video files under DIR by path or file:// URL (repeatable; "
+    p.add_argument("--allow-local", action="extend", nargs="+", default=[], metavar="DIR",
+                   help="allow requests to name video files under DIR by path or file:// URL (one or more; "
                         "symlinks and '..' out of DIR are refused); none by default")
     p.add_argument("--allow-private-urls", action="store_true",
                    help="also fetch http(s) videos from loopback, private and link-local addresses")

@@ -259,6 +259,8 @@ def test_models_and_health(proxy):
     models = httpx.get(f"{proxy.url}/v1/models", headers=AUTH, timeout=30)
     assert models.status_code == 200 and models.json()["data"][0]["id"] == "recorder"
     assert httpx.get(f"{proxy.url}/v1/models", timeout=30).status_code == 401
+    unknown = httpx.get(f"{proxy.url}/v1/nothing", headers=AUTH, timeout=30)
+    assert unknown.status_code == 404 and set(unknown.json()["error"]) == {"message", "type", "param", "code"}
     health = httpx.get(f"{proxy.url}/health", timeout=30)
     assert health.status_code == 200
     assert health.json() == {"status": "ok", "sampler": "loaded", "upstream": "answers"}

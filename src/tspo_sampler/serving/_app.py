@@ -77,6 +77,7 @@ def build_app(sampler: Any, options: ServeOptions) -> Any:
     """The app for already-checked :class:`ServeOptions`."""
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response, StreamingResponse
+    from starlette.exceptions import HTTPException
 
     proxy = Proxy(sampler, options)
     upstream = Upstream(options.upstream, api_key=options.upstream_api_key,
@@ -110,6 +111,12 @@ def build_app(sampler: Any, options: ServeOptions) -> Any:
     @app.exception_handler(ServeError)
     async def serve_error(request: Request, exc: ServeError) -> Any:
         return JSONResponse(error_body(exc), status_code=exc.status)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Any:  # unknown path or method
+        body = {"error": {"message": str(exc.detail), "type": "invalid_request_error", "param": None,
+                          "code": None}}
+        return JSONResponse(body, status_code=exc.status_code)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> Any:

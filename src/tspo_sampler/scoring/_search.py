@@ -8,18 +8,23 @@ scores it; only *which* regions get refined is a heuristic.
 
 The policy:
 
-1. **Coarse pass.** Encode one candidate in the middle of every block of ``coarse_step`` candidates
-   (a few seconds apart at 1 fps). Give every candidate the feature of its block's coarse frame and run
-   the agent once over that piecewise-constant video: an estimated score for every candidate.
-2. **Bounds.** A block's optimistic bound is its best estimate plus a margin. The margin is learnt on
-   the way: the largest amount by which a refined block's true best score exceeded its estimated best
-   (before the first refinement it is infinite, so the first round takes the ``k`` best-estimated blocks).
-3. **Refinement.** Each round refines, best bound first, up to ``k`` of the unrefined blocks whose bound
-   beats the current k-th best exact score: encode their candidates plus the halo, and score every
-   candidate whose whole window is known, at its true position on the full grid.
-4. **Stop** when no unrefined block's bound beats the k-th best exact score (``stopped="bounds"``), when
-   every block is refined (``"complete"``) or when the next block would take the encoded candidates past
-   ``max_encoded`` (a fraction of all candidates; ``"budget"``).
+1. **Coarse pass.** Encode a coarse grid: on files, the first candidate after every keyframe that breaks the
+   stream's regular keyframe interval (encoders put those at scene cuts; :func:`scene_anchors`), plus fill at
+   most ``coarse_step`` apart (moved onto keyframes when close: cheap to decode), so every scene, however
+   short, gets a coarse frame (:func:`coarse_grid`). Without keyframes, the middle of every ``coarse_step``
+   block. Estimate every candidate's score with one agent pass over a reconstructed video: features
+   interpolated between neighbouring coarse frames of one scene, held up to a cut; where the cut's place is
+   unknown, the optimistic estimate also tries the other side.
+2. **Bounds.** The candidates are cut into refinement units of a few candidates; a unit's bound is its best
+   optimistic estimate plus a margin learnt on the way from the refined units' errors (true best minus
+   bound): a high quantile plus slack for their spread (their maximum while there are few). Before the first
+   refinement the margin is infinite, so the first round takes the ``k`` best-estimated units.
+3. **Refinement.** Each round refines, best bound first, up to ``k`` unrefined units whose bound beats the
+   current k-th best exact score: encode them plus the halo, and score every candidate whose whole window is
+   known, at its true position on the full grid.
+4. **Stop** when no unrefined unit's bound beats the k-th best exact score (``stopped="bounds"``), when every
+   unit is refined (``"complete"``) or when no wanted unit fits in ``max_encoded`` (a fraction of all
+   candidates; ``"budget"``).
 
 Everything here works on candidate positions and a callback that returns features for them, so the same
 policy runs on a video file, on frames in memory, and replayed on saved features.
@@ -28,6 +33,7 @@ policy runs on a video file, on frames in memory, and replayed on saved features
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,12 +42,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._agent import TemporalAgent, positional_encoding, window_halo
+from ._agent import ROW_BLOCK, TemporalAgent, positional_encoding, window_halo
 
 SEARCH_MODES = ("exhaustive", "coarse-to-fine")
 SEARCH_METHODS = ("topk",)
 DEFAULT_COARSE_STEP = 8
-DEFAULT_MAX_ENCODED = 0.2
+DEFAULT_MAX_ENCODED = 0.1
 
 FeatureFn = Callable[[np.ndarray], torch.Tensor]
 
@@ -114,6 +120,8 @@ class SearchResult:
         stopped: ``"bounds"`` (the bounds prove the top-k), ``"complete"`` (every block refined),
             ``"budget"`` (``max_encoded`` reached) or ``"exhaustive"`` (too few candidates to search).
         margin: the learnt optimism margin at the end.
+        policy_seconds: time the search spent on its own work (estimates, bounds, span scoring), not in
+            the feature callback.
     """
 
     positions: list[int]
@@ -123,6 +131,7 @@ class SearchResult:
     rounds: int
     stopped: str
     margin: float
+    policy_seconds: float = 0.0
 
     @property
     def encoded_frames(self) -> int:
@@ -143,6 +152,52 @@ def _top_positions(scores: np.ndarray, k: int) -> list[int]:
     return sorted(int(i) for i in order[:k])
 
 
+def scene_anchors(candidates: np.ndarray, keyframes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(anchors, cheap)`` candidate positions from a stream's keyframes (frame indices).
+
+    ``cheap``: the first candidate at or after each keyframe (decoding it costs little). ``anchors``: those of
+    them whose keyframe does not follow the stream's regular keyframe interval (its most common one, when it
+    repeats): encoders add such keyframes at scene cuts, and joined clips start with one.
+    """
+    candidates = np.asarray(candidates, dtype=np.int64)
+    keys = np.unique(np.asarray(keyframes, dtype=np.int64))
+    first = np.searchsorted(candidates, keys)
+    inside = first < len(candidates)
+    keys, first = keys[inside], first[inside]
+    if len(keys) == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty
+    gaps = np.diff(keys)
+    values, counts = np.unique(gaps, return_counts=True) if len(gaps) else (np.zeros(0, np.int64), np.zeros(0))
+    regular = int(values[np.argmax(counts)]) if len(counts) and counts.max() > 1 else -1
+    irregular = np.concatenate([[True], gaps != regular])
+    return np.unique(first[irregular]), np.unique(first)
+
+
+def coarse_grid(n: int, step: int, anchors: np.ndarray | None, cheap: np.ndarray | None = None) -> np.ndarray:
+    """Coarse positions of an ``n``-candidate video: every anchor (a candidate where the content may change,
+    e.g. after a scene-cut keyframe) plus fill, so no two neighbours are more than ``step`` apart. Position 0
+    is always one, so every scene that starts at an anchor has its own coarse frame however short it is.
+    A fill position moves to the nearest ``cheap`` one (quick to decode) when that is at most ``step // 3`` away.
+    """
+    points = np.asarray([] if anchors is None else anchors, dtype=np.int64).reshape(-1)
+    points = np.unique(np.concatenate([[0], points[(points >= 0) & (points < n)]]))
+    ends = np.concatenate([points[1:], [n]])
+    fill = [np.zeros(0, dtype=np.int64)]
+    for a, b in zip(points, ends, strict=True):
+        pieces = -(-(int(b) - int(a)) // step)
+        if pieces > 1:
+            fill.append(a + np.round(np.arange(1, pieces) * (b - a) / pieces).astype(np.int64))
+    extra = np.concatenate(fill)
+    if cheap is not None and len(cheap) and len(extra):
+        cheap = np.unique(np.asarray(cheap, dtype=np.int64))
+        after = np.clip(np.searchsorted(cheap, extra), 1, len(cheap) - 1) if len(cheap) > 1 else np.zeros_like(extra)
+        before = np.maximum(after - 1, 0)
+        near = np.where(np.abs(cheap[after] - extra) < np.abs(cheap[before] - extra), cheap[after], cheap[before])
+        extra = np.where(np.abs(near - extra) <= step // 3, near, extra)
+    return np.unique(np.concatenate([points, extra]))
+
+
 class CoarseToFineSearch:
     """The coarse-to-fine policy over ``num_candidates`` candidates (see the module docstring).
 
@@ -150,16 +205,26 @@ class CoarseToFineSearch:
         scorer: exact span scorer for this video and question.
         features: returns ``len(positions) x D`` features for ascending candidate positions.
         k: frames to select.
-        coarse_step: candidates per block (one coarse frame each).
-        cheap: candidate positions that are cheap to decode (right after a keyframe): a block's coarse frame
-            is the first of them inside the block, else the block's middle candidate.
+        coarse_step: most candidates between two coarse frames.
+        cheap: candidate positions that are cheap to decode (right after a keyframe); without ``anchors``, a
+            block's coarse frame is the first of them inside the block, else the block's middle candidate.
+        anchors: candidate positions where the content may change (the first after each keyframe): every
+            one becomes a coarse frame, and ``coarse_step`` only fills the longer stretches between them.
         max_encoded: most candidates to encode, as a fraction of all of them; never less than the coarse
-            grid plus one refined block (with its halo) per pick. When that is the whole video, every
+            grid plus one refined unit (with its halo) per pick. When that is the whole video, every
             candidate is encoded and scored.
     """
 
-    margin_quantile = 1.0
-    """Which quantile of the observed gaps (true best minus estimated best, per refined block) is the margin."""
+    margin_quantile = 0.9
+    """Which quantile of the observed estimate errors (true best minus bound, per refined unit) sets the margin."""
+    margin_slack = 0.5
+    """Added to the margin, as a multiple of the spread (90% minus 50% quantile) of the observed errors."""
+    min_errors = 8
+    """Below this many observed errors the margin is their maximum."""
+    unit = 4
+    """Candidates per refinement unit (at most ``coarse_step``): refining encodes a unit plus its halo."""
+    same_scene = 0.9
+    """Cosine similarity above which two neighbouring coarse frames count as one scene (interpolated)."""
 
     def __init__(
         self,
@@ -170,28 +235,50 @@ class CoarseToFineSearch:
         coarse_step: int = DEFAULT_COARSE_STEP,
         max_encoded: float = DEFAULT_MAX_ENCODED,
         cheap: np.ndarray | None = None,
+        anchors: np.ndarray | None = None,
     ) -> None:
         self.scorer = scorer
         self.cheap = cheap
+        self.anchors = anchors
         self.features_fn = features
         self.n = scorer.total
         self.k = int(k)
         self.step, self.max_encoded = check_search_settings(coarse_step, max_encoded)
         left, right = scorer.halo
-        self.num_blocks = -(-self.n // self.step)
-        # Always room for the coarse grid plus one refined block (with its halo) per pick.
-        floor = self.num_blocks + self.k * (self.step + left + right)
+        self.unit = max(1, min(self.unit, self.step))
+        self.coarse = self._coarse_positions()
+        self.num_units = -(-self.n // self.unit)
+        # Always room for the coarse grid plus one refined unit (with its halo) per pick.
+        floor = len(self.coarse) + self.k * (self.unit + left + right)
         self.budget = max(floor, int(math.floor(self.max_encoded * self.n)))
         self.known = np.zeros(self.n, dtype=bool)
         self.scores = np.full(self.n, np.nan, dtype=np.float32)
         self.feats: torch.Tensor | None = None
+        self.feature_seconds = 0.0
 
     # ------------------------------------------------------------------ helpers
+    def _coarse_positions(self) -> np.ndarray:
+        n, step = self.n, self.step
+        if self.anchors is not None:
+            return coarse_grid(n, step, self.anchors, self.cheap)
+        num_blocks = -(-n // step)
+        coarse = np.minimum(np.arange(num_blocks) * step + step // 2, n - 1)
+        if self.cheap is not None and len(self.cheap):
+            cheap = np.unique(np.asarray(self.cheap, dtype=np.int64))
+            starts = np.arange(num_blocks) * step
+            first = np.searchsorted(cheap, starts)
+            found = cheap[np.minimum(first, len(cheap) - 1)]
+            inside = (first < len(cheap)) & (found >= starts) & (found < np.minimum(n, starts + step))
+            coarse[inside] = found[inside]
+        return np.unique(coarse)
+
     def _encode(self, positions: np.ndarray) -> None:
         positions = np.unique(positions[~self.known[positions]])
         if len(positions) == 0:
             return
+        begin = time.perf_counter()
         got = self.features_fn(positions).float().cpu()
+        self.feature_seconds += time.perf_counter() - begin
         if got.ndim != 2 or got.shape[0] != len(positions):
             raise ValueError(f"the feature callback returned shape {tuple(got.shape)} for {len(positions)} positions")
         if self.feats is None:
@@ -200,24 +287,83 @@ class CoarseToFineSearch:
         self.known[positions] = True
 
     def _score_known(self) -> None:
-        """Score every not yet scored candidate whose whole window has known features."""
+        """Score every not yet scored candidate whose whole window has known features.
+
+        Nearby spans are scored in one call over their union (unknown features are zeros there): a row's
+        score depends only on its window (grid-aligned row blocks, see ``_agent._grid_rows``), so the rows
+        kept are bit-identical either way, and one call per stretch costs far less than one per span.
+        """
         left, right = self.scorer.halo
         assert self.feats is not None
+        wanted = np.zeros(self.n, dtype=bool)
         for a, b in known_runs(self.known):
             start = a if a == 0 else a + left
             stop = b if b == self.n else b - right
-            if start >= stop or not np.isnan(self.scores[start:stop]).any():
-                continue
-            self.scores[start:stop] = self.scorer.score(self.feats[a:b], a, start, stop).numpy()
+            wanted[start:stop] = start < stop
+        wanted &= np.isnan(self.scores)
+        spans = known_runs(wanted)
+        while spans:
+            start, stop = spans.pop(0)
+            while spans and spans[0][0] - stop <= ROW_BLOCK:
+                stop = spans.pop(0)[1]
+            lo, hi = max(0, start - left), min(self.n, stop + right)
+            got = self.scorer.score(self.feats[lo:hi], lo, start, stop).numpy()
+            keep = wanted[start:stop]
+            self.scores[start:stop][keep] = got[keep]
 
-    def _block(self, b: int) -> tuple[int, int]:
-        return b * self.step, min(self.n, (b + 1) * self.step)
+    def _span(self, u: int) -> tuple[int, int]:
+        return u * self.unit, min(self.n, (u + 1) * self.unit)
 
-    def _needed(self, b: int) -> np.ndarray:
+    def _needed(self, u: int) -> np.ndarray:
         left, right = self.scorer.halo
-        start, stop = self._block(b)
+        start, stop = self._span(u)
         span = np.arange(max(0, start - left), min(self.n, stop + right))
         return span[~self.known[span]]
+
+    def _estimates(self) -> tuple[np.ndarray, np.ndarray]:
+        """Estimated scores of every candidate from the coarse frames, and an optimistic version of them.
+
+        Between two coarse frames of one scene (similar features) the features are interpolated linearly.
+        Between two that differ, the cut lies somewhere in between: at the later one when it is an anchor
+        (a keyframe), so the earlier frame holds up to it; elsewhere the estimate holds the nearer coarse frame
+        and the optimistic version takes the better of holding either side over the whole stretch.
+        """
+        assert self.feats is not None
+        n, coarse = self.n, self.coarse
+        cf = self.feats[torch.from_numpy(coarse)]
+        pos = np.arange(n)
+        right = np.clip(np.searchsorted(coarse, pos, side="right"), 1, len(coarse) - 1) if len(coarse) > 1 else None
+        if right is None:
+            est = self.scorer.score(cf[np.zeros(n, dtype=np.int64)], 0, 0, n).numpy()
+            return est, est
+        left_i = right - 1
+        a, b = coarse[left_i], coarse[right]
+        t = np.clip((pos - a) / np.maximum(b - a, 1), 0.0, 1.0)
+        similar = F.cosine_similarity(cf[:-1], cf[1:], dim=-1).numpy() >= self.same_scene
+        smooth = similar[left_i]
+        cut_at_anchor = ~smooth & np.isin(b, self.anchors if self.anchors is not None else [])
+        hold = np.where(cut_at_anchor | (t < 0.5), left_i, right)
+        w = torch.from_numpy(np.where(smooth, t, (hold == right).astype(np.float64))).float()[:, None]
+        recon = cf[torch.from_numpy(left_i)] * (1 - w) + cf[torch.from_numpy(right)] * w
+        est = self.scorer.score(recon, 0, 0, n).numpy()
+        unsure = ~smooth & ~cut_at_anchor
+        if not unsure.any():
+            return est, est
+        flipped = torch.from_numpy(np.where(hold == right, left_i, right))
+        optimistic = est.copy()
+        lo_halo, hi_halo = self.scorer.halo
+        for a, b in known_runs(unsure):  # score the other side only where the cut's place is unknown
+            lo, hi = max(0, a - lo_halo), min(n, b + hi_halo)
+            other = recon[lo:hi].clone()
+            other[a - lo : b - lo] = cf[flipped[a:b]]
+            optimistic[a:b] = np.maximum(est[a:b], self.scorer.score(other, lo, a, b).numpy())
+        return est, optimistic
+
+    def _margin(self, errors: list[float]) -> float:
+        if len(errors) < self.min_errors:
+            return max(0.0, max(errors))
+        q_hi, q_mid = np.quantile(errors, [self.margin_quantile, 0.5])
+        return max(0.0, float(q_hi + self.margin_slack * (q_hi - q_mid)))
 
     def _exhaustive(self) -> SearchResult:
         self._encode(np.arange(self.n))
@@ -227,58 +373,49 @@ class CoarseToFineSearch:
 
     # ------------------------------------------------------------------ the search
     def run(self) -> SearchResult:
-        n, step, k, num_blocks = self.n, self.step, self.k, self.num_blocks
-        # Too few candidates for a coarse grid and k refined blocks to save anything: score them all.
-        if self.budget >= n or num_blocks <= k:
+        begin = time.perf_counter()
+        result = self._search()
+        result.policy_seconds = max(0.0, time.perf_counter() - begin - self.feature_seconds)
+        return result
+
+    def _search(self) -> SearchResult:
+        n, k, unit = self.n, self.k, self.unit
+        # Too few candidates for a coarse grid and k refined units to save anything: score them all.
+        if self.budget >= n or len(self.coarse) <= k:
             return self._exhaustive()
-        coarse = np.minimum(np.arange(num_blocks) * step + step // 2, n - 1)
-        if self.cheap is not None and len(self.cheap):
-            cheap = np.unique(np.asarray(self.cheap, dtype=np.int64))
-            starts = np.arange(num_blocks) * step
-            first = np.searchsorted(cheap, starts)
-            found = cheap[np.minimum(first, len(cheap) - 1)]
-            inside = (first < len(cheap)) & (found >= starts) & (found < np.minimum(n, starts + step))
-            coarse[inside] = found[inside]
-        self._encode(coarse)
-        assert self.feats is not None
-        owner = np.minimum(np.arange(n) // step, num_blocks - 1)
-        estimates = self.scorer.score(self.feats[torch.from_numpy(coarse[owner])], 0, 0, n).numpy()
-        block_est = np.maximum.reduceat(estimates, np.arange(0, n, step))
-        refined = np.zeros(num_blocks, dtype=bool)
+        self._encode(self.coarse)
+        estimates, optimistic = self._estimates()
+        unit_bound = np.maximum.reduceat(optimistic, np.arange(0, n, unit))
+        refined = np.zeros(self.num_units, dtype=bool)
         margin = math.inf
-        gaps: list[float] = []
+        errors: list[float] = []
         rounds, stopped = 0, "complete"
         while not refined.all():
             exact = self.scores[np.isfinite(self.scores)]
             kth = -math.inf if len(exact) < k else float(np.sort(exact)[-k])
-            bounds = np.where(refined, -math.inf, block_est + margin)
-            todo = [int(b) for b in np.argsort(-bounds, kind="stable") if bounds[b] > kth and not refined[b]][:k]
+            bounds = np.where(refined, -math.inf, unit_bound + margin)
+            todo = [int(u) for u in np.argsort(-bounds, kind="stable")[: 4 * k] if bounds[u] > kth][:k]
             if not todo:
                 stopped = "bounds"
                 break
             chosen: list[int] = []
             spent = int(self.known.sum())
-            for b in todo:
-                need = len(self._needed(b))
-                if spent + need > self.budget:
-                    break
-                chosen.append(b)
-                spent += need
+            for u in todo:  # best bound first; a unit that no longer fits leaves room for cheaper ones
+                need = len(self._needed(u))
+                if spent + need <= self.budget:
+                    chosen.append(u)
+                    spent += need
             if not chosen:
                 stopped = "budget"
                 break
-            self._encode(np.concatenate([self._needed(b) for b in chosen]))
+            self._encode(np.concatenate([self._needed(u) for u in chosen]))
             refined[chosen] = True
             self._score_known()
             rounds += 1
-            for b in chosen:
-                start, stop = self._block(b)
-                true_best = np.nanmax(self.scores[start:stop])
-                gaps.append(float(true_best - block_est[b]))
-            margin = max(0.0, float(np.quantile(gaps, self.margin_quantile)))
-            if len(chosen) < len(todo):
-                stopped = "budget"
-                break
+            for u in chosen:
+                start, stop = self._span(u)
+                errors.append(float(np.nanmax(self.scores[start:stop]) - unit_bound[u]))
+            margin = self._margin(errors)
         positions = _top_positions(self.scores, k)
         if len(positions) < k:
             warnings.warn(
@@ -303,12 +440,17 @@ def coarse_to_fine(
     coarse_step: int = DEFAULT_COARSE_STEP,
     max_encoded: float = DEFAULT_MAX_ENCODED,
     cheap: np.ndarray | None = None,
+    anchors: np.ndarray | None = None,
 ) -> SearchResult:
-    """Run the coarse-to-fine policy: ``features(positions)`` is called for the candidates it needs."""
+    """Run the coarse-to-fine policy: ``features(positions)`` is called for the candidates it needs.
+
+    ``anchors`` are candidate positions where the content may change (the first candidate after each
+    keyframe): each gets a coarse frame, so short scenes are never skipped (see :func:`coarse_grid`).
+    """
     if num_candidates < 1:
         raise ValueError("there are no candidates to search")
     scorer = SpanScorer(agent, text, num_candidates, window_size=window_size, tau=tau)
     search = CoarseToFineSearch(
-        scorer, features, k, coarse_step=coarse_step, max_encoded=max_encoded, cheap=cheap
+        scorer, features, k, coarse_step=coarse_step, max_encoded=max_encoded, cheap=cheap, anchors=anchors
     )
     return search.run()

@@ -72,11 +72,12 @@ class FakeSampler:
                       return_frames=True, progress=None, candidate_mode="fps", search="exhaustive", decoder="auto",
                       coarse_step=None, max_encoded=None):
         feats = self.encode_video(video, fps=fps, max_candidates=max_candidates, candidate_mode=candidate_mode)
-        return self.select_from_features(feats, self.encode_text([question])[0], k, method=method)
+        return self.select_from_features(feats, question, k, method=method)
 
     def select_from_features(self, video_features, question, k=16, *, method="topk", window_size=None,
                              search="exhaustive"):
-        feats, text = video_features, question
+        feats = video_features
+        text = self.encode_text([question])[0] if isinstance(question, str) else question
         scores = (feats.features @ text.reshape(-1)).numpy()
         pos = select_indices(scores, k, method)
         return Selection(

@@ -167,3 +167,51 @@ def test_a_question_with_a_lone_surrogate_is_refused_naming_it(uncached_sampler)
     with pytest.raises(ValueError, match=r"question is not valid text: it holds the lone surrogate '\\ud800' at "
                                          r"position 1"):
         uncached_sampler.select_frames(FRAMES, "a\ud800b", 2)
+
+
+# ---- index_dataset as its steps, its options as two objects
+
+
+def test_index_dataset_takes_the_objects_or_their_fields_and_its_steps_are_public(tmp_path):
+    import json
+
+    from test_indexing import FakeSampler, sample_rows, write_jsonl
+    from tspo_sampler.indexing import (
+        RunOptions,
+        index_dataset,
+        load_done,
+        merge,
+        plan_rows,
+        process_video,
+        read_dataset,
+    )
+
+    rows = read_dataset(write_jsonl(tmp_path / "d.jsonl", sample_rows()))
+    a, b = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    index_dataset(FakeSampler(), rows, a, k=4, method="bin-max", progress=False, fsync=False)
+    index_dataset(FakeSampler(), rows, b, SelectionSettings(k=4, method="bin-max"),
+                  run=RunOptions(progress=False, fsync=False))
+    assert a.read_text() == b.read_text()
+    with pytest.raises(TypeError, match="not both"):
+        index_dataset(FakeSampler(), rows, b, SelectionSettings(k=4), k=4)
+    with pytest.raises(TypeError, match="unexpected keyword arguments: kk"):
+        index_dataset(FakeSampler(), rows, b, kk=4)
+    with pytest.raises(ValueError, match="rank 2 is not in a world of 2 processes"):
+        RunOptions(rank=2, world_size=2)
+
+    # the steps by hand (what another engine does) give the same records
+    from tspo_sampler.indexing import IndexSettings
+    from tspo_sampler.indexing._records import part_path
+    from tspo_sampler.io import JsonlAppender
+
+    c = tmp_path / "c.jsonl"
+    settings = IndexSettings(k=4, method="bin-max")
+    plan = load_done(c, rows, settings)
+    assert len(plan.pending) == len(rows) and not plan.mixed
+    with JsonlAppender(part_path(c, 0, 1), fsync=False) as appender:
+        for group in plan_rows(plan.pending):
+            records, _ = process_video(FakeSampler(), group, settings)
+            for record in records:
+                appender.write(record)
+    assert merge(c, rows) == 0
+    assert [json.loads(x) for x in c.read_text().splitlines()] == [json.loads(x) for x in a.read_text().splitlines()]

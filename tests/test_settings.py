@@ -55,6 +55,10 @@ def test_search_needs_topk_and_its_options_go_through_the_search_check():
     assert SelectionSettings(search="coarse-to-fine", coarse_step=np.int64(4)).search_options() == {"coarse_step": 4}
     with pytest.raises(ValueError, match="max_encoded"):
         SelectionSettings(max_encoded=1.5)
+    with pytest.raises(TypeError, match="coarse_step must be a positive integer, got float 2.5"):
+        SelectionSettings(coarse_step=2.5)
+    with pytest.raises(TypeError, match="max_encoded must be a fraction of the candidates in \\(0, 1\\], got str"):
+        SelectionSettings(max_encoded="0.2")
 
 
 @pytest.mark.parametrize(("field", "value", "error", "message"), [m for m in MISTAKES if m[0] != "decoder"])

@@ -23,14 +23,14 @@ from ..features._cache import VideoFeatures
 from ..features._source import FeatureSource, FileFeatureSource, FileVideo, FramesVideo
 from ..features._video_features import PROGRESS_DELAY_S
 from ..video._candidates import even_positions
-from ._search import DEFAULT_COARSE_STEP, DEFAULT_MAX_ENCODED, FeatureFn, SearchResult, coarse_to_fine
-from ._settings import SelectionSettings, check_positive_int
+from ._search import DEFAULT_COARSE_STEP, DEFAULT_MAX_ENCODED, FeatureFn, SearchResult, coarse_to_fine, scene_anchors
+from ._settings import SelectionSettings
 
 __all__ = ["search_features", "select_coarse_to_fine"]
 
 
 def _window(sampler: Any, window_size: int | None) -> int:
-    return int(sampler.window_size if window_size is None else check_positive_int(window_size, "window_size"))
+    return int(sampler.window_size if window_size is None else window_size)  # checked by SelectionSettings
 
 
 class SearchProgress:
@@ -66,25 +66,26 @@ class SearchProgress:
 
 def _run(
     sampler: Any, text: torch.Tensor, n: int, features: FeatureFn, k: int, window_size: int | None, options: dict,
-    cheap: np.ndarray | None = None, progress: bool | None | SearchProgress = None,
+    cheap: np.ndarray | None = None, progress: bool | None | SearchProgress = None, anchors: np.ndarray | None = None,
 ) -> SearchResult:
     bar = progress if isinstance(progress, SearchProgress) else SearchProgress(n, progress)
     with bar.bar:
         return coarse_to_fine(
             sampler.agent, text.float().cpu(), n, bar.wrap(features), k, window_size=_window(sampler, window_size),
             tau=sampler.tau, coarse_step=options.get("coarse_step", DEFAULT_COARSE_STEP),
-            max_encoded=options.get("max_encoded", DEFAULT_MAX_ENCODED), cheap=cheap,
+            max_encoded=options.get("max_encoded", DEFAULT_MAX_ENCODED), cheap=cheap, anchors=anchors,
         )
 
 
-def _keyframe_candidates(source: FeatureSource, options: dict) -> np.ndarray:
-    """Positions of the first candidate in each GOP (decoding it costs the frames from its keyframe on), and
-    a coarse step no shorter than the typical GOP, so the coarse pass decodes about one short run per GOP."""
+def _keyframe_candidates(source: FeatureSource, options: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``(anchors, cheap)``: the first candidate after each scene-cut keyframe (a coarse frame each) and after
+    every keyframe (cheap to decode), see :func:`scene_anchors`; and a coarse step for the fill inside long
+    scenes of twice the typical GOP (16 to 32 candidates), so the coarse pass decodes about one frame per GOP."""
     first = source.keyframes()
     if len(first) > 1 and "coarse_step" not in options:
         gop = int(np.median(np.diff(first)))
-        options["coarse_step"] = int(min(4 * DEFAULT_COARSE_STEP, max(DEFAULT_COARSE_STEP, gop)))
-    return first
+        options["coarse_step"] = int(min(4 * DEFAULT_COARSE_STEP, max(2 * DEFAULT_COARSE_STEP, 2 * gop)))
+    return scene_anchors(np.arange(int(first.max()) + 1 if len(first) else 0), first)
 
 
 def _selection(
@@ -132,9 +133,9 @@ def _file_search(
     """The search over a file, asking ``source`` for the features of the candidates it needs."""
     indices, timestamps = source.candidates()
     bar = SearchProgress(len(indices), progress)
-    cheap = _keyframe_candidates(source, options)
+    anchors, cheap = _keyframe_candidates(source, options)
     result = _run(sampler, text, len(indices), lambda p: source.features(p, on_batch=bar.advance), settings.k,
-                  settings.window_size, options, cheap, bar)
+                  settings.window_size, options, cheap, bar, anchors)
     meta = source.metadata
     return _selection(
         result, indices, timestamps, question, duration=float(meta.duration), fps=float(meta.fps),

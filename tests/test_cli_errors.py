@@ -91,7 +91,7 @@ def test_select_refuses_a_device_before_loading(device, expected, tmp_path, caps
 @pytest.mark.parametrize("args, expected", [
     (["{missing}", "what?"], "does not exist"),
     (["{video}", "what?", "-k", "0"], "k must be a positive integer"),
-    (["{video}", "   "], "question is blank"),
+    (["{video}", "   "], "QUESTION is blank"),
     (["{video}", "what?", "--fps", "inf"], "--fps must be a finite number"),
     (["{video}", "what?", "--max-candidates", "0"], "--max-candidates must be a positive integer"),
     (["{video}", "what?", "--window-size", "0"], "--window-size must be a positive integer or None, got 0"),

@@ -175,7 +175,7 @@ def index_dataset_ray(
             for r in pending:
                 if r.problem is not None:
                     write(error_record(r, "InvalidRow", r.problem))
-            good = [r for g in group_by_video(r for r in pending if r.problem is None) for r in g]
+            good = [r for r in pending if r.problem is None]
             if good:
                 started_ray = _connect(ray_address)
                 stats.videos = _run_on_ray(
@@ -203,6 +203,31 @@ def index_dataset_ray(
     return stats
 
 
+def _batches(rows: Sequence[IndexRow], size: int) -> list[list[IndexRow]]:
+    """``rows`` cut into batches of at most ``size`` rows, the rows about one video together where they fit."""
+    batches: list[list[IndexRow]] = []
+    current: list[IndexRow] = []
+    for group in group_by_video(rows):
+        if current and len(current) + len(group) > size:
+            batches.append(current)
+            current = []
+        while len(group) > size:  # more questions about one video than a batch holds
+            batches.append(group[:size])
+            group = group[size:]
+        current.extend(group)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def _block(rows: Sequence[IndexRow]) -> Any:
+    import pyarrow as pa
+
+    schema = pa.schema([("row", pa.int64()), ("id", pa.string()), ("video", pa.string()), ("question", pa.string())])
+    return pa.table({"row": [r.row for r in rows], "id": [r.id for r in rows], "video": [r.video for r in rows],
+                     "question": [r.question for r in rows]}, schema=schema)
+
+
 def _run_on_ray(model: Any, good: Sequence[IndexRow], write: Callable[[dict[str, Any]], None], *, fail_fast: bool,
                 num_workers: int | None, gpus_per_worker: float | None, cpus_per_worker: float | None,
                 batch_size: int | None, **selector: Any) -> int:
@@ -220,12 +245,9 @@ def _run_on_ray(model: Any, good: Sequence[IndexRow], write: Callable[[dict[str,
     context.enable_progress_bars = False
     context.print_on_execution_start = False
     by_row = {r.row: r for r in good}
-    items = [{"row": r.row, "id": r.id, "video": r.video, "question": r.question} for r in good]
-    blocks = max(1, math.ceil(len(items) / plan["batch_size"]))
-    ds = ray.data.from_items(items, override_num_blocks=blocks)
+    ds = ray.data.from_arrow([_block(b) for b in _batches(good, plan["batch_size"])])
     ds = select_dataset(ds, model, selector=_RecordSelector, concurrency=plan["concurrency"],
-                        num_gpus=plan["num_gpus"], num_cpus=plan["num_cpus"], batch_size=plan["batch_size"],
-                        **selector)
+                        num_gpus=plan["num_gpus"], num_cpus=plan["num_cpus"], whole_blocks=True, **selector)
     videos: set[str] = set()
     for batch in ds.iter_batches(batch_size=None, batch_format="pyarrow"):
         for i, text in zip(batch.column("row").to_pylist(), batch.column("record").to_pylist(), strict=True):

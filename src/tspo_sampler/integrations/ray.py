@@ -224,6 +224,7 @@ def select_dataset(
     max_restarts: int = MAX_RESTARTS,
     max_task_retries: int = MAX_TASK_RETRIES,
     selector: type[TSPOSelector] | None = None,
+    whole_blocks: bool = False,
     **settings: Any,
 ) -> Any:
     """``ds.map_batches(TSPOSelector, ...)`` with workers, GPUs and batch size fitted to the cluster.
@@ -231,6 +232,8 @@ def select_dataset(
     ``settings`` are :class:`TSPOSelector`'s keyword arguments (``k``, ``method``, ``fps``, ...). Workers that
     die are restarted (``max_restarts``) and their batches redone (``max_task_retries``). Returns the lazy
     Ray dataset (write it, or iterate over it). ``selector`` swaps in a subclass of :class:`TSPOSelector`.
+    ``whole_blocks=True`` makes each block of ``ds`` one batch (blocks already cut to batches, e.g. by video).
+    A worker takes a new batch only when it is free, so batches go to whichever worker is idle.
     """
     import ray
 
@@ -244,8 +247,8 @@ def select_dataset(
             selector,
             fn_constructor_args=(model,),
             fn_constructor_kwargs=settings,
-            compute=ray.data.ActorPoolStrategy(size=plan["concurrency"]),
-            batch_size=plan["batch_size"],
+            compute=ray.data.ActorPoolStrategy(size=plan["concurrency"], max_tasks_in_flight_per_actor=1),
+            batch_size=None if whole_blocks else plan["batch_size"],
             num_gpus=plan["num_gpus"],
             num_cpus=plan["num_cpus"],
             max_restarts=max_restarts,

@@ -81,6 +81,21 @@ def local(dataset, checkpoint_dir) -> list[dict]:
     return recs
 
 
+def test_engine_arguments_checked_before_ray_starts(dataset, checkpoint_dir, tmp_path, capsys):
+    out = tmp_path / "x.jsonl"
+    assert main(index_args(dataset, out, checkpoint_dir, "--num-workers", "2")) == 2
+    assert main(index_args(dataset, tmp_path / "x.parquet", checkpoint_dir)) == 2
+    assert main(index_args(dataset, out, checkpoint_dir, "--engine", "ray", "--num-workers", "0")) == 2
+    assert main(index_args(dataset, out, tmp_path / "no-such-checkpoint", "--engine", "ray")) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err == ["tspo index: error: --num-workers only apply to --engine ray",
+                   f"tspo index: error: --out {tmp_path / 'x.parquet'}: Parquet output is written by --engine ray; "
+                   "use a .jsonl file or add --engine ray",
+                   "tspo index: error: --num-workers must be >= 1, got 0",
+                   f"tspo index: error: checkpoint directory {tmp_path / 'no-such-checkpoint'} does not exist"]
+    assert not out.exists() and not ray.is_initialized()
+
+
 def test_engine_ray_equals_single_process(cluster, dataset, checkpoint_dir, local, tmp_path):
     out = tmp_path / "ray.jsonl"
     assert main(index_args(dataset, out, checkpoint_dir, "--engine", "ray", "--num-workers", "1",
@@ -191,3 +206,4 @@ def test_resume_after_kill(cluster, dataset, checkpoint_dir, local, tmp_path, ca
         for c in COLUMNS:
             assert got[c] == want.get(c), (want["id"], c)
     assert not list(tmp_path.glob(".frames.parquet.*"))  # no temporary directory left
+

@@ -76,6 +76,10 @@ def run_ray(args: argparse.Namespace, rows: list[Any], model: str, roots: list[s
 
     if args.device not in (None, "cpu") and not str(args.device).startswith("cuda"):
         raise ValueError(f"--engine ray: --device {args.device} is not a device Ray schedules (use cpu or cuda)")
+    from ..hub._hub import resolve_checkpoint
+
+    # a missing checkpoint is one line here, not an error in every worker; a Hub id is fetched once first
+    resolve_checkpoint(args.model, revision=args.revision, local_files_only=args.local_files_only)
     gpus = args.gpus_per_worker
     if gpus is None and args.device == "cpu":
         gpus = 0.0

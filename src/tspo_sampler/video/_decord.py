@@ -96,7 +96,8 @@ class DecordReader:
         vr = self._make(-1, -1)
         n = self._call(lambda: len(vr), "reading the frame count")
         if n != index.num_frames:
-            raise VideoReadError(index.label, f"decord sees {n} frames, the container index {index.num_frames}")
+            raise VideoReadError(index.label, f"decord sees {n} frames, the container index {index.num_frames}"
+                                  "; use decoder='pyav' or 'auto'")
         # decord 0.6 applies the rotation only when its bundled FFmpeg exposes it (MP4 yes, MKV
         # no): find out what it did by matching its first frame against PyAV's upright one.
         if index.rotation:

@@ -54,7 +54,8 @@ class TorchcodecReader:
         self._dec = self._call(make, "opening with torchcodec")
         n = self._call(lambda: len(self._dec), "reading the frame count")
         if n != index.num_frames:
-            raise VideoReadError(index.label, f"torchcodec sees {n} frames, the container index {index.num_frames}")
+            raise VideoReadError(index.label, f"torchcodec sees {n} frames, the container index {index.num_frames}"
+                                  "; use decoder='pyav' or 'auto'")
         self.fix = 0  # extra clockwise turn needed on torchcodec's output (0.17 applies the rotation itself)
         if index.rotation:
             first = self._call(lambda: self._frames(np.array([0], dtype=np.int64))[0], "decoding frame 0")

@@ -128,13 +128,14 @@ class PyAVReader:
         key = int(ix.keyframes[nxt])
         self._mark_damaged(self._last_packet, key - 1)
         try:
-            self._container.seek(ix.pts_of(key), stream=self._stream, backward=False, any_frame=False)
+            self._container.seek(ix.seek_target(key), stream=self._stream, backward=False, any_frame=False)
         except av.error.FFmpegError:
             self._mark_damaged(key, ix.num_frames - 1)
             return False
         pos = self._pos
         self._restart(pos)
         self._last_packet = key
+        self._await_key = not self._index.indexed  # an estimated seek lands on any packet
         return True
 
     def _pull(self) -> None:

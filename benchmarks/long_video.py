@@ -10,6 +10,9 @@ several questions without decoding.
 
     nice -n 10 python benchmarks/long_video.py --minutes 30                       # tiny test encoder
     nice -n 10 python benchmarks/long_video.py --minutes 60 --size 1280x720 --encoder vit-b32 --backends pyav
+    nice -n 10 python benchmarks/long_video.py --minutes 30 --scenes 20-70,8-30 --backends auto --profile-policy
+    nice -n 10 python benchmarks/long_video.py --minutes 60 --size 1280x720 --encoder vit-l14 --backends auto \
+        --dtypes float32,bfloat16 --sample 32 --k 8,16,32      # exhaustive extrapolated from 32 candidates
 
 On a CUDA machine it also prints NVDEC (torchcodec on the GPU) vs CPU decoding and the encoder in float16 vs
 float32 on the same video.
@@ -85,6 +88,53 @@ def make_scene_video(
     return starts
 
 
+def sample_worker(sampler, spec: dict) -> dict:
+    """Exhaustive cost from a fixed number of candidates: decode and encode the first ``sample`` 1-fps candidates
+    (as the exhaustive pass does, in order), then extrapolate to all of them."""
+    import torch
+
+    from tspo_sampler.video import VideoDecoder
+
+    with VideoDecoder(spec["video"], backend=spec["backend"]) as dec:
+        indices, _ = dec.candidates(fps=1.0)
+        start = time.perf_counter()
+        for batch in dec.iter_frames(indices[: spec["sample"]], short_side=224, batch_size=8):
+            sampler.encode_frames(torch.from_numpy(batch.data), progress=False)
+        per_frame = (time.perf_counter() - start) / min(spec["sample"], len(indices))
+    return {"wall_s": per_frame * len(indices), "per_frame_s": per_frame, "peak_rss_mb": peak_rss_mb(),
+            "encoded": len(indices), "candidates": len(indices), "positions": [], "scores": [], "sampled": True}
+
+
+def policy_worker(sampler, spec: dict) -> dict:
+    """The coarse-to-fine policy on a file through the public pieces, timing its own work (estimates, bounds,
+    span scoring) apart from decoding and encoding."""
+    import torch
+
+    from tspo_sampler.scoring import coarse_to_fine
+    from tspo_sampler.scoring._search import scene_anchors
+    from tspo_sampler.video import VideoDecoder
+
+    start = time.perf_counter()
+    with VideoDecoder(spec["video"], backend=spec["backend"]) as dec:
+        indices, _ = dec.candidates(fps=1.0)
+        first = np.unique(np.searchsorted(indices, dec.keyframe_indices()))
+        first = first[first < len(indices)]
+        anchors, cheap = scene_anchors(np.arange(len(indices)), indices[first])
+
+        def features(positions: np.ndarray) -> torch.Tensor:
+            out = [sampler.encode_frames(torch.from_numpy(b.data), progress=False)
+                   for b in dec.iter_frames(indices[positions], short_side=224, batch_size=32)]
+            return torch.cat(out)
+
+        gop = int(np.median(np.diff(first))) if len(first) > 1 else 8
+        result = coarse_to_fine(sampler.agent, sampler.encode_text(spec["question"]), len(indices), features,
+                                spec["k"], window_size=sampler.window_size, tau=sampler.tau,
+                                coarse_step=min(32, max(16, 2 * gop)), anchors=anchors, cheap=cheap)
+    wall = time.perf_counter() - start
+    return {"wall_s": wall, "policy_s": result.policy_seconds, "encoded": result.encoded_frames,
+            "candidates": len(indices), "stopped": result.stopped, "rounds": result.rounds}
+
+
 def worker(spec: dict) -> dict:
     """One run in this process: select_frames on one backend with one search mode."""
     import torch
@@ -95,6 +145,10 @@ def worker(spec: dict) -> dict:
     sampler = TemporalSampler.from_pretrained(spec["checkpoint"], device="cpu", feature_cache=bool(spec["cache"]),
                                               feature_cache_dir=spec["cache"] or None,
                                               dtype=getattr(torch, spec["dtype"]))
+    if spec.get("sample"):
+        return sample_worker(sampler, spec)
+    if spec["search"] == "policy":
+        return policy_worker(sampler, spec)
     start = time.perf_counter()
     sel = sampler.select_frames(
         spec["video"], spec["question"], spec["k"], return_frames=False, search=spec["search"],
@@ -163,11 +217,13 @@ def agreement(exhaustive: np.ndarray, picks: list[int], k: int) -> tuple[int, in
     return len(top & set(picks)), int(sum(exhaustive[p] >= threshold for p in picks))
 
 
-def table_rows(backend: str, dtype: str, ex: dict, cf: dict, reference: np.ndarray, k: int) -> list[dict]:
-    """Both searches of one backend and dtype; agreement is with the backend's exhaustive float32 top-k."""
+def table_rows(backend: str, dtype: str, ex: dict, cf: dict, reference: np.ndarray | None, k: int) -> list[dict]:
+    """Both searches of one backend and dtype; agreement is with the backend's exhaustive float32 top-k
+    (``None``: the exhaustive run was extrapolated from a sample, so there is no top-k to compare with)."""
     rows = []
     for name, r in (("exhaustive", ex), ("coarse-to-fine", cf)):
-        overlap, top2 = agreement(reference, r["positions"], k)
+        overlap, top2 = agreement(reference, r["positions"], k) if reference is not None else ("n/a", "n/a")
+        name = "exhaustive (extrapolated)" if r.get("sampled") else name
         rows.append({
             "backend": backend, "dtype": dtype, "search": name, "wall_s": f"{r['wall_s']:.1f}",
             "x_exhaustive": f"{r['wall_s'] / ex['wall_s']:.2f}", "peak_rss_mb": f"{r['peak_rss_mb']:.0f}",
@@ -201,11 +257,17 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--size", default="320x180")
     parser.add_argument("--fps", type=float, default=25.0)
-    parser.add_argument("--encoder", choices=("tiny", "vit-b32"), default="tiny")
+    parser.add_argument("--encoder", choices=("tiny", "vit-b32", "vit-l14"), default="tiny")
+    parser.add_argument("--scenes", default="20-70", help="scene lengths in seconds, one video per range: 20-70,8-30")
     parser.add_argument("--backends", default="pyav,decord")
     parser.add_argument("--dtypes", default="float32", help="encoder dtypes, e.g. float32,bfloat16")
-    parser.add_argument("--k", type=int, default=8)
+    parser.add_argument("--k", default="8", help="frames to select, e.g. 8,16,32")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sample", type=int, default=0,
+                        help="time exhaustive runs on this many candidates and extrapolate (0: run them whole)")
+    parser.add_argument("--bf16-sample", type=int, default=8, help="candidates a bfloat16 exhaustive run times")
+    parser.add_argument("--profile-policy", action="store_true",
+                        help="also time the search's own work (estimates, span scoring) apart from encoding")
     parser.add_argument("--no-replay", action="store_true", help="skip the replay on saved features")
     parser.add_argument("--noise", type=float, default=8.0, help="film grain strength (0: none; faster to make)")
     parser.add_argument("--workdir", default=None, help="keep the video and checkpoints here (default: temporary)")
@@ -216,36 +278,64 @@ def main() -> None:
     work = Path(args.workdir or tempfile.mkdtemp(prefix="tspo-long-"))
     work.mkdir(parents=True, exist_ok=True)
     w, h = map(int, args.size.split("x"))
-    video = work / f"scenes_{args.minutes:g}min_{w}x{h}.mp4"
-    if not video.is_file():
-        t0 = time.perf_counter()
-        starts = make_scene_video(video, args.minutes, (w, h), args.fps, noise=args.noise)
-        print(f"made {video.name}: {len(starts)} scenes in {time.perf_counter() - t0:.0f} s")
-    checkpoint = FIXTURE_CHECKPOINT if args.encoder == "tiny" else make_vit_b32_checkpoint(work / "vit-b32")
-    rows = []
+    checkpoint = FIXTURE_CHECKPOINT if args.encoder == "tiny" else make_vit_b32_checkpoint(
+        work / args.encoder, shape=args.encoder)
+    backends, dtypes, ks = args.backends.split(","), args.dtypes.split(","), [int(k) for k in args.k.split(",")]
+    rows, policy_rows = [], []
     cache = str(work / "cache")
     shutil.rmtree(cache, ignore_errors=True)  # the first exhaustive run must really encode (the replay reads it)
-    backends, dtypes = args.backends.split(","), args.dtypes.split(",")
-    for backend in backends:
-        reference = None  # the exhaustive float32 (first dtype) run of this backend
-        for dtype in dtypes:
-            base = {"checkpoint": str(checkpoint), "video": str(video), "question": QUESTIONS[0], "k": args.k,
-                    "threads": args.threads, "backend": backend, "dtype": dtype}
-            first = backend == backends[0] and dtype == dtypes[0]
-            ex = run_worker({**base, "search": "exhaustive", "cache": cache if first else None})
-            cf = run_worker({**base, "search": "coarse-to-fine", "cache": None})
-            reference = reference or ex
-            rows += table_rows(backend, dtype, ex, cf, np.asarray(reference["scores"], dtype=np.float64), args.k)
-    print(f"\n{video.name}, encoder {args.encoder}, k={args.k}, {args.threads} threads")
-    print_table(rows, ["backend", "dtype", "search", "wall_s", "x_exhaustive", "peak_rss_mb", "decoded", "encoded",
-                       "overlap", "in_top2%"])
+    videos = []
+    for scenes in args.scenes.split(","):
+        lo, hi = map(int, scenes.split("-"))
+        video = work / f"scenes_{args.minutes:g}min_{w}x{h}_{lo}-{hi}s.mp4"
+        if not video.is_file():
+            t0 = time.perf_counter()
+            starts = make_scene_video(video, args.minutes, (w, h), args.fps, noise=args.noise, scenes=(lo, hi))
+            print(f"made {video.name}: {len(starts)} scenes in {time.perf_counter() - t0:.0f} s", flush=True)
+        videos.append(video)
+    for video in videos:
+        for backend in backends:
+            for k in ks:
+                reference = None  # the exhaustive float32 (first dtype) run of this backend
+                for dtype in dtypes:
+                    base = {"checkpoint": str(checkpoint), "video": str(video), "question": QUESTIONS[0], "k": k,
+                            "threads": args.threads, "backend": backend, "dtype": dtype}
+                    first = video == videos[0] and backend == backends[0] and dtype == dtypes[0] and k == ks[0]
+                    sample = args.bf16_sample if dtype == "bfloat16" else args.sample
+                    ex = run_worker({**base, "search": "exhaustive", "cache": cache if first else None,
+                                     "sample": sample})
+                    if dtype == "bfloat16" and reference is not None and ex["wall_s"] > reference["wall_s"]:
+                        rows.append({"video": video.stem[-9:], "backend": backend, "dtype": dtype, "k": k,
+                                     "search": "exhaustive (sampled)", "wall_s": f"{ex['wall_s']:.0f}",
+                                     "x_exhaustive": f"{ex['wall_s'] / reference['wall_s']:.2f} of float32",
+                                     "peak_rss_mb": f"{ex['peak_rss_mb']:.0f}"})
+                        continue  # bfloat16 does not help on this CPU: no coarse-to-fine run for it
+                    cf = run_worker({**base, "search": "coarse-to-fine", "cache": None})
+                    reference = reference or ex
+                    ref = None if reference.get("sampled") else np.asarray(reference["scores"], dtype=np.float64)
+                    for row in table_rows(backend, dtype, ex, cf, ref, k):
+                        rows.append({"video": video.stem[-9:], "k": k, **row})
+                    if args.profile_policy and dtype == dtypes[0]:
+                        pol = run_worker({**base, "search": "policy", "cache": None})
+                        policy_rows.append({"video": video.stem[-9:], "k": k, "wall_s": f"{pol['wall_s']:.1f}",
+                                            "policy_s": f"{pol['policy_s']:.2f}",
+                                            "policy_share": f"{pol['policy_s'] / pol['wall_s']:.1%}",
+                                            "encoded": f"{pol['encoded'] / pol['candidates']:.1%}",
+                                            "stopped": pol["stopped"], "rounds": pol["rounds"]})
+    print(f"\nencoder {args.encoder}, {args.minutes:g} min at {w}x{h}, {args.threads} threads"
+          + (f"; exhaustive extrapolated from {args.sample} candidates" if args.sample else ""))
+    print_table(rows, ["video", "backend", "dtype", "k", "search", "wall_s", "x_exhaustive", "peak_rss_mb", "decoded",
+                       "encoded", "overlap", "in_top2%"])
+    if policy_rows:
+        print("\nthe search's own work (estimates, bounds, span scoring) vs its wall time")
+        print_table(policy_rows, ["video", "k", "wall_s", "policy_s", "policy_share", "encoded", "stopped", "rounds"])
     import torch
 
     if torch.cuda.is_available():
-        gpu_report(video, checkpoint, args.k)
-    if not args.no_replay:
+        gpu_report(videos[0], checkpoint, ks[0])
+    if not args.no_replay and not args.sample:
         print(f"\nreplay on the saved features of the {backends[0]} exhaustive run (no decoding)")
-        print_table(replay(str(checkpoint), cache, str(video), args.k),
+        print_table(replay(str(checkpoint), cache, str(videos[0]), ks[0]),
                     ["question", "encoded", "overlap", "in_top2%", "policy_s"])
 
 

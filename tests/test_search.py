@@ -360,3 +360,24 @@ def test_coarse_step_and_max_encoded_change_the_search():
     small, _ = run(agent, feats, text, 8, coarse_step=32, max_encoded=0.12)
     large, _ = run(agent, feats, text, 8, coarse_step=32, max_encoded=0.5)
     assert small.stopped == "budget" and small.encoded_frames <= 0.12 * 1800 < large.encoded_frames
+
+
+def test_search_settings_as_keywords_and_flags(uncached_sampler, checkpoint_dir, videos, tmp_path, monkeypatch,
+                                               capsys):
+    """select_frames(coarse_step=, max_encoded=) and tspo select --coarse-step/--max-encoded change the search;
+    a share of 1 encodes every candidate, and a bad value is one line naming the flag."""
+    import json
+
+    from tspo_sampler.cli import main
+
+    video = str(videos["mp4"])
+    default = uncached_sampler.select_frames(video, Q, 3, return_frames=False, search="coarse-to-fine")
+    everything = uncached_sampler.select_frames(video, Q, 3, return_frames=False, search="coarse-to-fine",
+                                                coarse_step=4, max_encoded=1.0)
+    assert default.encoded_frames < everything.encoded_frames == len(everything.candidate_indices)
+    monkeypatch.setenv("TSPO_SAMPLER_CACHE", str(tmp_path / "cli-cache"))
+    base = ["select", video, Q, "-k", "3", "--model", str(checkpoint_dir), "--no-cache", "--search", "coarse-to-fine"]
+    assert main(base + ["--coarse-step", "4", "--max-encoded", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["encoded_frames"] == everything.encoded_frames
+    assert main(base + ["--max-encoded", "2"]) == 2
+    assert "--max-encoded" in capsys.readouterr().err

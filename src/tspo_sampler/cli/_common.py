@@ -65,6 +65,11 @@ def add_selection_arguments(
     parser.add_argument("--search", choices=["exhaustive", "coarse-to-fine"], default="exhaustive",
                         help="score every candidate (default), or a coarse grid refined around the best regions "
                              "(topk only; exact scores there, a fraction of the frames encoded)")
+    parser.add_argument("--coarse-step", type=int, default=None, metavar="N",
+                        help="--search coarse-to-fine: most candidates between two coarse frames (default: twice "
+                             "the keyframe interval, 16 to 32; scene cuts always get one)")
+    parser.add_argument("--max-encoded", type=float, default=None, metavar="SHARE",
+                        help="--search coarse-to-fine: most candidates it encodes, as a share of them (default 0.1)")
     parser.add_argument("--decoder", default="auto", metavar="{auto,pyav,decord,torchcodec}",
                         help="video decoding backend (default auto; torchcodec needs the torchcodec extra); "
                              "all decode the same frames")

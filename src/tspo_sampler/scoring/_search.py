@@ -64,20 +64,24 @@ def check_search(search: object, method: str | None = None) -> str:
     return str(search)
 
 
-def check_search_settings(coarse_step: object, max_encoded: object) -> tuple[int, float]:
-    """Validate ``coarse_step`` (candidates between coarse frames) and ``max_encoded`` (a fraction)."""
+def check_search_settings(
+    coarse_step: object, max_encoded: object, names: tuple[str, str] = ("coarse_step", "max_encoded")
+) -> tuple[int, float]:
+    """Validate ``coarse_step`` (candidates between coarse frames) and ``max_encoded`` (a fraction); messages
+    name them as ``names`` says (the CLI passes its flags)."""
+    step_name, share_name = names
     from .._errors import ArgumentTypeError, InvalidArgumentError  # the type rule of SelectionSettings
 
     if isinstance(coarse_step, bool) or not isinstance(coarse_step, (int, np.integer)):
-        raise ArgumentTypeError(f"coarse_step must be a positive integer, got {type(coarse_step).__name__} "
+        raise ArgumentTypeError(f"{step_name} must be a positive integer, got {type(coarse_step).__name__} "
                                 f"{coarse_step!r}")
     if coarse_step < 1:
-        raise InvalidArgumentError(f"coarse_step must be a positive integer, got {coarse_step!r}")
+        raise InvalidArgumentError(f"{step_name} must be a positive integer, got {coarse_step!r}")
     what = "a fraction of the candidates in (0, 1]"
     if isinstance(max_encoded, bool) or not isinstance(max_encoded, (int, float, np.integer, np.floating)):
-        raise ArgumentTypeError(f"max_encoded must be {what}, got {type(max_encoded).__name__} {max_encoded!r}")
+        raise ArgumentTypeError(f"{share_name} must be {what}, got {type(max_encoded).__name__} {max_encoded!r}")
     if not 0 < max_encoded <= 1:
-        raise InvalidArgumentError(f"max_encoded must be {what}, got {max_encoded!r}")
+        raise InvalidArgumentError(f"{share_name} must be {what}, got {max_encoded!r}")
     return int(coarse_step), float(max_encoded)
 
 

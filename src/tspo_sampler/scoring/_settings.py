@@ -176,7 +176,8 @@ def _validated(values: dict[str, Any], name: _Names) -> dict[str, Any]:
     out["decoder"] = _choice(values["decoder"], name("decoder"), DECODERS)
     step, share = values["coarse_step"], values["max_encoded"]
     if step is not None or share is not None:
-        checked = check_search_settings(1 if step is None else step, 1.0 if share is None else share)
+        checked = check_search_settings(1 if step is None else step, 1.0 if share is None else share,
+                                        (name("coarse_step"), name("max_encoded")))
         out["coarse_step"] = None if step is None else checked[0]
         out["max_encoded"] = None if share is None else checked[1]
     return out

@@ -24,6 +24,7 @@ import torch
 from .._errors import MissingFramesError, VideoReadError
 from ..video._inputs import frames_to_uint8
 from ..video._sources import is_file_source
+from ..video._types import RESIZE_METHOD
 from ._cache import FeatureCache, VideoFeatures
 from ._video_features import encode_candidates, file_source, warn_if_damaged
 
@@ -119,7 +120,7 @@ class FileFeatureSource:
         self.cache = cache
         self.cache_key = None if cache is None or fingerprint is None else FeatureCache.make_key(
             video.identity, fingerprint(), fps=self.fps, max_candidates=self.max_candidates,
-            candidate_mode=self.candidate_mode, short_side=short_side)
+            candidate_mode=self.candidate_mode, short_side=short_side, resize=RESIZE_METHOD)
         self._decoder: Any = None
         self._candidates: tuple[np.ndarray, np.ndarray] | None = None
 

@@ -6,7 +6,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Decoded", "FrameBatch", "StreamIndex", "VideoMetadata", "resize_frames", "scaled_size", "upright"]
+__all__ = [
+    "RESIZE_METHOD",
+    "Decoded",
+    "FrameBatch",
+    "StreamIndex",
+    "VideoMetadata",
+    "resize_frames",
+    "scaled_size",
+    "upright",
+]
 
 
 @dataclass(frozen=True)
@@ -204,6 +213,10 @@ def scaled_size(width: int, height: int, short_side: int | None) -> tuple[int, i
     if width <= height:
         return short_side, max(1, int(round(height * scale)))
     return max(1, int(round(width * scale))), short_side
+
+
+RESIZE_METHOD = "torch-uint8-bilinear-antialias"
+"""Names :func:`resize_frames` in feature-cache keys: features made with another resize are not served."""
 
 
 def resize_frames(data: np.ndarray, size: tuple[int, int]) -> np.ndarray:

@@ -96,6 +96,19 @@ def test_other_containers_work(client, tmp_path, suffix):
     assert result["video"] == video.name and result["duration"] == pytest.approx(5.0, abs=0.2)
 
 
+def test_a_cut_file_is_answered_with_a_warning(client, tmp_path):
+    """A Matroska file cut short is read in part: the page and the JSON say what was lost (issue 20)."""
+    import media
+
+    whole = media.make_small_cluster_mkv(tmp_path / "whole.mkv", duration=8.0)
+    cut = media.make_truncated(whole, tmp_path / "cut_short.mkv", keep=0.5)
+    result = _good(client, handle_file(str(cut)), k=3)
+    assert result["warnings"], result
+    assert any("cut_short.mkv" in w or "ends" in w or "lost" in w for w in result["warnings"]), result["warnings"]
+    assert "/tmp/" not in "".join(result["warnings"])
+    assert _good(client, handle_file(str(whole)), k=3)["warnings"] == []
+
+
 def test_requests_are_bounded(uncached_sampler):
     """On a CPU at most 60 candidates by default; the bound given to build_demo holds for every request."""
     from tspo_sampler.integrations.gradio_demo import MAX_CANDIDATES_CPU, DemoApp

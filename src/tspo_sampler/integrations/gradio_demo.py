@@ -16,6 +16,7 @@ import os
 import re
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from .._errors import TSPOError
+from .._errors import TSPOError, VideoDamageWarning
 from .._example import EXAMPLE_QUESTIONS, example_video
 from ..scoring._selection import SELECTION_METHODS, select_indices
 from ..scoring._settings import SelectionSettings
@@ -181,13 +182,24 @@ class DemoApp:
         if progress is not None:
             progress(0, desc="reading the video")
         start = time.perf_counter()
-        selection = self.sampler.select_frames(video, question, progress=True, **dataclasses.asdict(settings))
-        uniform = select_indices(np.zeros(len(selection.candidate_indices)), len(selection.indices), "uniform")
-        uniform_indices = [int(selection.candidate_indices[p]) for p in uniform]
-        uniform_times = [float(selection.candidate_timestamps[p]) for p in uniform]
-        if progress is not None:
-            progress(0.95, desc="drawing")
-        uniform_frames = self.sampler.get_frames(video, uniform_indices)
+        # A damaged or cut file is read in part: say so on the page and in the JSON, not only in the server log
+        # (the queue runs one request at a time, so recording warnings here sees only this request's).
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", VideoDamageWarning)
+            selection = self.sampler.select_frames(video, question, progress=True, **dataclasses.asdict(settings))
+            uniform = select_indices(np.zeros(len(selection.candidate_indices)), len(selection.indices), "uniform")
+            uniform_indices = [int(selection.candidate_indices[p]) for p in uniform]
+            uniform_times = [float(selection.candidate_timestamps[p]) for p in uniform]
+            if progress is not None:
+                progress(0.95, desc="drawing")
+            uniform_frames = self.sampler.get_frames(video, uniform_indices)
+        damage = list(dict.fromkeys(public_message(w.message) for w in caught
+                                    if issubclass(w.category, VideoDamageWarning)))
+        for message in damage:
+            gr.Warning(message)
+        for w in caught:  # anything else goes on to the usual handlers
+            if not issubclass(w.category, VideoDamageWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         scores = np.asarray(selection.scores, dtype=np.float64)
         gallery = [
             (_thumb(f), f"{format_time(t)}  (frame {i}, score {scores[p]:.3g})")
@@ -205,6 +217,7 @@ class DemoApp:
             scores=[round(float(scores[p]), 6) for p in selection.positions],
             uniform={"indices": uniform_indices, "timestamps": [round(t, 6) for t in uniform_times]},
             seconds=round(time.perf_counter() - start, 3),
+            warnings=damage,
         )
         return gallery, uniform_gallery, comparison_plot(selection, uniform_times), result
 

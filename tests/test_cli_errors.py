@@ -130,7 +130,7 @@ def test_export_and_train_grpo_failures_are_one_line(tmp_path, capsys):
     assert main(["train-grpo", "--config", str(tmp_path / "none.yaml")]) == 2
     assert "config file not found" in one_error_line(capsys, "train-grpo")
     assert main(["train-grpo", "--num-generations", "1", "--data", "x.jsonl"]) == 2
-    assert "num_generations must be >= 2" in one_error_line(capsys, "train-grpo")
+    assert "--num-generations must be >= 2" in one_error_line(capsys, "train-grpo")
 
 
 def test_a_fresh_process_prints_one_line_and_exits_2(tmp_path):

@@ -220,7 +220,7 @@ def test_cli_select_table_json_and_grid(checkpoint_dir, videos, tmp_path, monkey
     from PIL import Image
 
     sheet = Image.open(grid)
-    assert sheet.size[0] == 3 * 320 and sheet.size[1] > 200
+    assert sheet.size[0] == 3 * 320 + 4 * 12 and sheet.size[1] > 200  # three 320 px frames, 12 px apart
     assert main(base[:3] + ["-k", "0", "--model", str(checkpoint_dir)]) == 2
     assert "k must be a positive integer" in capsys.readouterr().err
     assert main(["select", str(tmp_path / "x.mp4"), Q, "--model", str(checkpoint_dir)]) == 2

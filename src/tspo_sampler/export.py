@@ -14,7 +14,6 @@ Formats:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from collections.abc import Sequence
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ExportError
-from .io import iter_jsonl_records
+from .io import atomic_output, iter_jsonl_records
 
 __all__ = [
     "EXPORT_FORMATS",
@@ -174,13 +173,9 @@ def export_index(
         anno = _load_annotations(annotations) if annotations is not None else None
         data = to_frame_index_json(records, annotations=anno, key_field=key_field, allow_unmatched=allow_unmatched)
     o = Path(out)
-    tmp = o.with_name(f".{o.name}.tmp-{os.getpid()}")
     try:
-        o.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
-        os.replace(tmp, o)
+        with atomic_output(o) as tmp:
+            tmp.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
     except OSError as exc:  # name OUT, not the temporary file beside it
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
         raise OSError(f"cannot write {o}: {exc.strerror or exc}") from exc
     return len(data)

@@ -132,3 +132,19 @@ def test_open_clip_bf16_on_cpu(tiny_open_clip):
     assert torch.nn.functional.cosine_similarity(a, b).min().item() >= 0.9999
     picks = [s.select_frames(frames, "what happens", k=5).indices for s in (f32, b16)]
     assert picks[0] == picks[1]
+
+
+@pytest.mark.parametrize("sizes", [(1, 2, 3, 5, 2), (7, 6), (4, 9), (13,)])
+def test_a_frames_features_do_not_depend_on_its_batch(uncached_sampler, sizes):
+    """The coarse-to-fine search encodes frames in batches of any size and must get the exhaustive pass's
+    features bit for bit: matrix kernels that pick their blocking by row count would break that."""
+    gen = torch.Generator().manual_seed(sum(sizes))
+    frames = torch.randint(0, 255, (13, 40, 56, 3), dtype=torch.uint8, generator=gen)
+    together = uncached_sampler.encoder.encode_images(frames)
+    assert together.shape == (13, uncached_sampler.encoder.embed_dim)
+    start = 0
+    for size in sizes:
+        alone = uncached_sampler.encoder.encode_images(frames[start : start + size])
+        assert torch.equal(alone, together[start : start + size]), (start, size)
+        start += size
+    assert uncached_sampler.encoder.encode_images(frames[:0]).shape == (0, uncached_sampler.encoder.embed_dim)

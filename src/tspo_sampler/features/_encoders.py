@@ -175,6 +175,7 @@ class _TorchEncoder(ABC):
 
     model: Any
     preprocessing: ImagePreprocessing
+    embed_dim: int
 
     @property
     def device(self) -> torch.device:
@@ -221,12 +222,36 @@ class _TorchEncoder(ABC):
         use_autocast_matmuls(self.model, self._image_towers(), dtype)
         self._fingerprint = None
 
+    batch_rows: int | None = None
+    """Frames per forward pass; every pass gets exactly this many (the last one padded with blank frames).
+    Matrix kernels choose their blocking by the number of rows, so without a fixed shape a frame's features
+    would depend, in the last bits, on how many frames were encoded with it, and a coarse-to-fine search
+    (which encodes frames in batches of any size) would not reproduce the exhaustive scores bit for bit.
+    ``None``: 8 on the CPU (no slower per frame than larger passes there), 32 on an accelerator."""
+
+    def _batch_rows(self) -> int:
+        if self.batch_rows is not None:
+            return int(self.batch_rows)
+        return 8 if self.device.type == "cpu" else 32
+
     @torch.inference_mode()
     def encode_images(self, frames: torch.Tensor) -> torch.Tensor:
-        """``uint8`` frames -> ``N x embed_dim`` float32 features (not normalised)."""
+        """``uint8`` frames -> ``N x embed_dim`` float32 features (not normalised).
+
+        A frame's features do not depend on the other frames of the call (see :attr:`batch_rows`)."""
         pixels = preprocess_frames(frames, self.preprocessing, device=self.device, dtype=self.dtype)
-        with autocast(self.model):
-            return self._image_features(pixels).float()
+        rows = self._batch_rows()
+        parts = []
+        for start in range(0, len(pixels), rows):
+            chunk = pixels[start : start + rows]
+            real = len(chunk)
+            if real < rows:
+                chunk = torch.cat([chunk, chunk.new_zeros((rows - real, *chunk.shape[1:]))])
+            with autocast(self.model):
+                parts.append(self._image_features(chunk)[:real].float())
+        if not parts:
+            return torch.zeros(0, self.embed_dim, device=self.device)
+        return torch.cat(parts) if len(parts) > 1 else parts[0]
 
 
 class HFCLIPEncoder(_TorchEncoder):

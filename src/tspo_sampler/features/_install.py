@@ -8,14 +8,19 @@ defined correctly?``, and only the cause chain says ``operator torchvision::nms 
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import re
+import sys
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import metadata
+from typing import Any
 
 from .._errors import InstallError
 
-__all__ = ["explain_import_failure", "install_check", "matching_torchvision"]
+__all__ = ["deferred_scipy_optimize", "explain_import_failure", "install_check", "matching_torchvision"]
 
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
@@ -87,3 +92,52 @@ def install_check(what: str, package: str) -> Iterator[None]:
         raise explain_import_failure(exc, what) from exc
     except (ImportError, RuntimeError, AttributeError, OSError) as exc:
         raise explain_import_failure(exc, what) from exc
+
+
+def _scipy_optimize_stand_in() -> types.ModuleType:
+    """A stand-in for ``scipy.optimize``: any name taken from it brings in the real module (then that name)."""
+    stand_in = types.ModuleType("scipy.optimize")
+
+    def _real() -> types.ModuleType:
+        if sys.modules.get("scipy.optimize") is stand_in:
+            del sys.modules["scipy.optimize"]
+        return importlib.import_module("scipy.optimize")
+
+    def linear_sum_assignment(*args: Any, **kwargs: Any) -> Any:
+        return _real().linear_sum_assignment(*args, **kwargs)
+
+    def __getattr__(name: str) -> Any:
+        if name.startswith("__"):  # the import system's own probes (__path__, ...) must not load scipy
+            raise AttributeError(name)
+        return getattr(_real(), name)
+
+    stand_in.linear_sum_assignment = linear_sum_assignment  # type: ignore[attr-defined]
+    stand_in.__getattr__ = __getattr__  # type: ignore[method-assign]
+    return stand_in
+
+
+@contextmanager
+def deferred_scipy_optimize() -> Iterator[None]:
+    """While transformers' model code is first imported, ``scipy.optimize`` is only imported when first used.
+
+    ``transformers.modeling_utils`` imports its object-detection losses, which run
+    ``from scipy.optimize import linear_sum_assignment`` whenever scipy is installed (the ``all`` extra brings it
+    through lmms-eval, scikit-learn and sentence-transformers): about 40 MB of resident memory (scipy's own
+    OpenBLAS, sparse, linalg) that a CLIP encoder never uses. Those modules get a ``linear_sum_assignment``
+    that imports the real one on its first call; the stand-in is gone from ``sys.modules`` afterwards, so any
+    later ``import scipy.optimize`` is the real module.
+    """
+    if (
+        "scipy.optimize" in sys.modules
+        or "transformers.modeling_utils" in sys.modules
+        or importlib.util.find_spec("scipy") is None
+    ):
+        yield
+        return
+    stand_in = _scipy_optimize_stand_in()
+    sys.modules["scipy.optimize"] = stand_in
+    try:
+        yield
+    finally:
+        if sys.modules.get("scipy.optimize") is stand_in:
+            del sys.modules["scipy.optimize"]

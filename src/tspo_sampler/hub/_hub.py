@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 from .._errors import CheckpointError
 from ..features._encoders import HFCLIPEncoder, ImagePreprocessing
-from ..features._install import install_check
+from ..features._install import deferred_scipy_optimize, install_check
 from ..features._weights import keep_weights_compact, stored_state_dict, widening_is_exact
 from ..scoring._agent import TemporalAgent
 from ._hub_errors import explain_hub_error
@@ -203,7 +203,7 @@ def load_checkpoint(
     each layer runs (identical outputs, see :mod:`tspo_sampler.features._weights`). ``None`` does so on the CPU
     whenever the stored dtype widens exactly to ``dtype``; ``True`` requires that it does.
     """
-    with install_check("transformers' CLIPModel", "transformers"):
+    with install_check("transformers' CLIPModel", "transformers"), deferred_scipy_optimize():
         from transformers import AutoTokenizer, CLIPConfig, CLIPModel
 
     config_path = directory / "config.json"

@@ -119,7 +119,7 @@ def policy_worker(sampler, spec: dict) -> dict:
         indices, _ = dec.candidates(fps=1.0)
         first = np.unique(np.searchsorted(indices, dec.keyframe_indices()))
         first = first[first < len(indices)]
-        anchors, cheap = scene_anchors(np.arange(len(indices)), indices[first])
+        anchors, cheap = scene_anchors(np.arange(len(indices)), first)
 
         def features(positions: np.ndarray) -> torch.Tensor:
             out = [sampler.encode_frames(torch.from_numpy(b.data), progress=False)

@@ -112,6 +112,7 @@ def policy_worker(sampler, spec: dict) -> dict:
 
     from tspo_sampler.scoring import coarse_to_fine
     from tspo_sampler.scoring._search import scene_anchors
+    from tspo_sampler.scoring._search_video import keyframe_coarse_step
     from tspo_sampler.video import VideoDecoder
 
     start = time.perf_counter()
@@ -126,10 +127,9 @@ def policy_worker(sampler, spec: dict) -> dict:
                    for b in dec.iter_frames(indices[positions], short_side=224, batch_size=32)]
             return torch.cat(out)
 
-        gop = int(np.median(np.diff(first))) if len(first) > 1 else 8
         result = coarse_to_fine(sampler.agent, sampler.encode_text(spec["question"]), len(indices), features,
                                 spec["k"], window_size=sampler.window_size, tau=sampler.tau,
-                                coarse_step=min(32, max(16, 2 * gop)), anchors=anchors, cheap=cheap)
+                                coarse_step=keyframe_coarse_step(first, len(indices)), anchors=anchors, cheap=cheap)
     wall = time.perf_counter() - start
     return {"wall_s": wall, "policy_s": result.policy_seconds, "encoded": result.encoded_frames,
             "candidates": len(indices), "stopped": result.stopped, "rounds": result.rounds}

@@ -128,7 +128,7 @@ def test_budget_exhaustion_stops_the_search():
     assert len(result.positions) == 8 and np.isfinite(result.scores[result.positions]).all()
 
 
-@pytest.mark.parametrize("n", [1, 5, 30, 120])
+@pytest.mark.parametrize("n", [1, 5, 30, 50])  # 50: the coarse grid (7) plus k units and a halo (43) is all
 def test_short_videos_score_every_candidate(n):
     torch.manual_seed(n)
     agent = TemporalAgent(64, 8).eval()
@@ -182,7 +182,7 @@ def test_select_frames_coarse_to_fine_on_files(uncached_sampler, videos, name):
     cf = uncached_sampler.select_frames(videos[name], Q, 4, search="coarse-to-fine")
     assert ex.encoded_frames == len(ex.candidate_indices)
     assert cf.candidate_indices == ex.candidate_indices and cf.candidate_timestamps == ex.candidate_timestamps
-    assert 4 * 9 <= cf.encoded_frames < len(cf.candidate_indices)
+    assert 4 * 4 <= cf.encoded_frames < len(cf.candidate_indices)  # at least k refined units
     scored = np.isfinite(cf.scores)
     assert np.isnan(cf.scores).sum() > 0 and scored.sum() >= 4
     assert np.array_equal(cf.scores[scored], ex.scores[scored])  # bit-identical where scored

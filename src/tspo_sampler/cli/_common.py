@@ -66,8 +66,8 @@ def add_selection_arguments(
                         help="score every candidate (default), or a coarse grid refined around the best regions "
                              "(topk only; exact scores there, a fraction of the frames encoded)")
     parser.add_argument("--coarse-step", type=int, default=None, metavar="N",
-                        help="--search coarse-to-fine: most candidates between two coarse frames (default: twice "
-                             "the keyframe interval, 16 to 32; scene cuts always get one)")
+                        help="--search coarse-to-fine: most candidates between two coarse frames (default: four times "
+                             "the keyframe interval, 16 to 48; scene cuts always get one)")
     parser.add_argument("--max-encoded", type=float, default=None, metavar="SHARE",
                         help="--search coarse-to-fine: most candidates it encodes, as a share of them (default 0.1)")
     parser.add_argument("--decoder", default="auto", metavar="{auto,pyav,decord,torchcodec}",

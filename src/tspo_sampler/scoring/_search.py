@@ -223,7 +223,7 @@ class CoarseToFineSearch:
         anchors: candidate positions where the content may change (the first after each keyframe): every
             one becomes a coarse frame, and ``coarse_step`` only fills the longer stretches between them.
         max_encoded: most candidates to encode, as a fraction of all of them; never less than the coarse
-            grid plus one refined unit (with its halo) per pick. When that is the whole video, every
+            grid plus ``k`` refined units and one halo. When that is the whole video, every
             candidate is encoded and scored.
     """
 
@@ -260,8 +260,8 @@ class CoarseToFineSearch:
         self.unit = max(1, min(self.unit, self.step))
         self.coarse = self._coarse_positions()
         self.num_units = -(-self.n // self.unit)
-        # Always room for the coarse grid plus one refined unit (with its halo) per pick.
-        floor = len(self.coarse) + self.k * (self.unit + left + right)
+        # Always room for the coarse grid plus k refined units and one halo (the picks may lie side by side).
+        floor = len(self.coarse) + self.k * self.unit + left + right
         self.budget = max(floor, int(math.floor(self.max_encoded * self.n)))
         self.known = np.zeros(self.n, dtype=bool)
         self.scores = np.full(self.n, np.nan, dtype=np.float32)
@@ -313,15 +313,22 @@ class CoarseToFineSearch:
             stop = b if b == self.n else b - right
             wanted[start:stop] = start < stop
         wanted &= np.isnan(self.scores)
+        got = self._score_where(self.feats, wanted)
+        self.scores[wanted] = got[wanted]
+
+    def _score_where(self, features: torch.Tensor, wanted: np.ndarray) -> np.ndarray:
+        """Scores of the ``wanted`` candidates (NaN elsewhere) of a video with these features; nearby stretches
+        are scored in one call over their union (rows in between are scored and dropped)."""
+        left, right = self.scorer.halo
+        out = np.full(self.n, np.nan, dtype=np.float32)
         spans = known_runs(wanted)
         while spans:
             start, stop = spans.pop(0)
             while spans and spans[0][0] - stop <= ROW_BLOCK:
                 stop = spans.pop(0)[1]
             lo, hi = max(0, start - left), min(self.n, stop + right)
-            got = self.scorer.score(self.feats[lo:hi], lo, start, stop).numpy()
-            keep = wanted[start:stop]
-            self.scores[start:stop][keep] = got[keep]
+            out[start:stop] = self.scorer.score(features[lo:hi], lo, start, stop).numpy()
+        return out
 
     def _span(self, u: int) -> tuple[int, int]:
         return u * self.unit, min(self.n, (u + 1) * self.unit)
@@ -361,15 +368,11 @@ class CoarseToFineSearch:
         unsure = ~smooth & ~cut_at_anchor
         if not unsure.any():
             return est, est
-        flipped = torch.from_numpy(np.where(hold == right, left_i, right))
-        optimistic = est.copy()
-        lo_halo, hi_halo = self.scorer.halo
-        for a, b in known_runs(unsure):  # score the other side only where the cut's place is unknown
-            lo, hi = max(0, a - lo_halo), min(n, b + hi_halo)
-            other = recon[lo:hi].clone()
-            other[a - lo : b - lo] = cf[flipped[a:b]]
-            optimistic[a:b] = np.maximum(est[a:b], self.scorer.score(other, lo, a, b).numpy())
-        return est, optimistic
+        # The other side held wherever the cut's place is unknown, every such stretch in one reconstruction.
+        other = recon.clone()
+        other[torch.from_numpy(unsure)] = cf[torch.from_numpy(np.where(hold == right, left_i, right)[unsure])]
+        alt = self._score_where(other, unsure)
+        return est, np.where(unsure, np.maximum(est, alt), est)
 
     def _margin(self, errors: list[float]) -> float:
         if len(errors) < self.min_errors:

@@ -79,13 +79,23 @@ def _run(
 
 def _keyframe_candidates(source: FeatureSource, options: dict) -> tuple[np.ndarray, np.ndarray]:
     """``(anchors, cheap)``: the first candidate after each scene-cut keyframe (a coarse frame each) and after
-    every keyframe (cheap to decode), see :func:`scene_anchors`; and a coarse step for the fill inside long
-    scenes of twice the typical GOP (16 to 32 candidates), so the coarse pass decodes about one frame per GOP."""
+    every keyframe (cheap to decode), see :func:`scene_anchors`; and, unless the caller chose one, the coarse
+    step :func:`keyframe_coarse_step` gives."""
     first = source.keyframes()
     if len(first) > 1 and "coarse_step" not in options:
-        gop = int(np.median(np.diff(first)))
-        options["coarse_step"] = int(min(4 * DEFAULT_COARSE_STEP, max(2 * DEFAULT_COARSE_STEP, 2 * gop)))
+        options["coarse_step"] = keyframe_coarse_step(first, len(source.candidates()[0]))
     return scene_anchors(np.arange(int(first.max()) + 1 if len(first) else 0), first)
+
+
+def keyframe_coarse_step(first: np.ndarray, num_candidates: int) -> int:
+    """The coarse step for a file of ``num_candidates`` candidates whose keyframes fall at candidate positions
+    ``first``: four typical GOPs, 16 to 48 candidates, and at most a 40th of the video (short videos keep a
+    grid of about 40 coarse frames). Scene cuts already get a coarse frame each (the irregular keyframes),
+    so the fill only has to follow slow change inside long scenes, and the coarse pass leaves most of a
+    ``max_encoded=0.1`` budget to refinement (docs/benchmarks.md)."""
+    gop = int(np.median(np.diff(first))) if len(first) > 1 else DEFAULT_COARSE_STEP
+    low = 2 * DEFAULT_COARSE_STEP
+    return int(max(low, min(6 * DEFAULT_COARSE_STEP, 4 * gop, num_candidates // 40)))
 
 
 def _selection(

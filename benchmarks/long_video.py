@@ -207,16 +207,13 @@ def cpu_line() -> str:
     """The CPU's model name, its core count and whether it has bfloat16 matrix units (AVX512-BF16, AMX)."""
     import os
 
-    name = "unknown CPU"
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
+        cpuinfo = Path("/proc/cpuinfo").read_text()
     except OSError:
-        pass
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    units = [u for u, flag in (("AVX512-BF16", " avx512_bf16"), ("AMX", " amx_bf16")) if flag in flags]
+        cpuinfo = ""
+    names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
+    name = names[0] if names else "unknown CPU"
+    units = [u for u, flag in (("AVX512-BF16", " avx512_bf16"), ("AMX", " amx_bf16")) if flag in cpuinfo]
     bf16 = ", ".join(units) or "no AVX512-BF16 or AMX"
     return f"CPU: {name}, {os.cpu_count()} cores; bfloat16 matrix units: {bf16}"
 

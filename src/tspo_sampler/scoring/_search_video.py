@@ -94,8 +94,7 @@ def keyframe_coarse_step(first: np.ndarray, num_candidates: int) -> int:
     so the fill only has to follow slow change inside long scenes, and the coarse pass leaves most of a
     ``max_encoded=0.1`` budget to refinement (docs/benchmarks.md)."""
     gop = int(np.median(np.diff(first))) if len(first) > 1 else DEFAULT_COARSE_STEP
-    low = 2 * DEFAULT_COARSE_STEP
-    return int(max(low, min(6 * DEFAULT_COARSE_STEP, 4 * gop, num_candidates // 40)))
+    return int(max(2 * DEFAULT_COARSE_STEP, min(6 * DEFAULT_COARSE_STEP, 4 * gop, num_candidates // 40)))
 
 
 def _selection(

@@ -91,3 +91,37 @@ def test_bad_feature_inputs_name_the_argument():
         agent(torch.randn(5, 64), torch.randn(1, 64), window_size=0)
     with pytest.raises(ValueError, match="no frames"):
         agent(torch.randn(0, 64), torch.randn(1, 64))
+
+
+def test_positional_encoding_rows_equal_the_full_table():
+    positions = torch.tensor([0, 3, 17, 99])
+    rows = positional_encoding(100, 16, positions=positions)
+    torch.testing.assert_close(rows, positional_encoding(100, 16)[positions], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("T,window,num_coarse", [(300, 12, 25), (64, 5, 16), (500, 1, 40)])
+def test_blended_estimate_matches_the_agent_on_the_reconstruction(T, window, num_coarse):
+    """score_blended is the agent run on the blended video; only the positional encoding is interpolated, which
+    errs by about (coarse spacing / T)^2 / 8 (the search's grids are at most a few percent of T apart)."""
+    torch.manual_seed(T)
+    agent = TemporalAgent(dim=64, num_heads=8).eval()
+    coarse = torch.cat([torch.tensor([0]), torch.randperm(T - 1)[: num_coarse - 1] + 1]).sort().values
+    feats = torch.randn(num_coarse, 64)
+    text = torch.randn(1, 64)
+    right = torch.searchsorted(coarse, torch.arange(T), right=True).clamp(1, num_coarse - 1)
+    left = right - 1
+    weight = torch.rand(T)
+    weight[::3] = torch.randint(0, 2, (len(weight[::3]),)).float()  # held stretches as well as interpolated ones
+    video = torch.lerp(feats[left], feats[right], weight[:, None])
+    with torch.no_grad():
+        exact = agent(video, text, window_size=window)
+        blended = agent.score_blended(feats, coarse, text, left=left, right=right, weight=weight, total=T,
+                                      window_size=window)
+        rows = torch.tensor([1, 2, 3, T // 2, T // 2 + 1, T - 1])
+        some = agent.score_blended(feats, coarse, text, left=left, right=right, weight=weight, total=T, rows=rows,
+                                   window_size=window)
+    # Scores are cosines over tau (0.025): 2e-3 is 5e-5 in cosine, far below the estimate's own error.
+    torch.testing.assert_close(blended, exact, atol=2e-3, rtol=0)
+    torch.testing.assert_close(some, blended[rows], atol=1e-4, rtol=0)
+    assert not torch.allclose(blended, agent(torch.lerp(feats[left], feats[right], 1 - weight[:, None]), text,
+                                             window_size=window), atol=1e-2)

@@ -9,8 +9,10 @@ benchmarks.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,18 +24,23 @@ ATTENTION_CHUNK_ELEMENTS = 1 << 23  # frames per attention chunk x window x dim 
 ROW_BLOCK = 64  # frames per matrix product, aligned to the video's grid (see _grid_rows)
 
 
-def positional_encoding(num_frames: int, dim: int, *, device: torch.device | None = None) -> torch.Tensor:
+def positional_encoding(
+    num_frames: int, dim: int, *, device: torch.device | None = None, positions: torch.Tensor | None = None
+) -> torch.Tensor:
     """Sinusoidal encoding of the relative position ``t / T`` (``T x dim``, float32).
 
     ``PE[t, 2i] = sin((t/T) w_i)``, ``PE[t, 2i+1] = cos((t/T) w_i)``, ``w_i = exp(-2i ln(10000) / dim)``.
+    ``positions`` gives only those rows (the same values as the full table's).
     """
     if dim % 2:
         raise ValueError(f"feature dimension must be even for the positional encoding, got {dim}")
-    position = torch.arange(num_frames, device=device).unsqueeze(1) / num_frames
+    if positions is None:
+        positions = torch.arange(num_frames, device=device)
+    position = positions.to(device).unsqueeze(1) / num_frames
     div_term = torch.exp(
         torch.arange(0, dim, 2, device=device) * (-torch.log(torch.tensor(10000.0, device=device)) / dim)
     )
-    pe = torch.zeros(num_frames, dim, device=device)
+    pe = torch.zeros(len(position), dim, device=device)
     pe[:, 0::2] = torch.sin(position * div_term)
     pe[:, 1::2] = torch.cos(position * div_term)
     return pe
@@ -134,12 +141,20 @@ class WindowedSelfAttention(nn.Module):
         q = _grid_rows(self.Self_q, x[start - offset : stop - offset], start).view(n, H, hd)
         k = _grid_rows(self.Self_k, x, offset).view(L, H, hd)
         v = _grid_rows(self.Self_v, x, offset).view(L, H, hd)
-        k_pad, v_pad = k[pad], v[pad]  # (n + w - 1) x H x hd
-        pos = window_positions(total, w, device=x.device, rows=(start, stop))
+        return self.attend_projected(q, k[pad], v[pad], total=total, start=start)
+
+    def attend_projected(
+        self, q: torch.Tensor, k_pad: torch.Tensor, v_pad: torch.Tensor, *, total: int, start: int
+    ) -> torch.Tensor:
+        """Head outputs from projected queries of frames ``start .. start + len(q) - 1`` (``n x H x hd``) and
+        their keys and values laid out so that frame ``j``'s window is rows ``j - start .. j - start + w - 1``
+        of ``k_pad``/``v_pad`` (``(n + w - 1) x H x hd``, edge frames repeated)."""
+        n, w = q.shape[0], k_pad.shape[0] - q.shape[0] + 1
+        pos = window_positions(total, w, device=q.device, rows=(start, start + n))
         # Clamping repeats edge positions; the reference's binary mask counts each position once.
         repeated = torch.zeros_like(pos, dtype=torch.bool)
         repeated[:, 1:] = pos[:, 1:] == pos[:, :-1]
-        scale = 1.0 / math.sqrt(hd)
+        scale = 1.0 / math.sqrt(self.head_dim)
         out = torch.empty_like(q)
         chunk = max(1, ATTENTION_CHUNK_ELEMENTS // (w * self.dim))
         for s in range(0, n, chunk):
@@ -230,6 +245,98 @@ class TemporalAgent(nn.Module):
         attended = _grid_rows(self.mlp, heads, start) + feats[rows]
         cosine = _grid_rows(lambda a: _pair_cosine(a, text), attended, start)
         return (cosine + clip_scores[rows]) / tau
+
+
+    def score_blended(
+        self,
+        coarse_features: torch.Tensor,
+        coarse_positions: torch.Tensor,
+        text_features: torch.Tensor,
+        *,
+        left: torch.Tensor,
+        right: torch.Tensor,
+        weight: torch.Tensor,
+        total: int,
+        rows: torch.Tensor | None = None,
+        window_size: int = DEFAULT_WINDOW_SIZE,
+        tau: float = DEFAULT_SCORE_TAU,
+    ) -> torch.Tensor:
+        """Scores of a reconstructed ``total``-frame video whose frame ``t`` has the features
+        ``lerp(coarse_features[left[t]], coarse_features[right[t]], weight[t])``: the coarse-to-fine search's
+        estimate. ``rows`` (frame positions) limits which scores are returned.
+
+        The inputs of the attention's projections are blends of two coarse frames, and the positional
+        encoding is linear between two coarse positions up to a tiny error (its fastest component turns by
+        one radian over the whole video), so queries, keys and values are computed for the coarse frames
+        only and blended: about half the work of :meth:`forward` on the reconstruction, with scores that
+        differ from it by far less than the estimate's own error. Not for exact scores.
+        """
+        feats, text, _ = _check_feature_inputs(coarse_features, text_features, None, self.dim)
+        att, num_coarse, device = self.temporal, feats.shape[0], feats.device
+        H, hd, w = att.num_heads, att.head_dim, window_size
+        pe = positional_encoding(total, self.dim, device=device, positions=coarse_positions).to(feats.dtype)
+        weights = torch.cat([att.Self_q.weight, att.Self_k.weight, att.Self_v.weight])
+        biases = torch.cat([att.Self_q.bias, att.Self_k.bias, att.Self_v.bias])
+        projected = torch.cat([feats @ weights.T, pe @ weights.T + biases])  # 2C x 3D: features, then encoding
+        frames = torch.arange(total, device=device) if rows is None else rows.to(device)
+        # Only the stretches of wanted frames are attended: each with its window's frames, edge frames
+        # repeated, in the order attend_projected reads them.
+        runs = _runs(frames, gap=w)
+        padded = torch.cat([torch.arange(a - w // 2, b + w - 1 - w // 2, device=device) for a, b in runs])
+        padded = padded.clamp_(0, total - 1)
+        qkv = torch.sparse.mm(_blend(padded, left, right, weight, coarse_positions, num_coarse, encoding=True),
+                              projected).view(-1, 3, H, hd)
+        heads, first = [], 0
+        for a, b in runs:
+            block = qkv[first : first + b - a + w - 1]
+            first += b - a + w - 1
+            q = block[w // 2 : w // 2 + b - a, 0]
+            heads.append(att.attend_projected(q, block[:, 1].contiguous(), block[:, 2].contiguous(), total=total,
+                                              start=a))
+        attended = torch.cat(heads) if len(heads) > 1 else heads[0]
+        if rows is not None:  # runs may hold a few frames between wanted ones
+            starts = torch.tensor([a for a, _ in runs], device=device)
+            offsets = torch.cumsum(torch.tensor([0] + [b - a for a, b in runs[:-1]], device=device), 0)
+            run = torch.searchsorted(starts, frames, right=True) - 1
+            attended = attended[offsets[run] + frames - starts[run]]
+        blended = torch.sparse.mm(_blend(frames, left, right, weight, coarse_positions, num_coarse, encoding=False),
+                                  feats)
+        attended = self.mlp(attended) + blended
+        clip_scores = F.cosine_similarity(text, blended, dim=-1)
+        return (_pair_cosine(attended, text) + clip_scores) / tau
+
+
+def _runs(frames: torch.Tensor, gap: int) -> list[tuple[int, int]]:
+    """Runs ``[a, b)`` covering ascending frame positions, joined where fewer than ``gap`` frames lie between."""
+    values = frames.cpu().numpy()
+    breaks = np.flatnonzero(np.diff(values) > gap) + 1
+    return [(int(part[0]), int(part[-1]) + 1) for part in np.split(values, breaks)]
+
+
+def _blend(
+    frames: torch.Tensor, left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor,
+    coarse_positions: torch.Tensor, num_coarse: int, *, encoding: bool,
+) -> torch.Tensor:
+    """A sparse matrix whose row ``i`` blends coarse rows ``left[f]`` and ``right[f]`` of frame ``f = frames[i]``
+    by ``weight[f]``; with ``encoding``, its columns ``C ..`` also blend the coarse frames' positional encodings
+    linearly in the frame's position (``C`` = ``num_coarse``). Each row has 2 (or 4) entries: multiplying it is
+    one pass over the output, where gathering rows and blending them takes several."""
+    lo, hi, mix = left[frames], right[frames], weight[frames].to(torch.float32)
+    columns, values = [lo, hi], [1 - mix, mix]
+    if encoding:
+        at_lo, at_hi = coarse_positions[lo], coarse_positions[hi]
+        # Where the frame lies between (or just past) the two coarse positions.
+        along = ((frames - at_lo) / (at_hi - at_lo).clamp(min=1)).to(torch.float32)
+        columns += [lo + num_coarse, hi + num_coarse]
+        values += [1 - along, along]
+    per_row = len(columns)
+    crow = torch.arange(0, per_row * len(frames) + 1, per_row, device=frames.device)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            crow, torch.stack(columns, 1).reshape(-1), torch.stack(values, 1).reshape(-1),
+            size=(len(frames), num_coarse * (2 if encoding else 1)), check_invariants=False,
+        )
 
 
 def _check_feature_inputs(

@@ -104,6 +104,30 @@ class SpanScorer:
         self.halo = window_halo(self.window_size) if agent is not None else (0, 0)
         self._pe: torch.Tensor | None = None
 
+    def estimate(
+        self, coarse_features: torch.Tensor, coarse_positions: np.ndarray, left: np.ndarray, right: np.ndarray,
+        weight: np.ndarray, rows: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """Estimated scores of a video reconstructed from coarse frames: candidate ``t`` gets
+        ``lerp(coarse_features[left[t]], coarse_features[right[t]], weight[t])`` (only ``rows``, if given).
+        See :meth:`TemporalAgent.score_blended`."""
+        cf = coarse_features.float().to(self.device)
+
+        def tensor(a: np.ndarray, dtype: torch.dtype = torch.int64) -> torch.Tensor:
+            return torch.from_numpy(np.asarray(a)).to(device=self.device, dtype=dtype)
+
+        left_t, right_t, weight_t = tensor(left), tensor(right), tensor(weight, torch.float32)
+        rows_t = None if rows is None else tensor(rows)
+        if self.agent is None:
+            blended = torch.lerp(cf[left_t], cf[right_t], weight_t[:, None])
+            blended = blended if rows_t is None else blended[rows_t]
+            return (F.cosine_similarity(self.text, blended, dim=-1) / self.tau).cpu().numpy()
+        with torch.inference_mode():
+            return self.agent.score_blended(
+                cf, tensor(coarse_positions), self.text, left=left_t, right=right_t, weight=weight_t,
+                total=self.total, rows=rows_t, window_size=self.window_size, tau=self.tau,
+            ).cpu().numpy()
+
     def score(self, features: torch.Tensor, offset: int, start: int, stop: int) -> torch.Tensor:
         """Scores of candidates ``start .. stop-1`` given the features of candidates ``offset ..``."""
         feats = features.float().to(self.device)
@@ -350,29 +374,30 @@ class CoarseToFineSearch:
         assert self.feats is not None
         n, coarse = self.n, self.coarse
         cf = self.feats[torch.from_numpy(coarse)]
-        pos = np.arange(n)
-        right = np.clip(np.searchsorted(coarse, pos, side="right"), 1, len(coarse) - 1) if len(coarse) > 1 else None
-        if right is None:
-            est = self.scorer.score(cf[np.zeros(n, dtype=np.int64)], 0, 0, n).numpy()
+        if len(coarse) < 2:
+            zeros = np.zeros(n, dtype=np.int64)
+            est = self.scorer.estimate(cf, coarse, zeros, zeros, np.zeros(n))
             return est, est
+        pos = np.arange(n)
+        right = np.clip(np.searchsorted(coarse, pos, side="right"), 1, len(coarse) - 1)
         left_i = right - 1
         a, b = coarse[left_i], coarse[right]
         t = np.clip((pos - a) / np.maximum(b - a, 1), 0.0, 1.0)
         similar = F.cosine_similarity(cf[:-1], cf[1:], dim=-1).numpy() >= self.same_scene
         smooth = similar[left_i]
         cut_at_anchor = ~smooth & np.isin(b, self.anchors if self.anchors is not None else [])
-        hold = np.where(cut_at_anchor | (t < 0.5), left_i, right)
-        w = torch.from_numpy(np.where(smooth, t, (hold == right).astype(np.float64))).float()[:, None]
-        recon = cf[torch.from_numpy(left_i)] * (1 - w) + cf[torch.from_numpy(right)] * w
-        est = self.scorer.score(recon, 0, 0, n).numpy()
+        hold_right = ~smooth & ~cut_at_anchor & (t >= 0.5)
+        weight = np.where(smooth, t, hold_right.astype(np.float64))
+        est = self.scorer.estimate(cf, coarse, left_i, right, weight)
         unsure = ~smooth & ~cut_at_anchor
         if not unsure.any():
             return est, est
         # The other side held wherever the cut's place is unknown, every such stretch in one reconstruction.
-        other = recon.clone()
-        other[torch.from_numpy(unsure)] = cf[torch.from_numpy(np.where(hold == right, left_i, right)[unsure])]
-        alt = self._score_where(other, unsure)
-        return est, np.where(unsure, np.maximum(est, alt), est)
+        rows = np.flatnonzero(unsure)
+        alt = self.scorer.estimate(cf, coarse, left_i, right, np.where(unsure, 1.0 - weight, weight), rows=rows)
+        optimistic = est.copy()
+        optimistic[rows] = np.maximum(est[rows], alt)
+        return est, optimistic
 
     def _margin(self, errors: list[float]) -> float:
         if len(errors) < self.min_errors:

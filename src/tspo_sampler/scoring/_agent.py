@@ -22,6 +22,7 @@ DEFAULT_SCORE_TAU = 0.025
 COSINE_EPS = 1e-6
 ATTENTION_CHUNK_ELEMENTS = 1 << 23  # frames per attention chunk x window x dim (32 MB of float32)
 ROW_BLOCK = 64  # frames per matrix product, aligned to the video's grid (see _grid_rows)
+BLEND_CHUNK = 256  # frames per step of an estimate (score_blended): its buffers stay in the CPU's caches
 
 
 def positional_encoding(
@@ -247,6 +248,19 @@ class TemporalAgent(nn.Module):
         return (cosine + clip_scores[rows]) / tau
 
 
+    def project_coarse(
+        self, coarse_features: torch.Tensor, coarse_positions: torch.Tensor, *, total: int
+    ) -> torch.Tensor:
+        """The attention's query, key and value projections (``2C x 3D``) of ``C`` coarse frames' features (rows
+        ``:C``, no bias) and of their positional encodings in a ``total``-frame video (rows ``C:``, with the bias):
+        what :meth:`score_blended` blends."""
+        att = self.temporal
+        pe = positional_encoding(total, self.dim, device=coarse_features.device, positions=coarse_positions)
+        both = torch.cat([coarse_features, pe.to(coarse_features.dtype)])
+        projected = torch.cat([F.linear(both, layer.weight) for layer in (att.Self_q, att.Self_k, att.Self_v)], 1)
+        projected[len(coarse_features) :] += torch.cat([att.Self_q.bias, att.Self_k.bias, att.Self_v.bias])
+        return projected
+
     def score_blended(
         self,
         coarse_features: torch.Tensor,
@@ -260,6 +274,7 @@ class TemporalAgent(nn.Module):
         rows: torch.Tensor | None = None,
         window_size: int = DEFAULT_WINDOW_SIZE,
         tau: float = DEFAULT_SCORE_TAU,
+        projected: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Scores of a reconstructed ``total``-frame video whose frame ``t`` has the features
         ``lerp(coarse_features[left[t]], coarse_features[right[t]], weight[t])``: the coarse-to-fine search's
@@ -269,48 +284,44 @@ class TemporalAgent(nn.Module):
         encoding is linear between two coarse positions up to a tiny error (its fastest component turns by
         one radian over the whole video), so queries, keys and values are computed for the coarse frames
         only and blended: about half the work of :meth:`forward` on the reconstruction, with scores that
-        differ from it by far less than the estimate's own error. Not for exact scores.
+        differ from it by far less than the estimate's own error. Not for exact scores. ``projected``:
+        :meth:`project_coarse` of the same coarse frames, when the caller scores several blends of them.
         """
         feats, text, _ = _check_feature_inputs(coarse_features, text_features, None, self.dim)
         att, num_coarse, device = self.temporal, feats.shape[0], feats.device
         H, hd, w = att.num_heads, att.head_dim, window_size
-        pe = positional_encoding(total, self.dim, device=device, positions=coarse_positions).to(feats.dtype)
-        weights = torch.cat([att.Self_q.weight, att.Self_k.weight, att.Self_v.weight])
-        biases = torch.cat([att.Self_q.bias, att.Self_k.bias, att.Self_v.bias])
-        projected = torch.cat([feats @ weights.T, pe @ weights.T + biases])  # 2C x 3D: features, then encoding
+        if projected is None:
+            projected = self.project_coarse(feats, coarse_positions, total=total)
         frames = torch.arange(total, device=device) if rows is None else rows.to(device)
-        # Only the stretches of wanted frames are attended: each with its window's frames, edge frames
-        # repeated, in the order attend_projected reads them.
-        runs = _runs(frames, gap=w)
-        padded = torch.cat([torch.arange(a - w // 2, b + w - 1 - w // 2, device=device) for a, b in runs])
-        padded = padded.clamp_(0, total - 1)
-        qkv = torch.sparse.mm(_blend(padded, left, right, weight, coarse_positions, num_coarse, encoding=True),
-                              projected).view(-1, 3, H, hd)
-        heads, first = [], 0
-        for a, b in runs:
-            block = qkv[first : first + b - a + w - 1]
-            first += b - a + w - 1
-            q = block[w // 2 : w // 2 + b - a, 0]
-            heads.append(att.attend_projected(q, block[:, 1].contiguous(), block[:, 2].contiguous(), total=total,
-                                              start=a))
-        attended = torch.cat(heads) if len(heads) > 1 else heads[0]
-        if rows is not None:  # runs may hold a few frames between wanted ones
-            starts = torch.tensor([a for a, _ in runs], device=device)
-            offsets = torch.cumsum(torch.tensor([0] + [b - a for a, b in runs[:-1]], device=device), 0)
-            run = torch.searchsorted(starts, frames, right=True) - 1
-            attended = attended[offsets[run] + frames - starts[run]]
-        blended = torch.sparse.mm(_blend(frames, left, right, weight, coarse_positions, num_coarse, encoding=False),
-                                  feats)
-        attended = self.mlp(attended) + blended
-        clip_scores = F.cosine_similarity(text, blended, dim=-1)
-        return (_pair_cosine(attended, text) + clip_scores) / tau
+        scores = []
+        # Stretches of wanted frames (with their windows' frames) in chunks that stay in the CPU's caches.
+        for a, b in _runs(frames, gap=w, longest=BLEND_CHUNK):
+            padded = torch.arange(a - w // 2, b + w - 1 - w // 2, device=device).clamp_(0, total - 1)
+            blend = _blend(padded, left, right, weight, coarse_positions, num_coarse, encoding=True)
+            qkv = torch.sparse.mm(blend, projected).view(-1, 3, H, hd)
+            q = qkv[w // 2 : w // 2 + b - a, 0]
+            heads = att.attend_projected(q, qkv[:, 1].contiguous(), qkv[:, 2].contiguous(), total=total, start=a)
+            wanted = frames[(frames >= a) & (frames < b)]
+            if len(wanted) < b - a:
+                heads = heads[wanted - a]
+            blended = torch.sparse.mm(
+                _blend(wanted, left, right, weight, coarse_positions, num_coarse, encoding=False), feats
+            )
+            attended = self.mlp(heads) + blended
+            scores.append((_pair_cosine(attended, text) + F.cosine_similarity(text, blended, dim=-1)) / tau)
+        return torch.cat(scores)
 
 
-def _runs(frames: torch.Tensor, gap: int) -> list[tuple[int, int]]:
-    """Runs ``[a, b)`` covering ascending frame positions, joined where fewer than ``gap`` frames lie between."""
+def _runs(frames: torch.Tensor, gap: int, longest: int) -> list[tuple[int, int]]:
+    """Runs ``[a, b)`` covering ascending frame positions, joined where at most ``gap`` frames lie between, cut
+    into pieces of at most ``longest`` frames."""
     values = frames.cpu().numpy()
     breaks = np.flatnonzero(np.diff(values) > gap) + 1
-    return [(int(part[0]), int(part[-1]) + 1) for part in np.split(values, breaks)]
+    runs = []
+    for part in np.split(values, breaks):
+        start, stop = int(part[0]), int(part[-1]) + 1
+        runs += [(a, min(stop, a + longest)) for a in range(start, stop, longest)]
+    return runs
 
 
 def _blend(

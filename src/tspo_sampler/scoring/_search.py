@@ -106,27 +106,33 @@ class SpanScorer:
 
     def estimate(
         self, coarse_features: torch.Tensor, coarse_positions: np.ndarray, left: np.ndarray, right: np.ndarray,
-        weight: np.ndarray, rows: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """Estimated scores of a video reconstructed from coarse frames: candidate ``t`` gets
-        ``lerp(coarse_features[left[t]], coarse_features[right[t]], weight[t])`` (only ``rows``, if given).
-        See :meth:`TemporalAgent.score_blended`."""
+        blends: list[tuple[np.ndarray, np.ndarray | None]],
+    ) -> list[np.ndarray]:
+        """Estimated scores of videos reconstructed from coarse frames: for each ``(weight, rows)`` of ``blends``,
+        candidate ``t`` gets ``lerp(coarse_features[left[t]], coarse_features[right[t]], weight[t])`` and the
+        scores of ``rows`` (all candidates when ``None``) come back. See :meth:`TemporalAgent.score_blended`."""
         cf = coarse_features.float().to(self.device)
 
         def tensor(a: np.ndarray, dtype: torch.dtype = torch.int64) -> torch.Tensor:
             return torch.from_numpy(np.asarray(a)).to(device=self.device, dtype=dtype)
 
-        left_t, right_t, weight_t = tensor(left), tensor(right), tensor(weight, torch.float32)
-        rows_t = None if rows is None else tensor(rows)
-        if self.agent is None:
-            blended = torch.lerp(cf[left_t], cf[right_t], weight_t[:, None])
-            blended = blended if rows_t is None else blended[rows_t]
-            return (F.cosine_similarity(self.text, blended, dim=-1) / self.tau).cpu().numpy()
+        left_t, right_t, positions = tensor(left), tensor(right), tensor(coarse_positions)
+        out = []
         with torch.inference_mode():
-            return self.agent.score_blended(
-                cf, tensor(coarse_positions), self.text, left=left_t, right=right_t, weight=weight_t,
-                total=self.total, rows=rows_t, window_size=self.window_size, tau=self.tau,
-            ).cpu().numpy()
+            projected = None if self.agent is None else self.agent.project_coarse(cf, positions, total=self.total)
+            for weight, rows in blends:
+                weight_t, rows_t = tensor(weight, torch.float32), None if rows is None else tensor(rows)
+                if self.agent is None:
+                    blended = torch.lerp(cf[left_t], cf[right_t], weight_t[:, None])
+                    blended = blended if rows_t is None else blended[rows_t]
+                    scores = F.cosine_similarity(self.text, blended, dim=-1) / self.tau
+                else:
+                    scores = self.agent.score_blended(
+                        cf, positions, self.text, left=left_t, right=right_t, weight=weight_t, total=self.total,
+                        rows=rows_t, window_size=self.window_size, tau=self.tau, projected=projected,
+                    )
+                out.append(scores.cpu().numpy())
+        return out
 
     def score(self, features: torch.Tensor, offset: int, start: int, stop: int) -> torch.Tensor:
         """Scores of candidates ``start .. stop-1`` given the features of candidates ``offset ..``."""
@@ -261,6 +267,8 @@ class CoarseToFineSearch:
     """Candidates per refinement unit (at most ``coarse_step``): refining encodes a unit plus its halo."""
     same_scene = 0.9
     """Cosine similarity above which two neighbouring coarse frames count as one scene (interpolated)."""
+    estimate_stride = 2
+    """The coarse pass's estimate is computed for one candidate in this many (the others interpolated)."""
 
     def __init__(
         self,
@@ -376,7 +384,7 @@ class CoarseToFineSearch:
         cf = self.feats[torch.from_numpy(coarse)]
         if len(coarse) < 2:
             zeros = np.zeros(n, dtype=np.int64)
-            est = self.scorer.estimate(cf, coarse, zeros, zeros, np.zeros(n))
+            (est,) = self.scorer.estimate(cf, coarse, zeros, zeros, [(np.zeros(n), None)])
             return est, est
         pos = np.arange(n)
         right = np.clip(np.searchsorted(coarse, pos, side="right"), 1, len(coarse) - 1)
@@ -388,19 +396,19 @@ class CoarseToFineSearch:
         cut_at_anchor = ~smooth & np.isin(b, self.anchors if self.anchors is not None else [])
         hold_right = ~smooth & ~cut_at_anchor & (t >= 0.5)
         weight = np.where(smooth, t, hold_right.astype(np.float64))
-        # Every other candidate, the ones between interpolated: the reconstruction is smooth inside a stretch,
-        # and a jump (a cut) still has both sides in every unit's maximum.
-        sampled = np.unique(np.concatenate([np.arange(0, n, 2), [n - 1]]))
-        est = self.scorer.estimate(cf, coarse, left_i, right, weight, rows=sampled)
-        est = np.interp(pos, sampled, est).astype(np.float32)
+        # One candidate in every estimate_stride, the ones between interpolated: the reconstruction is smooth
+        # inside a stretch, and a unit's maximum still sees both sides of a jump (a cut) through its neighbours.
+        sampled = np.unique(np.concatenate([np.arange(0, n, self.estimate_stride), [n - 1]]))
         unsure = ~smooth & ~cut_at_anchor
-        if not unsure.any():
-            return est, est
         # The other side held wherever the cut's place is unknown, every such stretch in one reconstruction.
         rows = np.flatnonzero(unsure)
-        alt = self.scorer.estimate(cf, coarse, left_i, right, np.where(unsure, 1.0 - weight, weight), rows=rows)
+        blends = [(weight, sampled)] + ([(np.where(unsure, 1.0 - weight, weight), rows)] if len(rows) else [])
+        est, *alt = self.scorer.estimate(cf, coarse, left_i, right, blends)
+        est = np.interp(pos, sampled, est).astype(np.float32)
+        if not alt:
+            return est, est
         optimistic = est.copy()
-        optimistic[rows] = np.maximum(est[rows], alt)
+        optimistic[rows] = np.maximum(est[rows], alt[0])
         return est, optimistic
 
     def _margin(self, errors: list[float]) -> float:

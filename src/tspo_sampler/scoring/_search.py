@@ -267,7 +267,7 @@ class CoarseToFineSearch:
     """Candidates per refinement unit (at most ``coarse_step``): refining encodes a unit plus its halo."""
     same_scene = 0.9
     """Cosine similarity above which two neighbouring coarse frames count as one scene (interpolated)."""
-    estimate_stride = 2
+    estimate_stride = 4
     """The coarse pass's estimate is computed for one candidate in this many (the others interpolated)."""
 
     def __init__(

@@ -5,12 +5,13 @@ hue, joined without re-encoding), then runs ``select_frames`` with ``search="exh
 ``search="coarse-to-fine"`` for each decoder backend, each run in a fresh process (clean peak RSS).
 Per run: wall time, peak RSS, frames requested from the decoder (= candidates encoded), encoded frames,
 and agreement with the exhaustive top-k of the same backend: overlap, and picks in the exhaustive top 2%
-by score. The replay takes the exhaustive run's features (its feature cache) and replays the policy for
-several questions without decoding.
+by score. Each coarse-to-fine run also reports the search's own time (estimates, bounds, span scoring), why
+it stopped and its rounds. The replay takes the exhaustive run's features (its feature cache) and replays the
+policy for several questions without decoding.
 
     nice -n 10 python benchmarks/long_video.py --minutes 30                       # tiny test encoder
     nice -n 10 python benchmarks/long_video.py --minutes 60 --size 1280x720 --encoder vit-b32 --backends pyav
-    nice -n 10 python benchmarks/long_video.py --minutes 30 --scenes 20-70,8-30 --backends auto --profile-policy
+    nice -n 10 python benchmarks/long_video.py --minutes 30 --scenes 20-70,8-30 --backends auto
     nice -n 10 python benchmarks/long_video.py --minutes 60 --size 1280x720 --encoder vit-l14 --backends auto \
         --dtypes float32,bfloat16 --sample 32 --k 8,16,32      # exhaustive extrapolated from 32 candidates
 
@@ -105,34 +106,27 @@ def sample_worker(sampler, spec: dict) -> dict:
             "encoded": len(indices), "candidates": len(indices), "positions": [], "scores": [], "sampled": True}
 
 
-def policy_worker(sampler, spec: dict) -> dict:
-    """The coarse-to-fine policy on a file through the public pieces, timing its own work (estimates, bounds,
-    span scoring) apart from decoding and encoding."""
-    import torch
+class KeepSearchResult:
+    """Keeps the :class:`SearchResult` of a ``select_frames(search="coarse-to-fine")`` call (the search's own time,
+    why it stopped, its rounds), so the run that is timed goes through the library's own path."""
 
-    from tspo_sampler.scoring import coarse_to_fine
-    from tspo_sampler.scoring._search import scene_anchors
-    from tspo_sampler.scoring._search_video import keyframe_coarse_step
-    from tspo_sampler.video import VideoDecoder
+    def __enter__(self) -> list:
+        from tspo_sampler.scoring import _search_video
 
-    start = time.perf_counter()
-    with VideoDecoder(spec["video"], backend=spec["backend"]) as dec:
-        indices, _ = dec.candidates(fps=1.0)
-        first = np.unique(np.searchsorted(indices, dec.keyframe_indices()))
-        first = first[first < len(indices)]
-        anchors, cheap = scene_anchors(np.arange(len(indices)), first)
+        self.results: list = []
+        self.search = _search_video.coarse_to_fine
 
-        def features(positions: np.ndarray) -> torch.Tensor:
-            out = [sampler.encode_frames(torch.from_numpy(b.data), progress=False)
-                   for b in dec.iter_frames(indices[positions], short_side=224, batch_size=32)]
-            return torch.cat(out)
+        def keep(*args, **kwargs):
+            self.results.append(self.search(*args, **kwargs))
+            return self.results[-1]
 
-        result = coarse_to_fine(sampler.agent, sampler.encode_text(spec["question"]), len(indices), features,
-                                spec["k"], window_size=sampler.window_size, tau=sampler.tau,
-                                coarse_step=keyframe_coarse_step(first, len(indices)), anchors=anchors, cheap=cheap)
-    wall = time.perf_counter() - start
-    return {"wall_s": wall, "policy_s": result.policy_seconds, "encoded": result.encoded_frames,
-            "candidates": len(indices), "stopped": result.stopped, "rounds": result.rounds}
+        _search_video.coarse_to_fine = keep
+        return self.results
+
+    def __exit__(self, *exc) -> None:
+        from tspo_sampler.scoring import _search_video
+
+        _search_video.coarse_to_fine = self.search
 
 
 def worker(spec: dict) -> dict:
@@ -147,15 +141,17 @@ def worker(spec: dict) -> dict:
                                               dtype=getattr(torch, spec["dtype"]))
     if spec.get("sample"):
         return sample_worker(sampler, spec)
-    if spec["search"] == "policy":
-        return policy_worker(sampler, spec)
-    start = time.perf_counter()
-    sel = sampler.select_frames(
-        spec["video"], spec["question"], spec["k"], return_frames=False, search=spec["search"],
-        decoder=spec["backend"],
-    )
-    wall = time.perf_counter() - start
+    with KeepSearchResult() as searches:
+        start = time.perf_counter()
+        sel = sampler.select_frames(
+            spec["video"], spec["question"], spec["k"], return_frames=False, search=spec["search"],
+            decoder=spec["backend"],
+        )
+        wall = time.perf_counter() - start
+    search = {"policy_s": searches[0].policy_seconds, "stopped": searches[0].stopped,
+              "rounds": searches[0].rounds} if searches else {}
     return {
+        **search,
         "wall_s": wall,
         "peak_rss_mb": peak_rss_mb(),
         "encoded": int(sel.encoded_frames),
@@ -281,8 +277,6 @@ def main() -> None:
     parser.add_argument("--sample", type=int, default=0,
                         help="time exhaustive runs on this many candidates and extrapolate (0: run them whole)")
     parser.add_argument("--bf16-sample", type=int, default=8, help="candidates a bfloat16 exhaustive run times")
-    parser.add_argument("--profile-policy", action="store_true",
-                        help="also time the search's own work (estimates, span scoring) apart from encoding")
     parser.add_argument("--no-replay", action="store_true", help="skip the replay on saved features")
     parser.add_argument("--noise", type=float, default=8.0, help="film grain strength (0: none; faster to make)")
     parser.add_argument("--workdir", default=None, help="keep the video and checkpoints here (default: temporary)")
@@ -342,20 +336,19 @@ def main() -> None:
                     ref = None if reference.get("sampled") else np.asarray(reference["scores"], dtype=np.float64)
                     for row in table_rows(backend, dtype, ex, cf, ref, k):
                         rows.append({"video": video.stem[-9:], "k": k, **row})
-                    if args.profile_policy and dtype == dtypes[0]:
-                        pol = run_worker({**base, "search": "policy", "cache": None})
-                        policy_rows.append({"video": video.stem[-9:], "k": k, "wall_s": f"{pol['wall_s']:.1f}",
-                                            "policy_s": f"{pol['policy_s']:.2f}",
-                                            "policy_share": f"{pol['policy_s'] / pol['wall_s']:.1%}",
-                                            "encoded": f"{pol['encoded'] / pol['candidates']:.1%}",
-                                            "stopped": pol["stopped"], "rounds": pol["rounds"]})
+                    policy_rows.append({"video": video.stem[-9:], "dtype": dtype, "k": k,
+                                        "wall_s": f"{cf['wall_s']:.1f}", "policy_s": f"{cf['policy_s']:.2f}",
+                                        "policy_share": f"{cf['policy_s'] / cf['wall_s']:.1%}",
+                                        "encoded": f"{cf['encoded'] / cf['candidates']:.1%}",
+                                        "stopped": cf["stopped"], "rounds": cf["rounds"]})
     print(f"\nencoder {args.encoder}, {args.minutes:g} min at {w}x{h}, {args.threads} threads"
           + (f"; exhaustive extrapolated from {args.sample} candidates" if args.sample else ""))
     print_table(rows, ["video", "backend", "dtype", "k", "search", "wall_s", "x_exhaustive", "peak_rss_mb", "decoded",
                        "encoded", "overlap", "in_top2%"])
     if policy_rows:
-        print("\nthe search's own work (estimates, bounds, span scoring) vs its wall time")
-        print_table(policy_rows, ["video", "k", "wall_s", "policy_s", "policy_share", "encoded", "stopped", "rounds"])
+        print("\neach coarse-to-fine run: the search's own work (estimates, bounds, span scoring) and why it stopped")
+        print_table(policy_rows, ["video", "dtype", "k", "wall_s", "policy_s", "policy_share", "encoded", "stopped",
+                                  "rounds"])
     import torch
 
     if torch.cuda.is_available():

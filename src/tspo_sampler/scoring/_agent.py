@@ -9,7 +9,6 @@ benchmarks.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -288,7 +287,7 @@ class TemporalAgent(nn.Module):
         :meth:`project_coarse` of the same coarse frames, when the caller scores several blends of them.
         """
         feats, text, _ = _check_feature_inputs(coarse_features, text_features, None, self.dim)
-        att, num_coarse, device = self.temporal, feats.shape[0], feats.device
+        att, device = self.temporal, feats.device
         H, hd, w = att.num_heads, att.head_dim, window_size
         if projected is None:
             projected = self.project_coarse(feats, coarse_positions, total=total)
@@ -297,16 +296,13 @@ class TemporalAgent(nn.Module):
         # Stretches of wanted frames (with their windows' frames) in chunks that stay in the CPU's caches.
         for a, b in _runs(frames, gap=w, longest=BLEND_CHUNK):
             padded = torch.arange(a - w // 2, b + w - 1 - w // 2, device=device).clamp_(0, total - 1)
-            blend = _blend(padded, left, right, weight, coarse_positions, num_coarse, encoding=True)
-            qkv = torch.sparse.mm(blend, projected).view(-1, 3, H, hd)
+            qkv = _blended(padded, left, right, weight, coarse_positions, projected, encoding=True).view(-1, 3, H, hd)
             q = qkv[w // 2 : w // 2 + b - a, 0]
             heads = att.attend_projected(q, qkv[:, 1].contiguous(), qkv[:, 2].contiguous(), total=total, start=a)
             wanted = frames[(frames >= a) & (frames < b)]
             if len(wanted) < b - a:
                 heads = heads[wanted - a]
-            blended = torch.sparse.mm(
-                _blend(wanted, left, right, weight, coarse_positions, num_coarse, encoding=False), feats
-            )
+            blended = _blended(wanted, left, right, weight, coarse_positions, feats, encoding=False)
             attended = self.mlp(heads) + blended
             scores.append((_pair_cosine(attended, text) + F.cosine_similarity(text, blended, dim=-1)) / tau)
         return torch.cat(scores)
@@ -324,30 +320,32 @@ def _runs(frames: torch.Tensor, gap: int, longest: int) -> list[tuple[int, int]]
     return runs
 
 
-def _blend(
+def _blended(
     frames: torch.Tensor, left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor,
-    coarse_positions: torch.Tensor, num_coarse: int, *, encoding: bool,
+    coarse_positions: torch.Tensor, table: torch.Tensor, *, encoding: bool,
 ) -> torch.Tensor:
-    """A sparse matrix whose row ``i`` blends coarse rows ``left[f]`` and ``right[f]`` of frame ``f = frames[i]``
-    by ``weight[f]``; with ``encoding``, its columns ``C ..`` also blend the coarse frames' positional encodings
-    linearly in the frame's position (``C`` = ``num_coarse``). Each row has 2 (or 4) entries: multiplying it is
-    one pass over the output, where gathering rows and blending them takes several."""
-    lo, hi, mix = left[frames], right[frames], weight[frames].to(torch.float32)
-    columns, values = [lo, hi], [1 - mix, mix]
+    """Rows of ``table`` blended for each frame ``f`` of ``frames``: rows ``left[f]`` and ``right[f]`` by
+    ``weight[f]``; with ``encoding``, plus rows ``C + left[f]`` and ``C + right[f]`` (the coarse frames'
+    positional encodings, ``C = len(table) // 2``) blended linearly in the frame's position.
+
+    A chunk of frames touches only the coarse rows between its first and last, so this is one small dense
+    matrix product (blend weights times those rows) rather than several gathers of wide rows.
+    """
+    lo, hi, mix = left[frames], right[frames], weight[frames].to(table.dtype)
+    first, last = int(lo.min()), int(hi.max()) + 1
+    columns, values, parts = [lo - first, hi - first], [1 - mix, mix], [table[first:last]]
     if encoding:
         at_lo, at_hi = coarse_positions[lo], coarse_positions[hi]
         # Where the frame lies between (or just past) the two coarse positions.
-        along = ((frames - at_lo) / (at_hi - at_lo).clamp(min=1)).to(torch.float32)
-        columns += [lo + num_coarse, hi + num_coarse]
+        along = ((frames - at_lo) / (at_hi - at_lo).clamp(min=1)).to(table.dtype)
+        num_coarse, width = len(table) // 2, last - first
+        columns += [lo - first + width, hi - first + width]
         values += [1 - along, along]
-    per_row = len(columns)
-    crow = torch.arange(0, per_row * len(frames) + 1, per_row, device=frames.device)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        return torch.sparse_csr_tensor(
-            crow, torch.stack(columns, 1).reshape(-1), torch.stack(values, 1).reshape(-1),
-            size=(len(frames), num_coarse * (2 if encoding else 1)), check_invariants=False,
-        )
+        parts.append(table[num_coarse + first : num_coarse + last])
+    rows = torch.cat(parts) if len(parts) > 1 else parts[0]
+    blend = torch.zeros(len(frames), len(rows), dtype=table.dtype, device=table.device)
+    blend.scatter_add_(1, torch.stack(columns, 1), torch.stack(values, 1))
+    return blend @ rows
 
 
 def _check_feature_inputs(

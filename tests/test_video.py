@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -546,3 +547,17 @@ def test_disposition_flags_compare_values_not_ints() -> None:
         int(Disposition.attached_pic)
     assert _flag(Disposition.attached_pic) | _flag(Disposition.timed_thumbnails) == 3072
     assert _flag(Disposition(0)) == 0 and _flag(1024) == 1024
+
+
+def test_decord_reader_is_idle_after_a_batch(tmp_path):
+    """decord's reader goes on decoding ahead after ``get_batch`` (dmlc/decord issue 157): a core and hundreds of
+    MB a second until the video ends, while the caller encodes. The decoder must park it after every batch."""
+    pytest.importorskip("decord")
+    video = media.make_long_video(tmp_path / "long.mp4", 1.5, size=(640, 360), fps=25.0, threads=2)
+    with VideoDecoder(video, backend="auto") as dec:
+        assert dec.metadata.backend == "decord"
+        dec.get_frames([60, 61])  # frames within one GOP: decord's path
+        before = time.process_time()  # CPU time of every thread of this process
+        time.sleep(1.0)
+        busy = time.process_time() - before
+    assert busy < 0.3, f"the decoder used {busy:.2f} s of CPU in the background during 1 s of idling"

@@ -77,6 +77,20 @@ def match_orientation(candidate: np.ndarray, reference: np.ndarray) -> int | Non
     return errs[0][1]
 
 
+def batch(reader: Any, indices: list[int]) -> np.ndarray:
+    """``reader.get_batch(indices)`` as an array, then ``seek(0)``.
+
+    After a ``get_batch`` decord's reader goes on decoding the frames that follow in a background thread,
+    without bound, while the caller does anything else (dmlc/decord issues 157, 197, 208): at 720p that is a
+    core and about 0.7 GB per second until the end of the video, what took a coarse-to-fine search with a
+    ViT-L/14 encoder to 9 GB. Seeking back to the first frame parks it (about 15 ms).
+    """
+    try:
+        return reader.get_batch(indices).asnumpy()
+    finally:
+        reader.seek(0)
+
+
 class DecordReader:
     """A full-size decord reader of one file; opening validates decord against the index."""
 
@@ -101,7 +115,7 @@ class DecordReader:
         # decord 0.6 applies the rotation only when its bundled FFmpeg exposes it (MP4 yes, MKV
         # no): find out what it did by matching its first frame against PyAV's upright one.
         if index.rotation:
-            first = self._call(lambda: vr.get_batch([0]).asnumpy()[0], "decoding frame 0")
+            first = self._call(lambda: batch(vr, [0])[0], "decoding frame 0")
             fix = match_orientation(first, index.first_frame)
             if fix is None:
                 raise VideoReadError(index.label, "cannot tell how decord oriented the rotated frames")
@@ -128,7 +142,7 @@ class DecordReader:
         out = np.empty((len(indices), h, w, 3), dtype=np.uint8)
         for start in range(0, len(indices), _CHUNK):
             chunk = indices[start : start + _CHUNK]
-            data = upright(vr.get_batch(chunk.tolist()).asnumpy(), self.fix)  # under the decoder's watchdog
+            data = upright(batch(vr, chunk.tolist()), self.fix)  # under the decoder's watchdog
             if data.shape[1:3] != (full_h, full_w):
                 raise VideoReadError(self._index.label, f"decord returned frames of shape {data.shape[1:3]}")
             out[start : start + len(chunk)] = resize_frames(data, size)

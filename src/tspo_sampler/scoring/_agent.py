@@ -246,7 +246,6 @@ class TemporalAgent(nn.Module):
         cosine = _grid_rows(lambda a: _pair_cosine(a, text), attended, start)
         return (cosine + clip_scores[rows]) / tau
 
-
     def project_coarse(
         self, coarse_features: torch.Tensor, coarse_positions: torch.Tensor, *, total: int
     ) -> torch.Tensor:
@@ -296,13 +295,14 @@ class TemporalAgent(nn.Module):
         # Stretches of wanted frames (with their windows' frames) in chunks that stay in the CPU's caches.
         for a, b in _runs(frames, gap=w, longest=BLEND_CHUNK):
             padded = torch.arange(a - w // 2, b + w - 1 - w // 2, device=device).clamp_(0, total - 1)
-            qkv = _blended(padded, left, right, weight, coarse_positions, projected, encoding=True).view(-1, 3, H, hd)
+            qkv = blended_rows(padded, left, right, weight, coarse_positions, projected, encoding=True)
+            qkv = qkv.view(-1, 3, H, hd)
             q = qkv[w // 2 : w // 2 + b - a, 0]
             heads = att.attend_projected(q, qkv[:, 1].contiguous(), qkv[:, 2].contiguous(), total=total, start=a)
-            wanted = frames[(frames >= a) & (frames < b)]
+            wanted = frames[torch.searchsorted(frames, a) : torch.searchsorted(frames, b)]
             if len(wanted) < b - a:
                 heads = heads[wanted - a]
-            blended = _blended(wanted, left, right, weight, coarse_positions, feats, encoding=False)
+            blended = blended_rows(wanted, left, right, weight, coarse_positions, feats, encoding=False)
             attended = self.mlp(heads) + blended
             scores.append((_pair_cosine(attended, text) + F.cosine_similarity(text, blended, dim=-1)) / tau)
         return torch.cat(scores)
@@ -320,7 +320,7 @@ def _runs(frames: torch.Tensor, gap: int, longest: int) -> list[tuple[int, int]]
     return runs
 
 
-def _blended(
+def blended_rows(
     frames: torch.Tensor, left: torch.Tensor, right: torch.Tensor, weight: torch.Tensor,
     coarse_positions: torch.Tensor, table: torch.Tensor, *, encoding: bool,
 ) -> torch.Tensor:

@@ -129,25 +129,58 @@ def test_selector_through_map_batches(cluster, dataset, local):
             assert value == want.get(c), (want["id"], c)
 
 
-def test_lost_node(cluster, dataset, checkpoint_dir, local, tmp_path):
-    """A second node (1 CPU) runs one of the two 1-CPU workers (Ray Data spreads them); it is removed mid-run,
-    its worker restarts on the head node, and every row still comes out once."""
+@pytest.fixture(scope="module")
+def long_rows(tmp_path_factory, checkpoint_dir) -> tuple[Path, list[dict]]:
+    """4 videos of 60 to 90 s x 4 questions, read at 8 fps, and the single-process records: rows that take
+    long enough (~0.7 s each in a batch of one) for a node to be lost while the run still has work left."""
+    d = tmp_path_factory.mktemp("ray-long")
+    for v in range(4):
+        make_video(d / f"v{v}.mp4", duration=60.0 + 10 * v, fps=8.0, size=(96, 64))
+    rows = [{"id": f"{v}-{q}", "video": f"v{v}.mp4", "question": f"what happens in part {q} of video {v}?"}
+            for q in range(4) for v in range(4)]
+    (d / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = d / "local.jsonl"
+    assert main(index_args(d / "data.jsonl", out, checkpoint_dir, "--fps", "8")) == 0
+    return d / "data.jsonl", records(out)
+
+
+def test_lost_node(cluster, long_rows, checkpoint_dir, tmp_path):
+    """A second node (1 CPU) runs one of the two 1-CPU workers; it is removed mid-run, its worker restarts on
+    the head node, and every row still comes out once.
+
+    An actor holds one of the head's two CPUs until the node is removed, so the second worker can only start
+    on the new node (Ray Data's spreading is a preference, not a rule)."""
+    dataset, local = long_rows
+
+    @ray.remote(num_cpus=1)
+    class Hold:
+        def ready(self) -> bool:
+            return True
+
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    on_head = NodeAffinitySchedulingStrategy(cluster.head_node.node_id, soft=False)
+    hold = Hold.options(scheduling_strategy=on_head).remote()
+    ray.get(hold.ready.remote())
     node = cluster.add_node(num_cpus=1, object_store_memory=NODE["object_store_memory"])
     cluster.wait_for_nodes()
     out = tmp_path / "lost.jsonl"
     part = parts_dir_for(out) / "part-ray.jsonl"
     result: dict = {}
     job = threading.Thread(target=lambda: result.update(rc=main(index_args(
-        dataset, out, checkpoint_dir, "--engine", "ray", "--num-workers", "2", "--ray-batch-size", "1"))))
+        dataset, out, checkpoint_dir, "--fps", "8", "--engine", "ray", "--num-workers", "2",
+        "--ray-batch-size", "1"))))
     job.start()
     try:
         deadline = time.monotonic() + 240
-        while not _workers_on(node.node_id) or _lines(part) < 3:  # the node holds a worker that has worked
+        while not _workers_on(node.node_id) or _lines(part) < 2:  # the node holds a worker; the run has begun
             assert job.is_alive() and time.monotonic() < deadline, "the run ended before the node could be lost"
-            time.sleep(0.2)
+            time.sleep(0.1)
+        ray.kill(hold)  # the head's second CPU is free for the lost worker's restart
         done_before = _lines(part)
         cluster.remove_node(node)
     finally:
+        ray.kill(hold)
         job.join(timeout=300)
     assert result.get("rc") == 0
     assert done_before < len(local)

@@ -131,13 +131,16 @@ def test_selector_through_map_batches(cluster, dataset, local):
 
 @pytest.fixture(scope="module")
 def long_rows(tmp_path_factory, checkpoint_dir) -> tuple[Path, list[dict]]:
-    """4 videos of 60 to 90 s x 4 questions, read at 8 fps, and the single-process records: rows that take
-    long enough (~0.7 s each in a batch of one) for a node to be lost while the run still has work left."""
+    """4 videos of 60 to 90 s x 4 questions (and a missing video, a blank question), read at 8 fps, and the
+    single-process records: rows that take long enough (~0.7 s each in a batch of one) for a node to be lost,
+    or a run killed, while the run still has work left."""
     d = tmp_path_factory.mktemp("ray-long")
     for v in range(4):
         make_video(d / f"v{v}.mp4", duration=60.0 + 10 * v, fps=8.0, size=(96, 64))
     rows = [{"id": f"{v}-{q}", "video": f"v{v}.mp4", "question": f"what happens in part {q} of video {v}?"}
             for q in range(4) for v in range(4)]
+    rows.insert(5, {"id": "missing", "video": "gone.mp4", "question": "is it there?"})
+    rows.insert(9, {"id": "blank", "video": "v1.mp4", "question": "   "})
     (d / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = d / "local.jsonl"
     assert main(index_args(d / "data.jsonl", out, checkpoint_dir, "--fps", "8")) == 0
@@ -173,7 +176,7 @@ def test_lost_node(cluster, long_rows, checkpoint_dir, tmp_path):
     job.start()
     try:
         deadline = time.monotonic() + 240
-        while not _workers_on(node.node_id) or _lines(part) < 2:  # the node holds a worker; the run has begun
+        while not _workers_on(node.node_id) or _lines(part) < 3:  # the node holds a worker; the run has begun
             assert job.is_alive() and time.monotonic() < deadline, "the run ended before the node could be lost"
             time.sleep(0.1)
         ray.kill(hold)  # the head's second CPU is free for the lost worker's restart
@@ -199,18 +202,19 @@ def _workers_on(node_id: str) -> bool:
                and "MapWorker" in str(a.get("ActorClassName", "")) for a in state.actors().values())
 
 
-def test_resume_after_kill(cluster, dataset, checkpoint_dir, local, tmp_path, capsys):
+def test_resume_after_kill(cluster, long_rows, checkpoint_dir, tmp_path, capsys):
     """`kill -9` of a run writing Parquet; the rerun does only the rows its journal lacks, and Ray writes the
     Parquet directory (dataset order, the single-process records) only when every row is done."""
     import pyarrow.parquet as pq
 
+    dataset, local = long_rows
     out = tmp_path / "frames.parquet"
     journal = parts_dir_for(out) / "index.jsonl"
     part = parts_dir_for(journal) / "part-ray.jsonl"
     address = cluster.address
-    cmd = [sys.executable, "-m", "tspo_sampler.cli", *index_args(dataset, out, checkpoint_dir, "--engine", "ray",
-                                                                 "--num-workers", "1", "--ray-batch-size", "1",
-                                                                 "--ray-address", address)]
+    args = index_args(dataset, out, checkpoint_dir, "--fps", "8", "--engine", "ray", "--num-workers", "1",
+                      "--ray-batch-size", "1", "--ray-address", address)
+    cmd = [sys.executable, "-m", "tspo_sampler.cli", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
@@ -225,7 +229,7 @@ def test_resume_after_kill(cluster, dataset, checkpoint_dir, local, tmp_path, ca
     finished = {r["row"]: r for r in records(part)}
     assert 3 <= len(finished) < len(local)
     capsys.readouterr()
-    assert main(index_args(dataset, out, checkpoint_dir, "--engine", "ray", "--num-workers", "1")) == 0
+    assert main(index_args(dataset, out, checkpoint_dir, "--fps", "8", "--engine", "ray", "--num-workers", "1")) == 0
     err = capsys.readouterr().err
     assert f"{len(local) - len(finished)} rows written" in err and f"{len(finished)} already done" in err
     final = records(journal)
@@ -240,3 +244,19 @@ def test_resume_after_kill(cluster, dataset, checkpoint_dir, local, tmp_path, ca
             assert got[c] == want.get(c), (want["id"], c)
     assert not list(tmp_path.glob(".frames.parquet.*"))  # no temporary directory left
 
+
+
+def test_parquet_has_typed_error_columns_when_every_row_is_ok(cluster, local, tmp_path):
+    """One schema whatever the run met: ``error`` and ``reason`` are string columns, null on ok rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tspo_sampler.indexing._ray_engine import _write_parquet
+
+    ok = [r for r in local if r["status"] == "ok"]
+    out = tmp_path / "ok.parquet"
+    _write_parquet(out, ok)
+    table = pq.read_table(out)
+    assert table.schema.field("error").type == pa.string() and table.schema.field("reason").type == pa.string()
+    assert table.column("error").null_count == len(ok) == table.num_rows
+    assert [r["id"] for r in table.to_pylist()] == [r["id"] for r in ok]

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -77,17 +76,27 @@ def _remove_output(out: Path) -> None:
         out.unlink()
 
 
+ERROR_COLUMNS = ("error", "reason")
+
+
 def _write_parquet(out: Path, records: list[dict[str, Any]]) -> None:
     """Ray writes the records to a temporary directory next to ``out``, which then replaces ``out``."""
+    import pyarrow as pa
     import ray
 
-    keys = list(dict.fromkeys(k for r in records for k in r))
+    # the error columns are there (typed, null) when every row is ok too: one schema whatever the run met
+    keys = list(dict.fromkeys([*(k for r in records for k in r), *ERROR_COLUMNS]))
     rows = [{k: (json.dumps(r.get(k)) if k in ("input", "settings") else r.get(k)) for k in keys} for r in records]
+    table = pa.Table.from_pylist(rows)
+    for name in ERROR_COLUMNS:
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, table.column(i).cast(pa.string()))
+    blocks = [table.slice(i, 100_000) for i in range(0, max(1, len(rows)), 100_000)]
     tmp = out.with_name(f".{out.name}.writing-{os.getpid()}")
     old = out.with_name(f".{out.name}.old-{os.getpid()}")
     _remove_output(tmp)
     try:
-        ray.data.from_items(rows, override_num_blocks=max(1, math.ceil(len(rows) / 100_000))).write_parquet(str(tmp))
+        ray.data.from_arrow(blocks).write_parquet(str(tmp))
         if out.exists():
             os.replace(out, old)
         os.replace(tmp, out)

@@ -1,11 +1,12 @@
 """Trimming the C heap between encoder batches: it really returns fragmented free memory, and the sampler
-does it after every CPU batch."""
+does it between CPU batches (at most every TRIM_INTERVAL_S)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 import torch
@@ -53,17 +54,28 @@ def test_trim_heap_returns_fragmented_free_memory():
     assert r["trimmed"] < r["freed"] - 150  # malloc_trim gives back the free pages between them
 
 
-def test_sampler_trims_after_every_cpu_batch(uncached_sampler, tmp_path, monkeypatch):
+def test_sampler_trims_between_cpu_batches_at_most_every_interval(uncached_sampler, tmp_path, monkeypatch):
+    """Every batch may trim; trims closer than TRIM_INTERVAL_S are skipped (a fast encoder would otherwise trim
+    dozens of times a second and pay the page faults after each)."""
     video = media.make_video(tmp_path / "clip.mp4", duration=10.0, fps=10.0)
     calls = []
-    monkeypatch.setattr("tspo_sampler._sampler.trim_heap", lambda: calls.append(1) or True)
+    monkeypatch.setattr(heap, "_malloc_trim", lambda: lambda pad: calls.append(pad) or 1)
+    monkeypatch.setattr(heap, "_last_trim", -float("inf"))
     monkeypatch.setattr(uncached_sampler, "batch_size", 4)
+    monkeypatch.setattr(heap, "TRIM_INTERVAL_S", 0.0)
     sel = uncached_sampler.select_frames(video, "what happens?", k=3, fps=1.0)
     assert len(sel.candidate_indices) == 10
-    assert len(calls) == 3  # ceil(10 / 4) batches
+    assert calls == [0, 0, 0]  # ceil(10 / 4) batches, each trimmed: malloc_trim(0)
     calls.clear()
     uncached_sampler.encode_frames(torch.zeros((9, 32, 32, 3), dtype=torch.uint8))
     assert len(calls) == 3
+    calls.clear()
+    monkeypatch.setattr(heap, "TRIM_INTERVAL_S", 3600.0)
+    uncached_sampler.encode_frames(torch.zeros((9, 32, 32, 3), dtype=torch.uint8))
+    assert calls == []  # the last trim was just now
+    monkeypatch.setattr(heap, "_last_trim", time.monotonic() - 3601.0)
+    uncached_sampler.encode_frames(torch.zeros((9, 32, 32, 3), dtype=torch.uint8))
+    assert len(calls) == 1  # the first batch trims, the next two are too soon
 
 
 def test_trim_heap_is_a_no_op_without_glibc(monkeypatch):

@@ -16,7 +16,7 @@ from ._errors import TSPOError
 from ._result import Selection
 from .features._cache import FeatureCache, VideoFeatures, resolve_feature_cache
 from .features._encoders import HFCLIPEncoder, ImageTextEncoder, OpenCLIPEncoder
-from .features._heap import trim_heap
+from .features._heap import trim_heap_now_and_then
 from .features._source import FileFeatureSource, FileVideo, FramesVideo, as_video
 from .features._video_features import frames_features, progress_bar
 from .scoring._agent import DEFAULT_SCORE_TAU, DEFAULT_WINDOW_SIZE, TemporalAgent
@@ -250,11 +250,11 @@ class TemporalSampler:
 
     def encode_batch(self, frames: torch.Tensor) -> torch.Tensor:
         """Features of one batch of frames, on the CPU. After a batch on a CPU encoder the C heap's free
-        pages go back to the OS, which keeps memory flat over hour-long videos
+        pages go back to the OS (at most twice a second), which keeps memory flat over hour-long videos
         (see :mod:`tspo_sampler.features._heap`)."""
         features = self.encoder.encode_images(frames).cpu()
         if self.encoder.device.type == "cpu":
-            trim_heap()
+            trim_heap_now_and_then()
         return features
 
     def encode_video(

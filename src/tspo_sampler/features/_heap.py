@@ -4,7 +4,10 @@ A CPU run over an hour of video frees and reallocates gigabytes: activations, de
 widened for one layer. glibc keeps freed memory in its heaps, and with decoding and encoding interleaved
 the free space fragments, so resident memory creeps up over an hour-long video although nothing live
 grows (measured in docs/benchmarks.md). ``malloc_trim(0)`` returns every free page, including those
-between live blocks, for a small cost after each batch.
+between live blocks. It costs about a millisecond, and the pages it returns fault back in on the next
+allocations, so between encoder batches it runs at most every :data:`TRIM_INTERVAL_S` seconds
+(:func:`trim_heap_now_and_then`): slow encoders still trim after every batch, fast ones (a batch in a few
+milliseconds) not dozens of times a second.
 """
 
 from __future__ import annotations
@@ -13,7 +16,13 @@ import ctypes
 import ctypes.util
 import functools
 import sys
+import time
 from typing import Any
+
+TRIM_INTERVAL_S = 0.5
+"""Least time between two trims by :func:`trim_heap_now_and_then`."""
+
+_last_trim = -float("inf")
 
 
 @functools.lru_cache(maxsize=1)
@@ -37,3 +46,14 @@ def trim_heap() -> bool:
         return False
     trim(0)
     return True
+
+
+def trim_heap_now_and_then() -> bool:
+    """:func:`trim_heap` when the last trim through here was at least :data:`TRIM_INTERVAL_S` ago; ``True``
+    when it trimmed."""
+    global _last_trim
+    now = time.monotonic()
+    if now - _last_trim < TRIM_INTERVAL_S:
+        return False
+    _last_trim = now
+    return trim_heap()

@@ -90,7 +90,10 @@ def _write_parquet(out: Path, records: list[dict[str, Any]]) -> None:
     table = pa.Table.from_pylist(rows)
     for name in ERROR_COLUMNS:
         i = table.schema.get_field_index(name)
-        table = table.set_column(i, name, table.column(i).cast(pa.string()))
+        if i < 0:  # no records at all
+            table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
+        else:
+            table = table.set_column(i, name, table.column(i).cast(pa.string()))
     blocks = [table.slice(i, 100_000) for i in range(0, max(1, len(rows)), 100_000)]
     tmp = out.with_name(f".{out.name}.writing-{os.getpid()}")
     old = out.with_name(f".{out.name}.old-{os.getpid()}")

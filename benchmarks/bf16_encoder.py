@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import FIXTURE_CHECKPOINT, print_table
+from common import FIXTURE_CHECKPOINT, cpu_line, print_table
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import media  # noqa: E402
@@ -53,9 +53,9 @@ def make_checkpoint(directory: Path, shape: str, seed: int = 0) -> Path:
     """A random CLIP of ``shape`` plus agent, saved by the library in the released format (bfloat16)."""
     from transformers import AutoTokenizer, CLIPConfig, CLIPModel
 
-    from tspo_sampler.scoring._agent import TemporalAgent
     from tspo_sampler.features._encoders import HFCLIPEncoder, ImagePreprocessing
     from tspo_sampler.hub._hub import save_checkpoint
+    from tspo_sampler.scoring._agent import TemporalAgent
 
     if (directory / "model.safetensors").is_file():
         return directory
@@ -176,10 +176,9 @@ def main() -> None:
 
     from tspo_sampler.features._weights import cpu_has_bf16
 
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    isa = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile") if f" {f}" in flags]
+    print(cpu_line())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, cpu capability "
-          f"{torch.backends.cpu.get_cpu_capability()}, flags {isa or 'none'}, native bf16: {cpu_has_bf16()}, "
+          f"{torch.backends.cpu.get_cpu_capability()}, native bf16 (tspo_sampler): {cpu_has_bf16()}, "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,8 +1,11 @@
-"""Shared pieces of the benchmarks: a ViT-B/32-shaped random TSPO checkpoint and peak-memory probes."""
+"""Shared pieces of the benchmarks: a ViT-B/32-shaped random TSPO checkpoint, peak-memory probes and the CPU's
+name (every benchmark names the machine it ran on)."""
 
 from __future__ import annotations
 
 import json
+import os
+import platform
 import resource
 import shutil
 import sys
@@ -34,8 +37,8 @@ def make_vit_b32_checkpoint(directory: Path, *, seed: int = 0, shape: str = "vit
     import torch
     from transformers import CLIPConfig, CLIPModel
 
-    from tspo_sampler.scoring._agent import TemporalAgent
     from tspo_sampler.hub._hub import AGENT_PREFIX
+    from tspo_sampler.scoring._agent import TemporalAgent
 
     directory = Path(directory)
     if (directory / "model.safetensors").is_file():
@@ -50,7 +53,8 @@ def make_vit_b32_checkpoint(directory: Path, *, seed: int = 0, shape: str = "vit
     )
     model = CLIPModel(config)
     agent = TemporalAgent(dim)
-    state = {k: v.to(torch.bfloat16).contiguous() for k, v in model.state_dict().items() if not k.endswith("position_ids")}
+    state = {k: v.to(torch.bfloat16).contiguous() for k, v in model.state_dict().items()
+             if not k.endswith("position_ids")}
     state.update({AGENT_PREFIX + k: v.to(torch.bfloat16).contiguous() for k, v in agent.state_dict().items()})
     from safetensors.torch import save_file
 
@@ -90,3 +94,29 @@ def print_table(rows: list[dict], columns: list[str]) -> None:
     print("  ".join("-" * widths[c] for c in columns))
     for r in rows:
         print("  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns))
+
+
+def cpu_name() -> str:
+    """The CPU's model name (from /proc/cpuinfo, else what ``platform`` knows)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def bf16_units() -> list[str]:
+    """The CPU's bfloat16 matrix units (AVX512-BF16, AMX) by name; empty without them (or off Linux)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    return [unit for unit, flag in (("AVX512-BF16", " avx512_bf16"), ("AMX", " amx_bf16")) if flag in flags]
+
+
+def cpu_line() -> str:
+    """One line for a benchmark's header: CPU name, core count, bfloat16 matrix units."""
+    units = ", ".join(bf16_units()) or "no AVX512-BF16 or AMX"
+    return f"CPU: {cpu_name()}, {os.cpu_count()} cores; bfloat16 matrix units: {units}"

@@ -9,23 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from common import print_table
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from common import cpu_name, print_table
 
 
 def compare_engines(args: Any, model: Path, dataset: Path, work: Path) -> list[dict[str, Any]]:

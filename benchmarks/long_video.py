@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import FIXTURE_CHECKPOINT, make_vit_b32_checkpoint, peak_rss_mb, print_table
+from common import FIXTURE_CHECKPOINT, cpu_line, make_vit_b32_checkpoint, peak_rss_mb, print_table
 
 SOURCES = ("testsrc2=", "smptehdbars=", "rgbtestsrc=", "gradients=speed=0.05:", "testsrc=", "color=c={color}:")
 QUESTIONS = (
@@ -197,21 +197,6 @@ def gpu_report(video: Path, checkpoint: Path, k: int) -> None:
                      "peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20})
     print("\nselect_frames on the GPU (exhaustive)")
     print_table(rows, ["dtype", "decoder", "candidates", "wall_s", "peak_gpu_mb"])
-
-
-def cpu_line() -> str:
-    """The CPU's model name, its core count and whether it has bfloat16 matrix units (AVX512-BF16, AMX)."""
-    import os
-
-    try:
-        cpuinfo = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        cpuinfo = ""
-    names = [line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")]
-    name = names[0] if names else "unknown CPU"
-    units = [u for u, flag in (("AVX512-BF16", " avx512_bf16"), ("AMX", " amx_bf16")) if flag in cpuinfo]
-    bf16 = ", ".join(units) or "no AVX512-BF16 or AMX"
-    return f"CPU: {name}, {os.cpu_count()} cores; bfloat16 matrix units: {bf16}"
 
 
 def run_worker(spec: dict) -> dict:

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import make_vit_b32_checkpoint  # noqa: E402
+from common import cpu_name, make_vit_b32_checkpoint  # noqa: E402
 
 COMPLETION = {"id": "fixed", "object": "chat.completion", "created": 0, "model": "fixed",
               "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}]}
@@ -59,17 +59,6 @@ def upstream_main(port: int) -> None:
         return last.get("body", {})
 
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
-
-
-def cpu_name() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} logical CPUs"
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return f"{platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs"
 
 
 def free_port() -> int:
@@ -154,8 +143,8 @@ def main() -> None:
         for proc in (proxy, upstream):
             proc.terminate()
             proc.wait(timeout=30)
-    results["machine"] = {"cpu": cpu_name(), "python": platform.python_version(), "platform": platform.platform(),
-                          "load_average": round(os.getloadavg()[0], 1)}
+    results["machine"] = {"cpu": f"{cpu_name()}, {os.cpu_count()} logical CPUs", "python": platform.python_version(),
+                          "platform": platform.platform(), "load_average": round(os.getloadavg()[0], 1)}
     results["video"] = {"minutes": args.minutes, "size": args.size, "mb": round(video.stat().st_size / 2**20, 1)}
     print(f"CPU: {results['machine']['cpu']}; load average {results['machine']['load_average']} at the end")
     print(f"video: {args.minutes:g} min {args.size} ({results['video']['mb']} MB), k={args.k}, "

@@ -84,13 +84,12 @@ def _write_parquet(out: Path, records: list[dict[str, Any]]) -> None:
     import pyarrow as pa
     import ray
 
-    # the error columns are there (typed, null) when every row is ok too: one schema whatever the run met
-    keys = list(dict.fromkeys([*(k for r in records for k in r), *ERROR_COLUMNS]))
+    keys = list(dict.fromkeys(k for r in records for k in r))
     rows = [{k: (json.dumps(r.get(k)) if k in ("input", "settings") else r.get(k)) for k in keys} for r in records]
     table = pa.Table.from_pylist(rows)
-    for name in ERROR_COLUMNS:
+    for name in ERROR_COLUMNS:  # typed string columns, null on ok rows, whether or not any row failed
         i = table.schema.get_field_index(name)
-        if i < 0:  # no records at all
+        if i < 0:
             table = table.append_column(name, pa.nulls(table.num_rows, pa.string()))
         else:
             table = table.set_column(i, name, table.column(i).cast(pa.string()))

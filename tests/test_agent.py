@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from tspo_sampler.scoring._agent import TemporalAgent, dense_reference_scores, positional_encoding, window_positions
+from tspo_sampler.scoring._agent import (
+    TemporalAgent,
+    dense_reference_scores,
+    encoding_at,
+    positional_encoding,
+    window_positions,
+)
 
 
 def test_scores_equal_reference_fixture(sampler, cases):
@@ -93,10 +99,21 @@ def test_bad_feature_inputs_name_the_argument():
         agent(torch.randn(0, 64), torch.randn(1, 64))
 
 
-def test_positional_encoding_rows_equal_the_full_table():
+@pytest.mark.parametrize(("total", "dim"), [(100, 16), (1800, 768), (3601, 512)])
+def test_positional_encoding_rows_equal_the_full_table(total, dim):
+    full = positional_encoding(total, dim)
+    rng = np.random.default_rng(total)
+    spans = [(0, 1), (total - 1, total), (0, total), (5, 70), (64, min(total, 128))]
+    spans += [tuple(sorted(int(v) for v in rng.choice(total + 1, 2, replace=False))) for _ in range(6)]
+    for start, stop in spans:
+        assert torch.equal(positional_encoding(total, dim, rows=(start, stop)), full[start:stop]), (start, stop)
+    with pytest.raises(ValueError, match="rows 5..101"):
+        positional_encoding(100, 16, rows=(5, 101))
+
+
+def test_encoding_at_arbitrary_positions_matches_the_table():
     positions = torch.tensor([0, 3, 17, 99])
-    rows = positional_encoding(100, 16, positions=positions)
-    torch.testing.assert_close(rows, positional_encoding(100, 16)[positions], rtol=0, atol=0)
+    torch.testing.assert_close(encoding_at(positions, 100, 16), positional_encoding(100, 16)[positions])
 
 
 @pytest.mark.parametrize("T,window,num_coarse", [(300, 12, 25), (64, 5, 16), (500, 1, 40)])

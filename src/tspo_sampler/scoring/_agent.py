@@ -25,25 +25,46 @@ BLEND_CHUNK = 256  # frames per step of an estimate (score_blended): its buffers
 
 
 def positional_encoding(
-    num_frames: int, dim: int, *, device: torch.device | None = None, positions: torch.Tensor | None = None
+    num_frames: int, dim: int, *, device: torch.device | None = None, rows: tuple[int, int] | None = None
 ) -> torch.Tensor:
     """Sinusoidal encoding of the relative position ``t / T`` (``T x dim``, float32).
 
     ``PE[t, 2i] = sin((t/T) w_i)``, ``PE[t, 2i+1] = cos((t/T) w_i)``, ``w_i = exp(-2i ln(10000) / dim)``.
-    ``positions`` gives only those rows (the same values as the full table's).
+    ``rows=(start, stop)`` gives only rows ``start .. stop-1``, bit-identical to the full table's: every row is
+    computed inside its grid-aligned block of :data:`ROW_BLOCK` rows, the same call whichever rows are asked for
+    (a vectorised ``sin`` may round the tail of a call differently from its body).
     """
     if dim % 2:
         raise ValueError(f"feature dimension must be even for the positional encoding, got {dim}")
-    if positions is None:
-        positions = torch.arange(num_frames, device=device)
-    position = positions.to(device).unsqueeze(1) / num_frames
-    div_term = torch.exp(
-        torch.arange(0, dim, 2, device=device) * (-torch.log(torch.tensor(10000.0, device=device)) / dim)
-    )
-    pe = torch.zeros(len(position), dim, device=device)
-    pe[:, 0::2] = torch.sin(position * div_term)
-    pe[:, 1::2] = torch.cos(position * div_term)
-    return pe
+    start, stop = (0, num_frames) if rows is None else rows
+    if not 0 <= start <= stop <= num_frames:
+        raise ValueError(f"rows {start}..{stop} must lie within the {num_frames} frames")
+    frequencies = _encoding_frequencies(dim, device)
+    first = (start // ROW_BLOCK) * ROW_BLOCK
+    blocks = [
+        _sinusoid(torch.arange(a, a + ROW_BLOCK, device=device), num_frames, frequencies)
+        for a in range(first, stop, ROW_BLOCK)
+    ]
+    table = torch.cat(blocks) if blocks else torch.zeros(0, dim, device=device)
+    return table[start - first : stop - first]
+
+
+def _encoding_frequencies(dim: int, device: torch.device | None) -> torch.Tensor:
+    return torch.exp(torch.arange(0, dim, 2, device=device) * (-torch.log(torch.tensor(10000.0, device=device)) / dim))
+
+
+def _sinusoid(positions: torch.Tensor, num_frames: int, frequencies: torch.Tensor) -> torch.Tensor:
+    """Rows of the encoding at ``positions`` (``sin`` and ``cos`` interleaved), computed in one call each."""
+    angle = (positions.unsqueeze(1) / num_frames) * frequencies
+    return torch.stack([torch.sin(angle), torch.cos(angle)], dim=2).flatten(1)
+
+
+def encoding_at(positions: torch.Tensor, num_frames: int, dim: int) -> torch.Tensor:
+    """The positional encoding at arbitrary ``positions``, computed directly: equal to
+    :func:`positional_encoding`'s rows up to the last bits, for estimates (not for exact scores)."""
+    if dim % 2:
+        raise ValueError(f"feature dimension must be even for the positional encoding, got {dim}")
+    return _sinusoid(positions, num_frames, _encoding_frequencies(dim, positions.device))
 
 
 def window_positions(
@@ -221,9 +242,9 @@ class TemporalAgent(nn.Module):
         on the whole video, from the features of frames ``offset .. offset + len(image_features) - 1`` only.
 
         Those must cover the span plus its halo (:func:`window_halo`). ``clip_scores`` and the result
-        cover the given features and the span respectively. ``position_encoding`` is
-        ``positional_encoding(total, D)`` when the caller already has it (it is computed over the full
-        grid, never sliced into a shorter one, so the values match the full pass exactly).
+        cover the given features and the span respectively. ``position_encoding``: the encoding's rows of the
+        given features, ``positional_encoding(total, D, rows=(offset, offset + len(image_features)))``, when the
+        caller already has them (computed here otherwise; their values match the full pass's exactly).
         """
         feats, text, clip_scores = _check_feature_inputs(image_features, text_features, clip_scores, self.dim)
         from ._settings import check_positive_int  # (that module imports this one)
@@ -236,9 +257,15 @@ class TemporalAgent(nn.Module):
                 f"span {start}..{stop} must lie within the given frames {offset}..{offset + feats.shape[0]} "
                 f"of {total}"
             )
+        rows_given = (offset, offset + feats.shape[0])
         if position_encoding is None:
-            position_encoding = positional_encoding(total, feats.shape[1], device=feats.device)
-        pe = position_encoding[offset : offset + feats.shape[0]].to(feats.dtype)
+            position_encoding = positional_encoding(total, feats.shape[1], device=feats.device, rows=rows_given)
+        elif position_encoding.shape != feats.shape:
+            raise ValueError(
+                f"position_encoding must hold the {feats.shape[0]} rows {rows_given[0]}..{rows_given[1]} of the "
+                f"encoding ({tuple(feats.shape)}), got {tuple(position_encoding.shape)}"
+            )
+        pe = position_encoding.to(feats.dtype)
         x = feats + pe
         rows = slice(start - offset, stop - offset)
         heads = self.temporal.attend_span(x, window_size, offset=offset, total=total, start=start, stop=stop)
@@ -253,7 +280,7 @@ class TemporalAgent(nn.Module):
         ``:C``, no bias) and of their positional encodings in a ``total``-frame video (rows ``C:``, with the bias):
         what :meth:`score_blended` blends."""
         att = self.temporal
-        pe = positional_encoding(total, self.dim, device=coarse_features.device, positions=coarse_positions)
+        pe = encoding_at(coarse_positions.to(coarse_features.device), total, self.dim)
         both = torch.cat([coarse_features, pe.to(coarse_features.dtype)])
         projected = torch.cat([F.linear(both, layer.weight) for layer in (att.Self_q, att.Self_k, att.Self_v)], 1)
         projected[len(coarse_features) :] += torch.cat([att.Self_q.bias, att.Self_k.bias, att.Self_v.bias])

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._agent import TemporalAgent, blended_rows, positional_encoding, window_halo
+from ._agent import ROW_BLOCK, TemporalAgent, blended_rows, positional_encoding, window_halo
 
 
 class SpanScorer:
@@ -27,7 +27,7 @@ class SpanScorer:
         self.device = next(agent.parameters()).device if agent is not None else torch.device("cpu")
         self.text = text.float().reshape(1, -1).to(self.device)
         self.halo = window_halo(self.window_size) if agent is not None else (0, 0)
-        self._pe: torch.Tensor | None = None
+        self._encoding_blocks: dict[int, torch.Tensor] = {}  # grid block -> its rows of the positional encoding
 
     def estimate(
         self, coarse_features: torch.Tensor, coarse_positions: np.ndarray, left: np.ndarray, right: np.ndarray,
@@ -65,10 +65,20 @@ class SpanScorer:
         clip = F.cosine_similarity(self.text, feats, dim=-1)
         if self.agent is None:
             return (clip[start - offset : stop - offset] / self.tau).cpu()
-        if self._pe is None:
-            self._pe = positional_encoding(self.total, feats.shape[1], device=self.device)
         with torch.inference_mode():
             return self.agent.score_span(
                 feats, self.text, clip, offset=offset, total=self.total, start=start, stop=stop,
-                window_size=self.window_size, tau=self.tau, position_encoding=self._pe,
+                window_size=self.window_size, tau=self.tau,
+                position_encoding=self._encoding(offset, offset + len(feats), feats.shape[1]),
             ).cpu()
+
+    def _encoding(self, start: int, stop: int, dim: int) -> torch.Tensor:
+        """Rows ``start .. stop-1`` of the positional encoding, each grid block computed once per search and only
+        where a span needs it (the same values as the full table's)."""
+        first, last = start // ROW_BLOCK, -(-stop // ROW_BLOCK)
+        for block in range(first, last):
+            if block not in self._encoding_blocks:
+                rows = (block * ROW_BLOCK, min(self.total, (block + 1) * ROW_BLOCK))
+                self._encoding_blocks[block] = positional_encoding(self.total, dim, device=self.device, rows=rows)
+        table = torch.cat([self._encoding_blocks[block] for block in range(first, last)])
+        return table[start - first * ROW_BLOCK : stop - first * ROW_BLOCK]

@@ -206,6 +206,15 @@ def run_worker(spec: dict) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def with_picks(ex: dict, k: int) -> dict:
+    """An exhaustive run's result with its top-``k`` picks (``select_frames``' ``topk``: best scores, in time
+    order), for another ``k`` than the one it ran with."""
+    if ex.get("sampled"):
+        return ex
+    scores = np.asarray(ex["scores"], dtype=np.float64)
+    return {**ex, "positions": sorted(np.argsort(-scores, kind="stable")[:k].tolist())}
+
+
 def agreement(exhaustive: np.ndarray, picks: list[int], k: int) -> tuple[int, int]:
     """(overlap with the exhaustive top-k, picks in the exhaustive top 2% by score)."""
     top = set(np.argsort(-exhaustive, kind="stable")[:k].tolist())
@@ -288,7 +297,7 @@ def main() -> None:
             starts = make_scene_video(video, args.minutes, (w, h), args.fps, noise=args.noise, scenes=(lo, hi))
             print(f"made {video.name}: {len(starts)} scenes in {time.perf_counter() - t0:.0f} s", flush=True)
         videos.append(video)
-    sampled: dict[tuple, dict] = {}  # an extrapolated exhaustive run does not depend on k: time it once
+    exhaustive: dict[tuple, dict] = {}  # an exhaustive run does not depend on k (its picks do): run it once
     for k in ks:  # every video at the first k before any at the next, so a cut-short run still compares them
         for video in videos:
             for backend in backends:
@@ -299,13 +308,12 @@ def main() -> None:
                     first = video == videos[0] and backend == backends[0] and dtype == dtypes[0] and k == ks[0]
                     sample = args.bf16_sample if dtype == "bfloat16" else args.sample
                     key = (str(video), backend, dtype)
-                    if sample and key in sampled:
-                        ex = sampled[key]
+                    if key in exhaustive:
+                        ex = with_picks(exhaustive[key], k)
                     else:
                         ex = run_worker({**base, "search": "exhaustive", "cache": cache if first else None,
                                          "sample": sample})
-                        if sample:
-                            sampled[key] = ex
+                        exhaustive[key] = ex
                     print(f"[{video.stem}, {backend}, {dtype}, k={k}] exhaustive{' (sampled)' if sample else ''}: "
                           f"{ex['wall_s']:.1f} s", flush=True)
                     if dtype == "bfloat16" and reference is not None and ex["wall_s"] > reference["wall_s"]:

@@ -34,12 +34,10 @@ def positional_encoding(
     computed inside its grid-aligned block of :data:`ROW_BLOCK` rows, the same call whichever rows are asked for
     (a vectorised ``sin`` may round the tail of a call differently from its body).
     """
-    if dim % 2:
-        raise ValueError(f"feature dimension must be even for the positional encoding, got {dim}")
+    frequencies = _encoding_frequencies(dim, device)
     start, stop = (0, num_frames) if rows is None else rows
     if not 0 <= start <= stop <= num_frames:
         raise ValueError(f"rows {start}..{stop} must lie within the {num_frames} frames")
-    frequencies = _encoding_frequencies(dim, device)
     first = (start // ROW_BLOCK) * ROW_BLOCK
     blocks = [
         _sinusoid(torch.arange(a, a + ROW_BLOCK, device=device), num_frames, frequencies)
@@ -50,6 +48,8 @@ def positional_encoding(
 
 
 def _encoding_frequencies(dim: int, device: torch.device | None) -> torch.Tensor:
+    if dim % 2:
+        raise ValueError(f"feature dimension must be even for the positional encoding, got {dim}")
     return torch.exp(torch.arange(0, dim, 2, device=device) * (-torch.log(torch.tensor(10000.0, device=device)) / dim))
 
 
@@ -62,8 +62,6 @@ def _sinusoid(positions: torch.Tensor, num_frames: int, frequencies: torch.Tenso
 def encoding_at(positions: torch.Tensor, num_frames: int, dim: int) -> torch.Tensor:
     """The positional encoding at arbitrary ``positions``, computed directly: equal to
     :func:`positional_encoding`'s rows up to the last bits, for estimates (not for exact scores)."""
-    if dim % 2:
-        raise ValueError(f"feature dimension must be even for the positional encoding, got {dim}")
     return _sinusoid(positions, num_frames, _encoding_frequencies(dim, positions.device))
 
 

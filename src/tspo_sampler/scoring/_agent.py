@@ -25,26 +25,31 @@ BLEND_CHUNK = 256  # frames per step of an estimate (score_blended): its buffers
 
 
 def positional_encoding(
-    num_frames: int, dim: int, *, device: torch.device | None = None, rows: tuple[int, int] | None = None
+    num_frames: int, dim: int, *, device: torch.device | None = None, rows: tuple[int, int] | None = None,
+    blocks: dict[int, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Sinusoidal encoding of the relative position ``t / T`` (``T x dim``, float32).
 
     ``PE[t, 2i] = sin((t/T) w_i)``, ``PE[t, 2i+1] = cos((t/T) w_i)``, ``w_i = exp(-2i ln(10000) / dim)``.
     ``rows=(start, stop)`` gives only rows ``start .. stop-1``, bit-identical to the full table's: every row is
     computed inside its grid-aligned block of :data:`ROW_BLOCK` rows, the same call whichever rows are asked for
-    (a vectorised ``sin`` may round the tail of a call differently from its body).
+    (a vectorised ``sin`` may round the tail of a call differently from its body). ``blocks``: the blocks already
+    computed for this ``num_frames``, ``dim`` and device, by block number; new ones are added to it, so a caller
+    asking for many row ranges computes each block once.
     """
     frequencies = _encoding_frequencies(dim, device)
     start, stop = (0, num_frames) if rows is None else rows
     if not 0 <= start <= stop <= num_frames:
         raise ValueError(f"rows {start}..{stop} must lie within the {num_frames} frames")
-    first = (start // ROW_BLOCK) * ROW_BLOCK
-    blocks = [
-        _sinusoid(torch.arange(a, a + ROW_BLOCK, device=device), num_frames, frequencies)
-        for a in range(first, stop, ROW_BLOCK)
-    ]
-    table = torch.cat(blocks) if blocks else torch.zeros(0, dim, device=device)
-    return table[start - first : stop - first]
+    blocks = {} if blocks is None else blocks
+    first, last = start // ROW_BLOCK, -(-stop // ROW_BLOCK)
+    for block in range(first, last):
+        if block not in blocks:
+            positions = torch.arange(block * ROW_BLOCK, (block + 1) * ROW_BLOCK, device=device)
+            blocks[block] = _sinusoid(positions, num_frames, frequencies)
+    parts = [blocks[block] for block in range(first, last)]
+    table = torch.cat(parts) if parts else frequencies.new_zeros(0, dim)
+    return table[start - first * ROW_BLOCK : stop - first * ROW_BLOCK]
 
 
 def _encoding_frequencies(dim: int, device: torch.device | None) -> torch.Tensor:

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ._agent import ROW_BLOCK, TemporalAgent, blended_rows, positional_encoding, window_halo
+from ._agent import TemporalAgent, blended_rows, positional_encoding, window_halo
 
 
 class SpanScorer:
@@ -69,16 +69,9 @@ class SpanScorer:
             return self.agent.score_span(
                 feats, self.text, clip, offset=offset, total=self.total, start=start, stop=stop,
                 window_size=self.window_size, tau=self.tau,
-                position_encoding=self._encoding(offset, offset + len(feats), feats.shape[1]),
+                # Each grid block of the encoding computed once per search, only where a span needs it.
+                position_encoding=positional_encoding(
+                    self.total, feats.shape[1], device=self.device, rows=(offset, offset + len(feats)),
+                    blocks=self._encoding_blocks,
+                ),
             ).cpu()
-
-    def _encoding(self, start: int, stop: int, dim: int) -> torch.Tensor:
-        """Rows ``start .. stop-1`` of the positional encoding, each grid block computed once per search and only
-        where a span needs it (the same values as the full table's)."""
-        first, last = start // ROW_BLOCK, -(-stop // ROW_BLOCK)
-        for block in range(first, last):
-            if block not in self._encoding_blocks:
-                rows = (block * ROW_BLOCK, min(self.total, (block + 1) * ROW_BLOCK))
-                self._encoding_blocks[block] = positional_encoding(self.total, dim, device=self.device, rows=rows)
-        table = torch.cat([self._encoding_blocks[block] for block in range(first, last)])
-        return table[start - first * ROW_BLOCK : stop - first * ROW_BLOCK]

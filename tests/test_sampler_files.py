@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -254,3 +255,28 @@ def test_overlapped_and_inline_decoding_agree(checkpoint_dir, videos):
     b = overlapped.encode_video(videos["vfr"], fps=2.0)
     assert np.array_equal(a.candidate_indices, b.candidate_indices)
     assert torch.equal(a.features, b.features)
+
+
+def test_coarse_to_fine_decodes_in_the_producer_thread_when_overlapping(checkpoint_dir, tmp_path, monkeypatch):
+    from tspo_sampler.video import VideoDecoder
+
+    video = media.make_video(tmp_path / "long.mp4", duration=120.0, fps=10.0, gop=20, bframes=False)
+    threads: list[str] = []
+    original = VideoDecoder.iter_frames
+
+    def recording(self, *args, **kwargs):
+        for batch in original(self, *args, **kwargs):
+            threads.append(threading.current_thread().name)
+            yield batch
+
+    monkeypatch.setattr(VideoDecoder, "iter_frames", recording)
+    picks = {}
+    for overlap in (False, True):
+        sampler = TemporalSampler.from_pretrained(checkpoint_dir, feature_cache=False, overlap_decoding=overlap)
+        threads.clear()
+        sel = sampler.select_frames(video, Q, k=4, search="coarse-to-fine", max_encoded=0.3, return_frames=False)
+        assert sel.encoded_frames < len(sel.candidate_indices)  # a search, not an exhaustive pass
+        assert threads and set(threads) == ({"tspo-decode"} if overlap else {"MainThread"})
+        picks[overlap] = (sel.indices, np.asarray(sel.scores))
+    assert picks[True][0] == picks[False][0]
+    assert np.array_equal(picks[True][1], picks[False][1], equal_nan=True)

@@ -76,7 +76,8 @@ class TemporalSampler:
         batch_size: frames per encoder batch (default 32 on the CPU, where bigger batches only cost memory,
             and 128 on accelerators).
         decode_timeout: seconds one decoder call may take before the video counts as unreadable.
-        overlap_decoding: decode the next chunk in a producer thread while the encoder runs. Default: on
+        overlap_decoding: decode the next chunk in a producer thread while the encoder runs (in the
+            exhaustive pass and in each request of ``search="coarse-to-fine"``). Default: on
             with a GPU, where decoding is the bottleneck; off on the CPU, where the encoder already keeps
             every core busy and a second thread only adds memory (docs/benchmarks.md).
     """
@@ -296,7 +297,7 @@ class TemporalSampler:
         with self.feature_source(video, settings, use_cache=use_cache) as source:
             feats = source.cached()
             if feats is None:
-                feats = source.encode_all(overlap=self.overlap_decoding, progress=progress)
+                feats = source.encode_all(progress=progress)
                 source.store(feats)
             return feats
 
@@ -308,7 +309,8 @@ class TemporalSampler:
         return FileFeatureSource(
             video, settings, lambda source: self.open_decoder(source, settings.decoder), self.encode_batch,
             short_side=self.encoder.preprocessing.shortest_edge, batch_size=self.batch_size,
-            cache=self.cache if use_cache else None, fingerprint=self.encoder.fingerprint)
+            cache=self.cache if use_cache else None, fingerprint=self.encoder.fingerprint,
+            overlap=self.overlap_decoding)
 
     def open_decoder(self, source: Any, decoder: str = "auto") -> Any:
         """A :class:`~tspo_sampler.video.VideoDecoder` for ``source`` with this sampler's timeout; torchcodec on a

@@ -26,6 +26,7 @@ from ..video._inputs import frames_to_uint8
 from ..video._sources import is_file_source
 from ..video._types import RESIZE_METHOD
 from ._cache import FeatureCache, VideoFeatures
+from ._prefetch import prefetch
 from ._video_features import encode_candidates, file_source, warn_if_damaged
 
 __all__ = ["FeatureSource", "FileFeatureSource", "FileVideo", "FramesVideo", "as_video"]
@@ -97,6 +98,8 @@ class FileFeatureSource:
         batch_size: frames per encoder batch.
         cache: where an exhaustive result is looked up and stored (``None``: no cache).
         fingerprint: the encoder's fingerprint (part of the cache key), asked only with a cache.
+        overlap: decode the next batch in a producer thread while the encoder works on this one, in the
+            exhaustive pass and in each of the search's requests (the sampler's ``overlap_decoding``).
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class FileFeatureSource:
         batch_size: int,
         cache: FeatureCache | None = None,
         fingerprint: Callable[[], str] | None = None,
+        overlap: bool = False,
     ) -> None:
         self.video = video
         self.open_decoder = open_decoder
@@ -117,6 +121,7 @@ class FileFeatureSource:
         self.fps, self.max_candidates = float(settings.fps), settings.max_candidates
         self.candidate_mode = settings.candidate_mode
         self.short_side, self.batch_size = short_side, batch_size
+        self.overlap = bool(overlap)
         self.cache = cache
         self.cache_key = None if cache is None or fingerprint is None else FeatureCache.make_key(
             video.identity, fingerprint(), fps=self.fps, max_candidates=self.max_candidates,
@@ -159,7 +164,8 @@ class FileFeatureSource:
         """Raises :class:`~tspo_sampler._errors.MissingFramesError` when a wanted candidate does not decode."""
         wanted = self.candidates()[0][positions]
         chunks, got = [], []
-        for batch in self.decoder.iter_frames(wanted, short_side=self.short_side, batch_size=self.batch_size):
+        batches = self.decoder.iter_frames(wanted, short_side=self.short_side, batch_size=self.batch_size)
+        for batch in prefetch(batches) if self.overlap else batches:
             chunks.append(self.encode_batch(torch.from_numpy(batch.data)))
             got.append(np.asarray(batch.indices, dtype=np.int64))
             if on_batch is not None:
@@ -173,12 +179,12 @@ class FileFeatureSource:
         first = np.unique(np.searchsorted(indices, self.decoder.keyframe_indices()))
         return first[first < len(indices)]
 
-    def encode_all(self, *, overlap: bool, progress: bool | None) -> VideoFeatures:
-        """Every candidate's features in one pass (decoding in chunks; ``overlap``: in a producer thread)."""
+    def encode_all(self, *, progress: bool | None) -> VideoFeatures:
+        """Every candidate's features in one pass (decoding in chunks, in a producer thread with ``overlap``)."""
         return encode_candidates(
             self.decoder, self.encode_batch, fps=self.fps, max_candidates=self.max_candidates,
             candidate_mode=self.candidate_mode, short_side=self.short_side, batch_size=self.batch_size,
-            overlap=overlap, progress=progress,
+            overlap=self.overlap, progress=progress,
         )
 
     def close(self) -> None:

@@ -351,6 +351,21 @@ def test_search_ends_on_bounds_on_a_scene_video(seed):
     assert result.policy_seconds > 0
 
 
+def test_refinement_rounds_take_a_few_units_each():
+    """A round refines at most ``round_units`` units (plus their halo) whatever ``k``, so what the first
+    refinements teach (margin, k-th best) steers the next ones before the budget is spent."""
+    from tspo_sampler.scoring._search import CoarseToFineSearch
+
+    torch.manual_seed(6)
+    agent = TemporalAgent(64, 8).eval()
+    feats, text = scene_features(1800, 64, seed=6, noise=0.3), torch.randn(1, 64)
+    result, calls = run(agent, feats, text, 16, anchors=scene_starts(1800, 6), max_encoded=0.3)
+    per_unit = CoarseToFineSearch.unit + 11  # a unit plus the halo of a 12-candidate window
+    assert result.rounds >= len(calls) - 1 >= 3  # a round whose frames are all known asks for none
+    assert all(0 < len(c) <= CoarseToFineSearch.round_units * per_unit for c in calls[1:])
+    assert max(len(c) for c in calls[1:]) > per_unit  # several units in a round
+
+
 def test_coarse_step_and_max_encoded_change_the_search():
     torch.manual_seed(5)
     agent = TemporalAgent(64, 8).eval()

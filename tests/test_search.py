@@ -351,19 +351,29 @@ def test_search_ends_on_bounds_on_a_scene_video(seed):
     assert result.policy_seconds > 0
 
 
-def test_refinement_rounds_take_a_few_units_each():
-    """A round refines at most ``round_units`` units (plus their halo) whatever ``k``, so what the first
-    refinements teach (margin, k-th best) steers the next ones before the budget is spent."""
+def test_the_first_refinement_round_takes_a_few_units():
+    """The first round, which has no margin yet, refines at most ``first_round_units`` units whatever ``k``;
+    later rounds, steered by the margin, up to ``k``."""
     from tspo_sampler.scoring._search import CoarseToFineSearch
+
+    class Recording(CoarseToFineSearch):
+        scored_after_round: list[int] = []
+
+        def _score_known(self) -> None:
+            super()._score_known()
+            self.scored_after_round.append(int(np.isfinite(self.scores).sum()))
 
     torch.manual_seed(6)
     agent = TemporalAgent(64, 8).eval()
     feats, text = scene_features(1800, 64, seed=6, noise=0.3), torch.randn(1, 64)
-    result, calls = run(agent, feats, text, 16, anchors=scene_starts(1800, 6), max_encoded=0.3)
-    per_unit = CoarseToFineSearch.unit + 11  # a unit plus the halo of a 12-candidate window
-    assert result.rounds >= len(calls) - 1 >= 3  # a round whose frames are all known asks for none
-    assert all(0 < len(c) <= CoarseToFineSearch.round_units * per_unit for c in calls[1:])
-    assert max(len(c) for c in calls[1:]) > per_unit  # several units in a round
+    scorer = SpanScorer(agent, text, len(feats), window_size=12, tau=0.025)
+    search = Recording(scorer, lambda p: feats[torch.from_numpy(p)], 16, coarse_step=40, max_encoded=0.3,
+                       anchors=scene_starts(1800, 6))
+    result = search.run()
+    first, *later = np.diff([0, *search.scored_after_round])
+    unit = CoarseToFineSearch.unit
+    assert unit <= first <= CoarseToFineSearch.first_round_units * unit + 11  # a few units (and windows they complete)
+    assert result.rounds >= 3 and max(later) > CoarseToFineSearch.first_round_units * unit + 11
 
 
 def test_coarse_step_and_max_encoded_change_the_search():

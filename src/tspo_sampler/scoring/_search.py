@@ -19,9 +19,10 @@ The policy:
    optimistic estimate plus a margin learnt on the way from the refined units' errors (true best minus
    bound): a high quantile plus slack for their spread (their maximum while there are few). Before the first
    refinement the margin is infinite, so the first round takes the best-estimated units.
-3. **Refinement.** Each round refines, best bound first, up to ``round_units`` (4) unrefined units whose
-   bound beats the current k-th best exact score: encode them plus the halo, and score every candidate whose
-   whole window is known, at its true position on the full grid.
+3. **Refinement.** Each round refines, best bound first, up to ``k`` unrefined units (the first round, which
+   has no margin yet, up to ``first_round_units``: 4) whose bound beats the current k-th best exact score:
+   encode them plus the halo, and score every candidate whose whole window is known, at its true position on
+   the full grid.
 4. **Stop** when no unrefined unit's bound beats the k-th best exact score (``stopped="bounds"``), when every
    unit is refined (``"complete"``) or when no wanted unit fits in ``max_encoded`` (a fraction of all
    candidates; ``"budget"``).
@@ -206,10 +207,11 @@ class CoarseToFineSearch:
     """Cosine similarity above which two neighbouring coarse frames count as one scene (interpolated)."""
     estimate_stride = 4
     """The coarse pass's estimate is computed for one candidate in this many (the others interpolated)."""
-    round_units = 4
-    """Most units one refinement round takes (fewer when ``k`` is smaller). Small rounds let the margin and the
-    k-th best exact score learnt from the first refinements decide the next ones before much of the budget is
-    spent; rounds of ``k`` units spent a budget-bound search's refinement blind (docs/benchmarks.md)."""
+    first_round_units = 4
+    """Most units the first refinement round takes (later rounds take up to ``k``). Before any unit is refined
+    there is no margin, so that round is blind: a few units teach the margin and the k-th best exact score
+    before much of the budget is spent; a first round of ``k`` units spent a budget-bound search's refinement
+    blind (docs/benchmarks.md)."""
 
     def __init__(
         self,
@@ -387,7 +389,7 @@ class CoarseToFineSearch:
             exact = self.scores[np.isfinite(self.scores)]
             kth = -math.inf if len(exact) < k else float(np.sort(exact)[-k])
             bounds = np.where(refined, -math.inf, unit_bound + margin)
-            cap = min(k, self.round_units)
+            cap = min(k, self.first_round_units) if math.isinf(margin) else k
             todo = [int(u) for u in np.argsort(-bounds, kind="stable")[: 4 * k] if bounds[u] > kth][:cap]
             if not todo:
                 stopped = "bounds"

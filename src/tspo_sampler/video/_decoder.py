@@ -116,9 +116,9 @@ class VideoDecoder:
             )
             self._warn_damage(message)
         if ix.missing_spans:
-            where = ", ".join(f"{a:.2f}-{b:.2f} s ({n} bytes)" for a, b, n in ix.missing_spans[:5])
+            where = ", ".join(f"{a:.2f}-{b:.2f} s{f' ({n} bytes)' if n else ''}" for a, b, n in ix.missing_spans[:5])
             self._warn_damage(f"unreadable data: no frames between {where}; those stretches have no candidates")
-        self._suspect = ix.suspect_frames()
+        self._suspect = ix.suspect
         if ix.untimed:
             self._warn_damage(
                 f"{ix.untimed} frames have no presentation time (PTS) and are left out; times count from the "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,10 +48,39 @@ def video_stream(container: Any) -> Any | None:
     return None
 
 
-_MIN_BYTE_GAP = 4096  # unread bytes between two packets that count as a hole (container overhead is far less)
+_MIN_BYTE_GAP = 64
+"""Bytes no packet covers between two packets that count as a hole: Matroska's block and cluster headers take
+a few dozen; its demuxer skips damaged data without a word, however little."""
+_REORDER = 8  # frames a decoder may reorder: the frames a hole took lie this close to the packets around it
 
 
-_Hole = tuple[int, int, int]
+@dataclass(frozen=True)
+class _Packet:
+    """A packet of any stream, as the probe saw it."""
+
+    pos: int
+    size: int
+    video: bool = False
+    pts: int | None = None  # frames of the video stream only (not packets an edit list hides)
+    key: bool = False
+    dts: int | None = None
+    corrupt: bool = False
+    segment: int = 0  # the unwrapper's offset: joined segments differ
+
+
+@dataclass(frozen=True)
+class _Holes:
+    """Where the video stream lost packets, with its packets in byte (decode) order around them."""
+
+    gaps: list[tuple[int, int]]
+    """``(bytes, k)``: a hole after the first ``k`` video packets in byte order (0 bytes: not known)."""
+    corrupt: list[int]
+    """Video packets (positions in byte order) the demuxer flagged as missing data (MPEG-TS)."""
+    pts: np.ndarray
+    """Video packets' pts in byte order (-1: hidden by an edit list, not a frame)."""
+    keys: np.ndarray
+    """Video packets' keyframe flags in byte order."""
+
 
 _RESET_S = 0.5  # decode timestamps going back further than this restart the timeline (joined MPEG-TS segments)
 
@@ -94,13 +124,13 @@ class Unwrapper:
 
 def _packet_table(
     container: Any, stream: Any, indexed: bool
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[_Hole], int, Unwrapper]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, _Holes, int, Unwrapper]:
     """(pts, durations, keyframe flags, decode timestamps) of the stream's packets in presentation order
     (unique pts, on one rising timeline), the byte holes, the count of packets without a timestamp, and the
     unwrapper that placed them.
 
-    Byte holes are ``(bytes, pts before, pts after)`` for every stretch of the file that no packet of any
-    stream covers, between two video packets (a demuxer skips damaged data in Matroska without a word).
+    Byte holes are the stretches of the file that no packet of any stream covers, between two video packets
+    (a demuxer skips damaged data in Matroska without a word).
     Packets an MP4 edit list hides (flagged *discard*) are not frames of the video.
     """
     import av  # noqa: PLC0415
@@ -111,7 +141,7 @@ def _packet_table(
     keys: list[bool] = []
     untimed = 0
     unwrap = Unwrapper(float(stream.time_base), enabled=not indexed)
-    spans: list[tuple[int, int, int | None]] = []  # (byte position, size, video pts or None) of every packet
+    spans: list[_Packet] = []
     try:
         for packet in container.demux():
             ours = packet.stream.index == stream.index
@@ -119,9 +149,14 @@ def _packet_table(
                 unwrap.feed(packet)
             ts = packet.pts if packet.pts is not None else packet.dts
             ts = None if ts is None else int(ts) + unwrap.offset
+            frame = ours and packet.size > 0 and not getattr(packet, "is_discard", False)
             if packet.size and packet.pos is not None and packet.pos >= 0:
-                spans.append((int(packet.pos), int(packet.size), ts if ours else None))
-            if not ours or packet.size == 0 or getattr(packet, "is_discard", False):
+                dts = int(packet.dts) + unwrap.offset if packet.dts is not None else ts
+                spans.append(_Packet(
+                    int(packet.pos), int(packet.size), video=ours, pts=ts if frame else None,
+                    key=bool(packet.is_keyframe), dts=dts, corrupt=bool(packet.is_corrupt), segment=unwrap.offset,
+                ))
+            if not frame:
                 continue
             if ts is None:
                 untimed += 1
@@ -139,21 +174,44 @@ def _packet_table(
     durs = np.asarray(durations, dtype=np.int64)[order][first]
     keyflags = np.asarray(keys, dtype=bool)[order][first]
     dts = np.asarray(dts_list, dtype=np.int64)[order][first]
-    return pts, durs, keyflags, dts, _byte_holes(spans), untimed, unwrap
+    return pts, durs, keyflags, dts, _holes(spans, indexed), untimed, unwrap
 
 
-def _byte_holes(spans: list[tuple[int, int, int | None]]) -> list[_Hole]:
-    spans.sort()
-    holes = []
-    before: int | None = None  # pts of the last video packet at a lower byte position
-    for k, (pos, size, ts) in enumerate(spans[:-1]):
-        before = ts if ts is not None else before
-        gap = spans[k + 1][0] - (pos + size)
-        if gap > _MIN_BYTE_GAP and before is not None:
-            after = next((t for _, _, t in spans[k + 1 :] if t is not None), None)
-            if after is not None:
-                holes.append((gap, before, after))
-    return holes
+def _holes(spans: list[_Packet], indexed: bool) -> _Holes:
+    """Where the video stream lost packets.  In a container with an index, packets cover the file's bytes, so
+    a stretch no packet covers is a hole.  MPEG-TS adds its own headers to every 188 bytes but times every
+    packet: there a jump of the decode time by over 1.5 frame intervals is one (0 bytes: not known), and the
+    demuxer flags a packet that lost data."""
+    spans.sort(key=lambda p: p.pos)
+    video = [p for p in spans if p.video]
+    found: list[tuple[int, int]] = []
+    if indexed:
+        # laced frames (Matroska audio) share their block's position: the block spans their sizes together
+        extent: dict[int, int] = {}
+        video_at: dict[int, int] = {}
+        for p in spans:
+            extent[p.pos] = extent.get(p.pos, 0) + p.size
+            video_at[p.pos] = video_at.get(p.pos, 0) + p.video
+        starts = sorted(extent)
+        seen = 0  # video packets at lower byte positions
+        for k, pos in enumerate(starts[:-1]):
+            seen += video_at[pos]
+            gap = starts[k + 1] - (pos + extent[pos])
+            if gap > _MIN_BYTE_GAP and 0 < seen < len(video):
+                found.append((gap, seen))
+    else:
+        timed = [(k, p.dts) for k, p in enumerate(video) if p.dts is not None]
+        steps = np.diff(np.asarray([d for _, d in timed], dtype=np.int64))
+        step = float(np.median(steps)) if len(steps) else 0.0
+        found = [(0, timed[int(j) + 1][0]) for j in np.flatnonzero(steps > 1.5 * step)] if step > 0 else []
+    # the counters restart where segments were joined: the demuxer flags one of the last packets before
+    corrupt = [k for k, p in enumerate(video) if p.corrupt and all(q.segment == p.segment for q in video[k : k + 3])]
+    return _Holes(
+        gaps=found,
+        corrupt=corrupt,
+        pts=np.asarray([-1 if p.pts is None else p.pts for p in video], dtype=np.int64),
+        keys=np.asarray([p.key for p in video], dtype=bool),
+    )
 
 
 def _duration_and_fps(timestamps: np.ndarray, durs: np.ndarray, time_base: float, stream: Any) -> tuple[float, float]:
@@ -201,20 +259,46 @@ def _first_frame(path: str, label: str) -> tuple[Any, int, str]:
         container.close()
 
 
-def _missing_spans(
-    holes: list[_Hole], timestamps: np.ndarray, start: int, time_base: float
-) -> tuple[tuple[float, float, int], ...]:
-    """Byte holes that also leave a gap in the frame times (over 3 frame intervals and 0.5 s), as
-    ``(last time before, first time after, bytes)``: the frames that were there are gone."""
-    if len(timestamps) < 2:
-        return ()
-    step = float(np.median(np.diff(timestamps)))
-    out = []
-    for gap, before, after in holes:
-        t0, t1 = (before - start) * time_base, (after - start) * time_base
-        if t1 - t0 > max(3 * step, 0.5):
-            out.append((float(t0), float(t1), int(gap)))
-    return tuple(out)
+def _lost_frames(
+    holes: _Holes, pts: np.ndarray, timestamps: np.ndarray
+) -> tuple[tuple[tuple[float, float, int], ...], np.ndarray]:
+    """The holes that took video frames with them, as ``(first time, last time, bytes)`` around each, and the
+    indices of the frames a decoder may draw from damaged data.
+
+    A hole took frames when the frame times near it (the reordering depth either side of the packets around
+    it) leave a gap of over 1.5 frame intervals; bytes of other streams or container junk take none.  Suspect
+    are the packet before the hole (the hole may cut it: a half-decoded picture) and the packets after it in
+    decode order up to the next keyframe (they refer to pictures the hole took); a packet the demuxer flagged
+    and those after it up to the next keyframe; and, when the first packet is not a keyframe (the stream lost
+    its start), the packets before the first keyframe.
+    """
+    index = np.where(holes.pts >= 0, np.searchsorted(pts, holes.pts), -1)  # -1: not a frame (edit list)
+    spans: list[tuple[float, float, int]] = []
+    suspect = [np.zeros(0, dtype=np.int64)]
+
+    def to_keyframe(first: int, after: int) -> np.ndarray:
+        """Packets ``first ..`` up to the first keyframe from ``after`` on (exclusive)."""
+        nxt = np.flatnonzero(holes.keys[after:])
+        return index[first : after + int(nxt[0]) if len(nxt) else len(index)]
+
+    if len(holes.keys) and not holes.keys[0]:
+        suspect.append(to_keyframe(0, 0))
+        if timestamps[0] > 0:
+            spans.append((0.0, float(timestamps[0]), 0))
+    for k in holes.corrupt:
+        suspect.append(to_keyframe(k, k + 1))
+    step = float(np.median(np.diff(timestamps))) if len(timestamps) > 1 else 0.0
+    for gap, k in holes.gaps if len(timestamps) > 1 else ():
+        around = index[max(k - 1 - _REORDER, 0) : k + 1 + _REORDER]
+        around = np.sort(around[around >= 0])
+        if not len(around) or not (np.diff(timestamps[around[0] : around[-1] + 1]) > 1.5 * step).any():
+            continue  # bytes of another stream or container junk: no frame lost
+        near = [int(i) for i in index[k - 1 : k + 1] if i >= 0]
+        spans.append((float(timestamps[min(near)]), float(timestamps[max(near)]), int(gap)))
+        suspect.append(index[k - 1 : k])  # the hole may cut the packet before it
+        suspect.append(to_keyframe(k, k))
+    taken = np.unique(np.concatenate(suspect)).astype(np.int64)
+    return tuple(spans), taken[taken >= 0]
 
 
 def probe(path: str, label: str) -> StreamIndex:
@@ -241,11 +325,13 @@ def probe(path: str, label: str) -> StreamIndex:
             what = f" ({untimed} frames without a presentation time)" if untimed else ""
             raise VideoReadError(label, f"the video stream has no frames with a presentation time{what}")
         start = int(pts[0]) if stream.start_time is None else min(int(stream.start_time), int(pts[0]))
+        if "matroska" in fmt and len(holes.keys) and not holes.keys[0] and start > 0:
+            start = 0  # Matroska counts time from its segment's start: the frames before the first one left are lost
         time_base = float(tb)
         timestamps = (pts - start).astype(np.float64) * time_base
         duration, fps = _duration_and_fps(timestamps, durs, time_base, stream)
         declared = _declared_duration(container, stream, time_base, fmt) if indexed else None
-        missing = _missing_spans(holes, timestamps, int(start), time_base)
+        missing, suspect = _lost_frames(holes, pts, timestamps)
         declared_frames = int(stream.frames or 0)
     finally:
         container.close()
@@ -272,6 +358,7 @@ def probe(path: str, label: str) -> StreamIndex:
         declared_duration=declared,
         declared_frames=declared_frames,
         missing_spans=missing,
+        suspect=suspect,
         indexed=indexed,
         container=fmt,
         untimed=untimed,

@@ -1,13 +1,16 @@
 """PyAV backend: packet-by-packet decoding with frame threads, seeking over GOPs that hold no requested frame.
 
 The reader demuxes the stream and decodes each packet on its own (``stream.decode(packet)``), so a damaged
-packet costs only its GOP: the decoder resynchronises on the next keyframe.  Frame threads report a
-packet's failure some packets late, so a request that meets any failure is decoded again in *careful*
-mode (slice threads only, for the rest of the reader's life): each frame waits until its whole GOP is
-decoded and is dropped if any packet of the GOP failed (its pixels may be drawn from missing references);
-keyframes, which depend on nothing, pass at once.  A requested frame that never comes out clean is
-reported as lost, never replaced by a distant frame; a frame the decoder silently skips in an undamaged
-stretch is served by its neighbour at most one frame away (decoders merge or drop an odd frame).
+packet costs only its GOP: the decoder resynchronises on the next keyframe. The decoder reports every
+bitstream error (``err_detect=explode``; by default it conceals them and hands out wrong pictures). Frame
+threads report a packet's failure some packets late, so a request that meets any failure is decoded again in
+*careful* mode (one thread: slice threads drop their errors; for the rest of the reader's life): each frame
+waits until its whole GOP is decoded and is dropped if any packet of the GOP failed (its pixels may be drawn
+from missing references); keyframes, which depend on nothing, pass at once unless their own packet failed.
+Damaged data that starts in the packet before a failed one may decode without an error, so that packet counts
+as failed too. A requested frame that never comes out clean is reported as lost, never replaced by a distant
+frame; a frame the decoder silently skips in an undamaged stretch is served by its neighbour at most one frame
+away (decoders merge or drop an odd frame).
 
 Decoded frames are matched to indices through their pts (:meth:`StreamIndex.index_of`), so the index space
 is the packet table's.
@@ -38,9 +41,9 @@ _MAX_RESYNCS = 1_000  # demuxer failures (each resynchronised at the next keyfra
 class PyAVReader:
     """Forward-only reader over one file, reopened or seeked when a request goes backwards.
 
-    ``threaded=False`` decodes with slice threads only: for keyframe-only requests, where frame threads
-    would decode frames past each keyframe too.  ``damaged_gops`` collects the GOPs (numbered by their
-    keyframe's position in :attr:`StreamIndex.keyframes`) where a packet failed.
+    ``threaded=False`` decodes on one thread: for keyframe-only requests, where frame threads would decode
+    frames past each keyframe too (and slice threads drop their errors). ``damaged_gops`` collects the GOPs
+    (numbered by their keyframe's position in :attr:`StreamIndex.keyframes`) where a packet failed.
     """
 
     def __init__(self, index: StreamIndex, *, num_threads: int = 0, threaded: bool = True) -> None:
@@ -63,6 +66,8 @@ class PyAVReader:
         self._errors = 0
         self._resyncs = 0
         self.damaged_gops: set[int] = set()
+        self._failed: set[int] = set()  # packets that failed to decode or came damaged out of the demuxer
+        self._previous = -1  # the packet demuxed before the current one
 
     def close(self) -> None:
         if self._container is not None:
@@ -79,11 +84,13 @@ class PyAVReader:
         self.close()
         self._container = open_container(self._index.path)
         self._stream = video_stream(self._container)
+        # report every bitstream error: by default the decoder conceals them and hands out wrong pictures
+        self._stream.codec_context.options = {"err_detect": "explode"}
         if self._threaded and not self._careful:
             self._stream.thread_type = "AUTO"
             self._stream.codec_context.thread_count = self._num_threads
-        else:
-            self._stream.thread_type = "SLICE"
+        else:  # slice threads drop their errors (a damaged picture comes out without one): decode on one thread
+            self._stream.codec_context.thread_count = 1
         self._restart(-1)
 
     def _restart(self, pos: int) -> None:
@@ -93,6 +100,7 @@ class PyAVReader:
         self._pos = pos
         self._last_packet = pos
         self._eof = False
+        self._previous = -1
         self._unwrap = Unwrapper(self._index.time_base, enabled=not self._index.indexed)
         self._await_key = False
 
@@ -160,21 +168,28 @@ class PyAVReader:
             self._await_key = False
         i = self._packet_index(packet) if packet.size else self._last_packet
         self._last_packet = max(self._last_packet, i)
+        previous, self._previous = self._previous, i
         try:
             frames = self._stream.decode(packet)
         except av.error.EOFError:
             self._eof = True
             return
         except av.error.FFmpegError as exc:
-            self._errors += 1
-            log.debug("%s: packet of frame %d failed to decode: %s", self._index.label, i, exc)
-            self._mark_damaged(i, i)
-            if self._errors > _MAX_ERRORS:
-                self._mark_damaged(i, self._index.num_frames - 1)
-                self._eof = True
+            self._fail(i, f"failed to decode: {exc}")
+            if previous >= 0:  # damaged data that starts in the packet before may decode without an error
+                self._failed.add(previous)
             return
         for frame in frames:
             self._accept(frame)
+
+    def _fail(self, i: int, why: str) -> None:
+        self._errors += 1
+        log.debug("%s: packet of frame %d %s", self._index.label, i, why)
+        self._failed.add(i)
+        self._mark_damaged(i, i)
+        if self._errors > _MAX_ERRORS:
+            self._mark_damaged(i, self._index.num_frames - 1)
+            self._eof = True
 
     def _frame_index(self, frame: Any, last: int) -> int | None:
         """Index of a decoded frame: its pts on the unwrapped timeline (a frame still in the decoder when
@@ -200,7 +215,7 @@ class PyAVReader:
             return  # already passed (e.g. a seek landed early)
         if not self._careful or ix.is_keyframe(i):
             self._commit(ix.gop_of(i))
-            if ix.is_keyframe(i) or ix.gop_of(i) not in self.damaged_gops:
+            if self._trusted(i, pending=False):
                 self._ready.append((i, frame))
             return
         self._commit(ix.gop_of(i))
@@ -211,8 +226,15 @@ class PyAVReader:
         ix = self._index
         while self._pending and (gop is None or ix.gop_of(self._pending[0][0]) < gop):
             i, frame = self._pending.pop(0)
-            if ix.gop_of(i) not in self.damaged_gops:
+            if self._trusted(i, pending=True):
                 self._ready.append((i, frame))
+
+    def _trusted(self, i: int, *, pending: bool) -> bool:
+        """A frame is served when its own packet did not fail and it depends on nothing damaged: a keyframe on
+        nothing, any other frame on its GOP (checked when the GOP is complete, in careful mode)."""
+        if i in self._failed:
+            return False
+        return (not pending and self._index.is_keyframe(i)) or self._index.gop_of(i) not in self.damaged_gops
 
     def _next(self) -> tuple[int, Any] | None:
         """The next trusted frame after the last one handed out, or None at the end of the stream."""
@@ -235,6 +257,9 @@ class PyAVReader:
         if (self._errors or self._resyncs) and not self._careful:
             log.debug("%s: damaged data met; decoding the request again, carefully", self._index.label)
             self._careful = True
+            # frame threads blame later packets (and, once one failed, may fail every packet after it)
+            self.damaged_gops.clear()
+            self._failed.clear()
             self.close()
             out = self._decode_pass(indices, size)
         return out

@@ -80,8 +80,10 @@ class StreamIndex:
     declared_frames: int = 0
     """The stream's frame count as the container states it (0 when it does not)."""
     missing_spans: tuple[tuple[float, float, int], ...] = ()
-    """``(last time before, first time after, bytes)`` of each stretch of unreadable bytes that took frames
-    with it (found while demuxing: Matroska skips damaged data silently)."""
+    """``(first time, last time, bytes)`` around each stretch of unreadable bytes that took frames with it
+    (found while demuxing: Matroska skips damaged data silently)."""
+    suspect: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64), repr=False)
+    """Indices of frames a decoder may draw from damaged data next to those stretches: never served."""
     indexed: bool = True
     """The container has an index (MP4, Matroska, ...): False for MPEG-TS/PS and raw streams, where frame
     counts and seeks are estimates, so only PyAV's checked seeking and sequential decoding serve them."""
@@ -122,20 +124,6 @@ class StreamIndex:
         if not self.declared_frames:  # Matroska states a duration, not a frame count
             return self.duration < self.declared_duration - 0.5
         return self.num_frames < self.declared_frames and self.duration < self.declared_duration - 0.5
-
-    def suspect_frames(self) -> np.ndarray:
-        """Indices of frames a decoder may draw from damaged data next to each missing span: the last frame
-        before the hole (the last packet read before it, which the hole may cut: a half-decoded picture) and the
-        frames after it up to the next keyframe (they refer to pictures the hole took)."""
-        out: list[np.ndarray] = []
-        for t0, t1, _ in self.missing_spans:
-            before = int(np.searchsorted(self.timestamps, t0 + 1e-6, side="right") - 1)
-            after = int(np.searchsorted(self.timestamps, t1 - 1e-6, side="left"))
-            nxt = self.keyframes[self.keyframes >= after]
-            stop = int(nxt[0]) if len(nxt) else self.num_frames
-            out.append(np.array([max(before, 0)], dtype=np.int64))
-            out.append(np.arange(after, stop, dtype=np.int64))
-        return np.unique(np.concatenate(out)) if out else np.zeros(0, dtype=np.int64)
 
     def pyav_only(self, backend: str) -> str | None:
         """Why ``backend`` (decord, torchcodec) cannot place this stream's frames, or None when it can."""

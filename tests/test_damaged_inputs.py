@@ -137,6 +137,28 @@ def test_matroska_hole_serves_no_half_decoded_frame(damaged: dict[str, Path], ba
 
 
 @needs_ffmpeg
+def test_a_damaged_first_keyframe_costs_its_gop_not_the_file(damaged: dict[str, Path], tmp_path: Path) -> None:
+    """The probe decodes the first picture for the size and orientation: a damaged one used to refuse the file."""
+    import av
+
+    with av.open(str(damaged["clean"])) as container:
+        first = next(p for p in container.demux(container.streams.video[0]) if p.size)
+        pos, size = int(first.pos), int(first.size)
+    data = bytearray(damaged["clean"].read_bytes())
+    data[pos + size - 256 : pos + size - 64] = bytes(192)  # its picture data (x264's settings text comes first)
+    broken = tmp_path / "first_gop.mp4"
+    broken.write_bytes(bytes(data))
+    with VideoDecoder(broken, backend="pyav") as dec:
+        idx, _ = dec.candidates(1.0)
+        lost = r"1 of 20 requested frames could not be decoded \(damaged data at 0\.00"
+        with pytest.warns(VideoDamageWarning, match=lost):
+            got = list(dec.iter_frames(idx, short_side=120))
+    times = np.concatenate([b.timestamps for b in got])
+    np.testing.assert_allclose(times, np.arange(1, SECONDS), atol=1e-6)  # only the first second is gone
+    np.testing.assert_allclose(stamps(np.concatenate([b.data for b in got])), times, atol=1e-6)
+
+
+@needs_ffmpeg
 def test_hole_every_frame_decoded_is_right(damaged: dict[str, Path]) -> None:
     """Dense candidates: frames drawn from missing references (just after a hole) are dropped with their GOP."""
     with VideoDecoder(damaged["hole"], backend="pyav") as dec:

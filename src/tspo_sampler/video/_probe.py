@@ -234,21 +234,42 @@ def _duration_and_fps(timestamps: np.ndarray, durs: np.ndarray, time_base: float
     return duration, float(fps)
 
 
+_FIRST_FRAME_TRIES = 256  # packets that may fail to decode before the first picture (a damaged first GOP)
+
+
 def _first_frame(path: str, label: str) -> tuple[Any, int, str]:
-    """(frame 0, clockwise rotation, codec name); demuxing consumed the file, so this reopens it."""
+    """(the first picture, clockwise rotation, codec name); demuxing consumed the file, so this reopens it.
+
+    A damaged first GOP does not refuse the file: the first picture that comes out gives the size and the
+    orientation (its pixels are only compared, by decord's orientation check); the frames that fail to decode
+    are lost when they are asked for, and said then."""
     import av  # noqa: PLC0415
 
     container = open_container(path)
     try:
         stream = video_stream(container)
         first = None
-        rotation = 0
+        failure: Exception | None = None
+        tries = 0
         try:
-            for frame in container.decode(stream):
-                first = frame
-                break
-        except av.error.FFmpegError as exc:
-            raise VideoReadError(label, f"cannot decode the video stream ({describe(exc)})") from exc
+            for packet in container.demux(stream):
+                try:
+                    frames = stream.decode(packet)
+                except av.error.FFmpegError as exc:
+                    failure, tries = failure or exc, tries + 1
+                    if tries > _FIRST_FRAME_TRIES:
+                        break
+                    continue
+                if frames:
+                    first = frames[0]
+                    break
+            else:  # the end: pictures still in the decoder (a short video) come out now
+                frames = stream.decode(None)
+                first = frames[0] if frames else None
+        except av.error.FFmpegError as exc:  # the demuxer or the last decode gave up
+            failure = failure or exc
+        if first is None and failure is not None:
+            raise VideoReadError(label, f"cannot decode the video stream ({describe(failure)})") from failure
         if first is None:
             raise VideoReadError(label, "zero decodable frames")
         rotation = clockwise_rotation(first, path, container, stream)

@@ -1,0 +1,148 @@
+"""Damaged files: what the decoder serves when zeroed bytes are swept over small stamped files.
+
+Each file (4 s at 10 fps, 160x120, H.264, every frame stamped with its time) is copied with a stretch of
+zeroed bytes starting at every ``--step`` of the file, for three lengths (1%, 5%, 20% of the file), and every
+frame is asked for with ``backend="pyav"``.  Per container the table counts the cases where:
+
+* ``wrong``: a served frame shows another time than it claims (the defect: a wrong picture, said nowhere);
+* ``lost, said``: frames were left out and a ``VideoDamageWarning`` said so (or nothing was lost);
+* ``lost, silent``: frames were left out without a word (an MPEG-TS that lost its tail states no duration);
+* ``refused``: ``VideoReadError`` (the index is gone, or over half of the frames).
+
+Matroska (clusters every 0.5 s) skips unreadable bytes without an error, MPEG-TS loses packets, MP4 hands
+the zeros to the decoder.  Then the cost of asking the decoder to report its errors (``err_detect=explode``)
+is timed on 20 s of 720p ``testsrc2`` with film grain, against the default (conceal and say nothing) and
+against one decoding thread, the only mode in which every error is reported.
+
+    python benchmarks/damaged_files.py [--step 0.02] [--workdir DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from common import cpu_line
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+import media  # noqa: E402
+from tspo_sampler import VideoReadError  # noqa: E402
+from tspo_sampler.video import VideoDamageWarning, VideoDecoder  # noqa: E402
+
+LENGTHS = (0.01, 0.05, 0.2)
+
+
+def sweep(src: Path, work: Path, step: float) -> dict[str, int]:
+    counts = {"cases": 0, "wrong": 0, "lost, said": 0, "lost, silent": 0, "refused": 0}
+    for start in np.arange(0.05, 0.95, step):
+        for length in LENGTHS:
+            counts["cases"] += 1
+            holed = media.make_hole(src, work / f"hole{src.suffix}", float(start), length)
+            with warnings.catch_warnings(record=True) as said:
+                warnings.simplefilter("always", VideoDamageWarning)
+                try:
+                    with VideoDecoder(holed, backend="pyav") as dec:
+                        idx, _ = dec.candidates(fps=dec.metadata.fps)
+                        batches = list(dec.iter_frames(idx, short_side=64))
+                except VideoReadError:
+                    counts["refused"] += 1
+                    continue
+            times = np.concatenate([b.timestamps for b in batches]) if batches else np.zeros(0)
+            frames = np.concatenate([b.data for b in batches]) if batches else np.zeros((0, 1, 1, 3), np.uint8)
+            wrong = False
+            for t, frame in zip(times, frames, strict=True):
+                try:
+                    wrong |= abs(media.read_stamp(frame) - t) > 1e-6
+                except ValueError:
+                    wrong = True
+            lost = len(times) < 40  # the whole file's frames
+            key = "wrong" if wrong else ("lost, silent" if lost and not said else "lost, said")
+            counts[key] += 1
+    return counts
+
+
+def decode_cost(path: Path) -> list[tuple[str, float]]:
+    import av
+
+    rows = []
+    for name, threads, options in (
+        ("default (frame threads, errors concealed)", 0, {}),
+        ("err_detect=explode, frame threads", 0, {"err_detect": "explode"}),
+        ("err_detect=explode, one thread", 1, {"err_detect": "explode"}),
+    ):
+        best = float("inf")
+        for _ in range(2):
+            with av.open(str(path)) as container:
+                stream = container.streams.video[0]
+                stream.thread_type = "AUTO"
+                stream.codec_context.thread_count = threads
+                stream.codec_context.options = options
+                start = time.perf_counter()
+                for packet in container.demux(stream):
+                    stream.decode(packet)
+                best = min(best, time.perf_counter() - start)
+        rows.append((name, best))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--step", type=float, default=0.02, help="hole start positions, as a fraction of the file")
+    parser.add_argument("--workdir", type=Path, default=None, help="keep the files here (default: temporary)")
+    args = parser.parse_args()
+    if shutil.which("ffmpeg") is None:
+        sys.exit("needs the ffmpeg program")
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="tspo_damaged_"))
+    work.mkdir(parents=True, exist_ok=True)
+    print(cpu_line())
+    print(f"holes of {', '.join(f'{x:.0%}' for x in LENGTHS)} every {args.step:.0%} of each file")
+    files = {
+        "Matroska": media.make_small_cluster_mkv(work / "whole.mkv", duration=4.0),
+        "MP4": media.make_video(work / "whole.mp4", duration=4.0),
+        "MPEG-TS": media.make_mpegts(work / "whole.ts", duration=4.0),
+    }
+    print(f"{'container':<10} {'cases':>5} {'wrong':>5} {'lost, said':>10} {'lost, silent':>12} {'refused':>7}")
+    for name, src in files.items():
+        c = sweep(src, work, args.step)
+        print(
+            f"{name:<10} {c['cases']:>5} {c['wrong']:>5} {c['lost, said']:>10} {c['lost, silent']:>12} "
+            f"{c['refused']:>7}"
+        )
+    clip = work / "grain_720p.mp4"
+    if not clip.exists():
+        subprocess.run(
+            [
+                "ffmpeg",
+                "-v",
+                "error",
+                "-y",
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=1280x720:rate=30,noise=alls=20:allf=t",
+                "-t",
+                "20",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-g",
+                "60",
+                str(clip),
+            ],
+            check=True,
+        )
+    print("\ndecoding 600 frames of 720p H.264 (best of 2)")
+    for name, seconds in decode_cost(clip):
+        print(f"{name:<45} {seconds:6.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -54,18 +54,19 @@ a few dozen; its demuxer skips damaged data without a word, however little."""
 _REORDER = 8  # frames a decoder may reorder: the frames a hole took lie this close to the packets around it
 
 
-@dataclass(frozen=True)
-class _Packet:
-    """A packet of any stream, as the probe saw it."""
+class _Packets:
+    """Every packet of any stream as the probe saw it, one list per field (the demux loop runs once per packet
+    of an hour-long file, so it appends plain values rather than building an object per packet)."""
 
-    pos: int
-    size: int
-    video: bool = False
-    pts: int | None = None  # frames of the video stream only (not packets an edit list hides)
-    key: bool = False
-    dts: int | None = None
-    corrupt: bool = False
-    segment: int = 0  # the unwrapper's offset: joined segments differ
+    def __init__(self) -> None:
+        self.pos: list[int] = []
+        self.size: list[int] = []
+        self.video: list[bool] = []
+        self.pts: list[int | None] = []  # frames of the video stream only (not packets an edit list hides)
+        self.key: list[bool] = []
+        self.dts: list[int | None] = []
+        self.corrupt: list[bool] = []
+        self.segment: list[int] = []  # the unwrapper's offset: joined segments differ
 
 
 @dataclass(frozen=True)
@@ -141,30 +142,38 @@ def _packet_table(
     keys: list[bool] = []
     untimed = 0
     unwrap = Unwrapper(float(stream.time_base), enabled=not indexed)
-    spans: list[_Packet] = []
+    spans = _Packets()
+    ours_index = stream.index
     try:
         for packet in container.demux():
-            ours = packet.stream.index == stream.index
+            ours = packet.stream.index == ours_index
             if ours:
                 unwrap.feed(packet)
-            ts = packet.pts if packet.pts is not None else packet.dts
+            raw_pts, raw_dts, size = packet.pts, packet.dts, packet.size
+            ts = raw_pts if raw_pts is not None else raw_dts
             ts = None if ts is None else int(ts) + unwrap.offset
-            frame = ours and packet.size > 0 and not getattr(packet, "is_discard", False)
-            if packet.size and packet.pos is not None and packet.pos >= 0:
-                dts = int(packet.dts) + unwrap.offset if packet.dts is not None else ts
-                spans.append(_Packet(
-                    int(packet.pos), int(packet.size), video=ours, pts=ts if frame else None,
-                    key=bool(packet.is_keyframe), dts=dts, corrupt=bool(packet.is_corrupt), segment=unwrap.offset,
-                ))
+            dts = int(raw_dts) + unwrap.offset if raw_dts is not None else ts
+            frame = ours and size > 0 and not getattr(packet, "is_discard", False)
+            key = packet.is_keyframe
+            pos = packet.pos
+            if size and pos is not None and pos >= 0:
+                spans.pos.append(pos)
+                spans.size.append(size)
+                spans.video.append(ours)
+                spans.pts.append(ts if frame else None)
+                spans.key.append(key)
+                spans.dts.append(dts)
+                spans.corrupt.append(packet.is_corrupt)
+                spans.segment.append(unwrap.offset)
             if not frame:
                 continue
             if ts is None:
                 untimed += 1
                 continue
             pts_list.append(ts)
-            dts_list.append(int(packet.dts) + unwrap.offset if packet.dts is not None else ts)
-            durations.append(int(packet.duration or 0))
-            keys.append(bool(packet.is_keyframe))
+            dts_list.append(dts)
+            durations.append(packet.duration or 0)
+            keys.append(key)
     except av.error.FFmpegError:
         pass  # a damaged tail: keep the packets read so far
     pts = np.asarray(pts_list, dtype=np.int64)
@@ -177,40 +186,41 @@ def _packet_table(
     return pts, durs, keyflags, dts, _holes(spans, indexed), untimed, unwrap
 
 
-def _holes(spans: list[_Packet], indexed: bool) -> _Holes:
+def _holes(spans: _Packets, indexed: bool) -> _Holes:
     """Where the video stream lost packets.  In a container with an index, packets cover the file's bytes, so
     a stretch no packet covers is a hole.  MPEG-TS adds its own headers to every 188 bytes but times every
     packet: there a jump of the decode time by over 1.5 frame intervals is one (0 bytes: not known), and the
     demuxer flags a packet that lost data."""
-    spans.sort(key=lambda p: p.pos)
-    video = [p for p in spans if p.video]
+    order = np.argsort(np.asarray(spans.pos, dtype=np.int64), kind="stable")
+    pos = np.asarray(spans.pos, dtype=np.int64)[order]
+    is_video = np.asarray(spans.video, dtype=bool)[order]
+    video = order[is_video]  # the video packets in byte order, as indices into the lists
     found: list[tuple[int, int]] = []
     if indexed:
         # laced frames (Matroska audio) share their block's position: the block spans their sizes together
-        extent: dict[int, int] = {}
-        video_at: dict[int, int] = {}
-        for p in spans:
-            extent[p.pos] = extent.get(p.pos, 0) + p.size
-            video_at[p.pos] = video_at.get(p.pos, 0) + p.video
-        starts = sorted(extent)
-        seen = 0  # video packets at lower byte positions
-        for k, pos in enumerate(starts[:-1]):
-            seen += video_at[pos]
-            gap = starts[k + 1] - (pos + extent[pos])
-            if gap > _MIN_BYTE_GAP and 0 < seen < len(video):
-                found.append((gap, seen))
+        starts, block = np.unique(pos, return_inverse=True)
+        extent = np.bincount(block, weights=np.asarray(spans.size, dtype=np.float64)[order]).astype(np.int64)
+        seen = np.cumsum(np.bincount(block, weights=is_video).astype(np.int64))  # video packets up to each block
+        gaps = starts[1:] - (starts[:-1] + extent[:-1])
+        for j in np.flatnonzero((gaps > _MIN_BYTE_GAP) & (seen[:-1] > 0) & (seen[:-1] < len(video))):
+            found.append((int(gaps[j]), int(seen[j])))
     else:
-        timed = [(k, p.dts) for k, p in enumerate(video) if p.dts is not None]
+        timed = [(k, spans.dts[i]) for k, i in enumerate(video) if spans.dts[i] is not None]
         steps = np.diff(np.asarray([d for _, d in timed], dtype=np.int64))
         step = float(np.median(steps)) if len(steps) else 0.0
         found = [(0, timed[int(j) + 1][0]) for j in np.flatnonzero(steps > 1.5 * step)] if step > 0 else []
     # the counters restart where segments were joined: the demuxer flags one of the last packets before
-    corrupt = [k for k, p in enumerate(video) if p.corrupt and all(q.segment == p.segment for q in video[k : k + 3])]
+    segments = [spans.segment[i] for i in video]
+    corrupt = [
+        k
+        for k, i in enumerate(video)
+        if spans.corrupt[i] and all(seg == segments[k] for seg in segments[k : k + 3])
+    ]
     return _Holes(
         gaps=found,
         corrupt=corrupt,
-        pts=np.asarray([-1 if p.pts is None else p.pts for p in video], dtype=np.int64),
-        keys=np.asarray([p.key for p in video], dtype=bool),
+        pts=np.asarray([-1 if (t := spans.pts[i]) is None else t for i in video], dtype=np.int64),
+        keys=np.asarray(spans.key, dtype=bool)[video],
     )
 
 

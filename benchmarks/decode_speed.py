@@ -164,28 +164,32 @@ def run(args: argparse.Namespace) -> dict:
         info = {"minutes": minutes, "source_frames": meta.num_frames, "keyframes": keys}
         print(f"\n{path.name}: {meta.num_frames} frames, {keys} keyframes, {len(idx)} 1-fps candidates", flush=True)
 
-        def add(method: str, fn, frames=None, **extra):  # noqa: ANN001, ANN202
+        def add(method: str, fn, frames=None, info=info, **extra):  # noqa: ANN001, ANN202
             out, wall, cpu = _timed(fn)
             row = {**info, "method": method, "frames": frames(out) if frames else out, "wall_s": round(wall, 2),
                    "cpu_s": round(cpu, 2), **{k: v(out) if callable(v) else v for k, v in extra.items()}}
             rows.append(row)
             print("  " + "  ".join(f"{k}={v}" for k, v in row.items() if k not in info), flush=True)
 
+        # every call below runs its function at once, in this iteration (default arguments bind the loop's values)
+        n_candidates = len(idx)
         if shutil.which("ffmpeg"):
-            add("ffmpeg fps=1 (floor)", lambda: bench_ffmpeg(path, size, False), frames=lambda _: len(idx))
-            add("ffmpeg keyframes (floor)", lambda: bench_ffmpeg(path, size, True), frames=lambda _: keys)
-        add("pyav sequential", lambda: bench_pyav(path, ts, size))
-        add("pyav sequential, shared resize", lambda: bench_pyav(path, ts, size, shared=True))
+            add("ffmpeg fps=1 (floor)", lambda p=path, z=size: bench_ffmpeg(p, z, False),
+                frames=lambda _, n=n_candidates: n)
+            add("ffmpeg keyframes (floor)", lambda p=path, z=size: bench_ffmpeg(p, z, True),
+                frames=lambda _, n=keys: n)
+        add("pyav sequential", lambda p=path, t=ts, z=size: bench_pyav(p, t, z))
+        add("pyav sequential, shared resize", lambda p=path, t=ts, z=size: bench_pyav(p, t, z, shared=True))
         if have_decord:
-            add("decord batch", lambda: bench_decord(path, idx, size))
-        add("ours iter_frames", lambda: bench_ours(path, "fps"), frames=lambda o: o[0], path=lambda o: o[1])
+            add("decord batch", lambda p=path, i=idx, z=size: bench_decord(p, i, z))
+        add("ours iter_frames", lambda p=path: bench_ours(p, "fps"), frames=lambda o: o[0], path=lambda o: o[1])
         add(
-            "ours keyframes", lambda: bench_ours(path, "keyframes"), frames=lambda o: o[0], path=lambda o: o[1],
+            "ours keyframes", lambda p=path: bench_ours(p, "keyframes"), frames=lambda o: o[0], path=lambda o: o[1],
             err_mean_s=lambda o: round(float(o[2].mean()), 2), err_max_s=lambda o: round(float(o[2].max()), 2),
         )  # fmt: skip
-        add("ours get_frames k=8 full", lambda: bench_k8(path, "auto"), frames=lambda o: o[0], path=lambda o: o[1])
+        add("ours get_frames k=8 full", lambda p=path: bench_k8(p, "auto"), frames=lambda o: o[0], path=lambda o: o[1])
         if have_decord:
-            add("decord get_frames k=8 full", lambda: bench_k8(path, "decord"), frames=lambda o: o[0])
+            add("decord get_frames k=8 full", lambda p=path: bench_k8(p, "decord"), frames=lambda o: o[0])
     return {
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": _cpus()},
         "video": {"size": "1280x720", "codec": "h264 (x264 ultrafast, crf 36)", "source_fps": args.source_fps,

@@ -153,8 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{'agent before':>32}: {base['agent_before']:.3f}")
     for r in results:
         reach = r["answerer_calls_to_target"]
-        print(f"{'after ' + r['variant']:>32}: {r['agent_after']:.3f}   ({r['agent_after'] - r['uniform']:+.3f} vs uniform, "
-              f"{r['agent_after'] - r['clip_topk']:+.3f} vs CLIP; {r['answerer_calls']} answerer calls, target reached "
+        after = r["agent_after"]
+        print(f"{'after ' + r['variant']:>32}: {after:.3f}   ({after - r['uniform']:+.3f} vs uniform, "
+              f"{after - r['clip_topk']:+.3f} vs CLIP; {r['answerer_calls']} answerer calls, target reached "
               f"after {reach if reach is not None else 'never'}; {r['seconds']} s)")
     best = max(results, key=lambda r: r["agent_after"])
     target = (best["agent_after"] - best["uniform"] >= TARGET_VS_UNIFORM

@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             times.append(time.perf_counter() - t0)
         best = min(times)
         results[name] = {"seconds_per_question": best, "rollouts_per_s": args.G / best}
-        print(f"{name:>17}: {args.G / best:8.2f} rollouts/s  ({best * 1000:.0f} ms for G={args.G}, k={args.k})", flush=True)
+        print(f"{name:>17}: {args.G / best:8.2f} rollouts/s  ({best * 1000:.0f} ms for G={args.G}, k={args.k})",
+              flush=True)
     speedup = results["letter-logits"]["rollouts_per_s"] / results["generate-loop"]["rollouts_per_s"]
     print(f"letter-logits vs generate-loop: {speedup:.1f}x")
     if args.json:

@@ -51,7 +51,8 @@ def worker(kind: str, video: str, model: str, k: int, fps: float, cache_dir: str
         if kind == "ours-warm":
             sampler.select_frames(video, QUESTION, k, fps=fps, progress=False)  # fills the cache
         t0 = time.perf_counter()
-        sel = sampler.select_frames(video, SECOND_QUESTION if kind == "ours-warm" else QUESTION, k, fps=fps, progress=False)
+        question = SECOND_QUESTION if kind == "ours-warm" else QUESTION
+        sel = sampler.select_frames(video, question, k, fps=fps, progress=False)
         out["seconds"] = time.perf_counter() - t0
         out["candidates"] = len(sel.candidate_indices)
         out["frames_shape"] = list(sel.frames.shape)
@@ -60,8 +61,8 @@ def worker(kind: str, video: str, model: str, k: int, fps: float, cache_dir: str
         from PIL import Image
         from transformers import CLIPProcessor
 
-        from tspo_sampler.scoring._agent import dense_reference_scores
         from tspo_sampler.hub._hub import load_checkpoint
+        from tspo_sampler.scoring._agent import dense_reference_scores
 
         loaded = load_checkpoint(Path(model), device=torch.device("cpu"), dtype=torch.float32)
         processor = CLIPProcessor.from_pretrained(model)
@@ -135,7 +136,8 @@ def run_worker(kind: str, video: Path, model: Path, k: int, fps: float, cache_di
         cmd += ["--cache-dir", cache_dir]
     res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"})
     if res.returncode != 0:
-        return {"pipeline": kind, "error": res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit {res.returncode}"}
+        last = res.stderr.strip().splitlines()[-1] if res.stderr.strip() else f"exit {res.returncode}"
+        return {"pipeline": kind, "error": last}
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
@@ -171,13 +173,15 @@ def main() -> None:
         if not video.exists():
             t0 = time.perf_counter()
             make_long_video(video, minutes, size=(w, h), fps=args.source_fps, threads=os.cpu_count() or 1)
-            print(f"generated {video.name} ({video.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - t0:.1f}s", flush=True)
+            took = time.perf_counter() - t0
+            print(f"generated {video.name} ({video.stat().st_size / 1e6:.1f} MB) in {took:.1f}s", flush=True)
         for kind in args.pipelines:
             if kind == "reference":
                 need_gb = reference_memory_gb(video, args.fps)
                 if need_gb > 0.7 * available_gb():
                     r = {"pipeline": kind, "minutes": minutes,
-                         "error": f"skipped: would hold ~{need_gb:.0f} GB of frames, {available_gb():.0f} GB available"}
+                         "error": f"skipped: would hold ~{need_gb:.0f} GB of frames, "
+                                  f"{available_gb():.0f} GB available"}
                     rows.append(r)
                     print(json.dumps(r), flush=True)
                     continue
@@ -186,7 +190,9 @@ def main() -> None:
             r["minutes"] = minutes
             rows.append(r)
             print(json.dumps(r), flush=True)
-        ref = next((r for r in rows if r["minutes"] == minutes and r["pipeline"] == "reference" and "seconds" in r), None)
+        ref = next(
+            (r for r in rows if r["minutes"] == minutes and r["pipeline"] == "reference" and "seconds" in r), None
+        )
         for r in rows:
             if r["minutes"] == minutes and ref and "seconds" in r:
                 r["x_reference"] = round(r["seconds"] / ref["seconds"], 2)
@@ -194,7 +200,8 @@ def main() -> None:
     print_table(rows, ["minutes", "pipeline", "candidates", "seconds", "x_reference", "peak_rss_mb", "error"])
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"size": args.size, "source_fps": args.source_fps, "rows": rows}, indent=2))
+        report = {"size": args.size, "source_fps": args.source_fps, "rows": rows}
+        Path(args.json).write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

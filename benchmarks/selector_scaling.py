@@ -115,7 +115,8 @@ def main() -> int:
     print_table(rows, columns)
     if args.markdown:
         print()
-        print("| T | ours: time (s) | ours: peak (MB) | dense: time (s) | dense: peak (MB) | speed-up | max abs diff |")
+        print("| T | ours: time (s) | ours: peak (MB) | dense: time (s) | dense: peak (MB) | speed-up "
+              "| max abs diff |")
         print("|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
             diff = f"{r['max_abs_diff']:.1e}" if "max_abs_diff" in r else "-"

@@ -10,9 +10,11 @@ frame is asked for with ``backend="pyav"``.  Per container the table counts the 
 * ``refused``: ``VideoReadError`` (the index is gone, or over half of the frames).
 
 Matroska (clusters every 0.5 s) skips unreadable bytes without an error, MPEG-TS loses packets, MP4 hands
-the zeros to the decoder.  Then the cost of asking the decoder to report its errors (``err_detect=explode``)
-is timed on 20 s of 720p ``testsrc2`` with film grain, against the default (conceal and say nothing) and
-against one decoding thread, the only mode in which every error is reported.
+the zeros to the decoder.  A second sweep asks for each GOP alone (``get_frames``, as the coarse-to-fine
+search's refinement units are) with ``auto``, ``pyav`` and a forced ``decord``.  Then the cost of asking the
+decoder to report its errors (``err_detect=explode``) is timed on 20 s of 720p ``testsrc2`` with film grain,
+against the default (conceal and say nothing) and against one decoding thread, the only mode in which every
+error is reported; and one-GOP requests of 4 frames with ``auto`` (PyAV) against decord.
 
     python benchmarks/damaged_files.py [--step 0.02] [--workdir DIR]
 """
@@ -35,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import media  # noqa: E402
 from tspo_sampler import VideoReadError  # noqa: E402
 from tspo_sampler.video import VideoDamageWarning, VideoDecoder  # noqa: E402
+from tspo_sampler.video._decord import import_decord  # noqa: E402
 
 LENGTHS = (0.01, 0.05, 0.2)
 
@@ -66,6 +69,54 @@ def sweep(src: Path, work: Path, step: float) -> dict[str, int]:
             key = "wrong" if wrong else ("lost, silent" if lost and not said else "lost, said")
             counts[key] += 1
     return counts
+
+
+def gop_sweep(src: Path, work: Path, step: float, backend: str) -> dict[str, int]:
+    """Each GOP asked for alone (``get_frames``), as the coarse-to-fine search's units and the returned frames
+    are: which backend serves a wrong picture then."""
+    counts = {"cases": 0, "wrong": 0, "refused": 0}
+    for start in np.arange(0.05, 0.95, step):
+        for length in LENGTHS:
+            counts["cases"] += 1
+            holed = media.make_hole(src, work / f"gop_hole{src.suffix}", float(start), length)
+            wrong = False
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    with VideoDecoder(holed, backend=backend) as dec:
+                        bounds = [*map(int, dec.keyframe_indices()), dec.metadata.num_frames]
+                        for first, stop in zip(bounds[:-1], bounds[1:], strict=True):
+                            try:
+                                batch = dec.get_frames(range(first, stop), short_side=64)
+                            except VideoReadError:
+                                continue  # a lost frame refuses get_frames: said, not served
+                            for t, frame in zip(batch.timestamps, batch.data, strict=True):
+                                try:
+                                    wrong |= abs(media.read_stamp(frame) - t) > 1e-6
+                                except ValueError:
+                                    wrong = True
+                except VideoReadError:
+                    counts["refused"] += 1
+                    continue
+            counts["wrong"] += wrong
+    return counts
+
+
+def one_gop_cost(path: Path, backends: list[str]) -> list[tuple[str, float]]:
+    """Seconds per request of 4 frames in the middle of one GOP (a refinement unit), median of 12 GOPs."""
+    rows = []
+    for backend in backends:
+        with VideoDecoder(path, backend=backend) as dec:
+            bounds = dec.keyframe_indices()
+            spent = []
+            for g in range(1, min(13, len(bounds) - 1)):
+                first = int(bounds[g])
+                request = [first + 10, first + 20, first + 30, first + 40]
+                start = time.perf_counter()
+                dec.get_frames(request, short_side=224)
+                spent.append(time.perf_counter() - start)
+        rows.append((backend, float(np.median(spent))))
+    return rows
 
 
 def decode_cost(path: Path) -> list[tuple[str, float]]:
@@ -115,6 +166,13 @@ def main() -> None:
             f"{name:<10} {c['cases']:>5} {c['wrong']:>5} {c['lost, said']:>10} {c['lost, silent']:>12} "
             f"{c['refused']:>7}"
         )
+    backends = ["auto", "pyav"] + (["decord"] if import_decord() is not None else [])
+    print("\neach GOP asked for alone (get_frames), as a search's refinement units are")
+    print(f"{'container':<10} {'backend':<8} {'cases':>5} {'wrong':>5} {'refused':>7}")
+    for name in ("Matroska", "MP4"):
+        for backend in backends:
+            c = gop_sweep(files[name], work, args.step, backend)
+            print(f"{name:<10} {backend:<8} {c['cases']:>5} {c['wrong']:>5} {c['refused']:>7}")
     clip = work / "grain_720p.mp4"
     if not clip.exists():
         subprocess.run(
@@ -142,6 +200,9 @@ def main() -> None:
     print("\ndecoding 600 frames of 720p H.264 (best of 2)")
     for name, seconds in decode_cost(clip):
         print(f"{name:<45} {seconds:6.2f} s")
+    print("\n4 frames inside one 2 s GOP of the same clip, full decode to 224 px (median of 12 GOPs)")
+    for backend, seconds in one_gop_cost(clip, [b for b in backends if b != "pyav"]):
+        print(f"{backend:<8} {seconds * 1000:6.1f} ms")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import warnings
@@ -17,7 +16,7 @@ from ._candidates import candidate_error, candidate_indices, check_finite, check
 from ._decord import DecordReader
 from ._probe import probe
 from ._pyav import PyAVReader
-from ._routing import BACKENDS, FORCED_ONLY, OPTIONAL_BACKENDS, PATH_BACKEND, PATH_KEYFRAMES, choose_path
+from ._routing import BACKENDS, OPTIONAL_BACKENDS, PATH_BACKEND, PATH_KEYFRAMES, choose_path
 from ._sources import remove_spool, spool
 from ._torchcodec import TorchcodecReader
 from ._types import Decoded, FrameBatch, StreamIndex, VideoMetadata, scaled_size
@@ -40,7 +39,7 @@ class Reader(Protocol):
     def close(self) -> None: ...
 
 
-# backends opened and validated with the decoder (see _routing.OPTIONAL_BACKENDS)
+# backends opened and validated with the decoder when asked for by name (see _routing.OPTIONAL_BACKENDS)
 _OPENERS: dict[str, Callable[..., Reader]] = {"decord": DecordReader, "torchcodec": TorchcodecReader}
 
 
@@ -58,8 +57,9 @@ class VideoDecoder:
 
     ``source`` is a path, ``bytes`` or a binary file object; bytes and file objects are spooled
     to a temporary file (removed by :meth:`close`) so every backend can reopen and seek them.
-    ``backend`` is ``"auto"`` (each request on its fastest path, see :mod:`._routing`), ``"decord"``,
-    ``"pyav"`` or ``"torchcodec"`` (the ``torchcodec`` extra; only when asked for by name).  ``timeout``
+    ``backend`` is ``"auto"`` (PyAV, each request on its fastest path, see :mod:`._routing`), ``"pyav"``,
+    ``"decord"`` or ``"torchcodec"`` (the ``torchcodec`` extra).  Only PyAV reports damaged data inside the
+    bitstream; a forced decord or torchcodec may conceal it.  ``timeout``
     bounds every single decoder call (open, one batch); ``num_threads`` is the decoder thread count (0: let
     FFmpeg choose).  ``device`` (torchcodec only): ``"cuda"`` decodes with NVDEC on the GPU; frames still come
     back as CPU ``uint8`` arrays.
@@ -141,25 +141,15 @@ class VideoDecoder:
         )
 
     def _open_optional(self, backend: str) -> str:
-        """Open the optional backends this request may use; returns the reported backend name."""
-        chosen = "pyav"
-        for name in OPTIONAL_BACKENDS:
-            if backend != name and (backend != "auto" or name in FORCED_ONLY):
-                continue
-            try:
-                extra = {"device": self._device} if name == "torchcodec" and self._device else {}
-                reader = _OPENERS[name](self._index, num_threads=self._num_threads, timeout=self._timeout, **extra)
-            except VideoReadError as exc:
-                if backend == name:
-                    raise
-                log.debug("video %s: %s unavailable (%s); using the other backends", self._label, name, exc.reason)
-                continue
-            for path, owner in PATH_BACKEND.items():
-                if owner == name:
-                    self._readers[path] = reader
-            if chosen == "pyav":
-                chosen = name
-        return chosen
+        """Open the optional backend asked for by name (``auto`` uses PyAV alone); returns the backend's name."""
+        if backend not in OPTIONAL_BACKENDS:
+            return "pyav"
+        extra = {"device": self._device} if backend == "torchcodec" and self._device else {}
+        reader = _OPENERS[backend](self._index, num_threads=self._num_threads, timeout=self._timeout, **extra)
+        for path, owner in PATH_BACKEND.items():
+            if owner == backend:
+                self._readers[path] = reader
+        return backend
 
     # ------------------------------------------------------------------ helpers
 
@@ -172,19 +162,8 @@ class VideoDecoder:
 
     @property
     def backend(self) -> str:
-        """Backend currently used for decoding ("decord" or "pyav")."""
+        """The backend that decodes: "pyav" (``auto`` too), "decord" or "torchcodec"."""
         return self.metadata.backend
-
-    def _available(self) -> set[str]:
-        return {PATH_BACKEND[p] for p in self._readers} | {"pyav"}
-
-    def _drop_backend(self, name: str, reason: str) -> None:
-        """Stop using optional backend ``name`` after a failure (``backend="auto"`` falls back to PyAV)."""
-        log.debug("video %s: %s failed (%s); falling back to PyAV", self._label, name, reason)
-        for path in [p for p, owner in PATH_BACKEND.items() if owner == name and p in self._readers]:
-            self._readers.pop(path).close()
-        if self.metadata.backend == name:
-            self.metadata = dataclasses.replace(self.metadata, backend="pyav")
 
     # ------------------------------------------------------------------ public API
 
@@ -330,7 +309,7 @@ class VideoDecoder:
         return arr
 
     def _choose_path(self, idx: np.ndarray) -> str:
-        return choose_path(idx, self._index.keyframes, requested=self._requested_backend, available=self._available())
+        return choose_path(idx, self._index.keyframes, requested=self._requested_backend)
 
     def _reader(self, path: str) -> Reader:
         reader = self._readers.get(path)
@@ -340,26 +319,19 @@ class VideoDecoder:
         return reader
 
     def _decode(self, idx: np.ndarray, size: tuple[int, int], path: str) -> Decoded:
-        """Decode sorted unique ``idx`` at upright ``size`` on ``path`` (falling back from a failed backend)."""
+        """Decode sorted unique ``idx`` at upright ``size`` on ``path``."""
         backend = PATH_BACKEND[path]
-        if backend != "pyav" and backend not in self._available():  # dropped after an earlier failure
-            path = self._choose_path(idx) if self._requested_backend == "auto" else path
-            backend = PATH_BACKEND[path]
         self._last_path = path
         reader = self._reader(path)
         try:
             out = self._call(lambda: reader.decode(idx, size), "decoding frames", failure=f"{backend} failed")
-            if len(self._suspect):  # frames next to a hole may be drawn from damaged data: never served
-                out.served &= ~np.isin(idx, self._suspect) & ~np.isin(out.used, self._suspect)
-            return out
-        except VideoReadError as exc:
+        except VideoReadError:
             if backend == "pyav":
                 self._readers.pop(path, None)  # abandoned (maybe still running in its worker thread)
-                raise
-            if self._requested_backend == backend:
-                raise
-            self._drop_backend(backend, exc.reason)
-        return self._decode(idx, size, self._choose_path(idx))
+            raise
+        if len(self._suspect):  # frames next to a hole may be drawn from damaged data: never served
+            out.served &= ~np.isin(idx, self._suspect) & ~np.isin(out.used, self._suspect)
+        return out
 
 
 def _check_device(device: str | None, backend: str) -> str | None:

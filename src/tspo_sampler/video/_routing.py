@@ -1,28 +1,27 @@
-"""Which decode path serves a request: a pure function of its shape, the backend asked for and those open.
+"""Which decode path serves a request: a pure function of its shape and the backend asked for.
 
-Measured with ``benchmarks/decode_speed.py`` (tables in ``docs/benchmarks.md``):
+``backend="auto"`` decodes with PyAV alone, on the path that suits the request's shape:
 
 * only keyframes -> PyAV seeking to each keyframe and decoding just that frame, single-threaded;
-* frames in more than one GOP -> PyAV sequential with frame threads, seeking over GOPs that hold no
-  requested frame and converting only the requested frames;
-* frames within one GOP -> decord's batch, when decord is open.
+* anything else -> PyAV sequential with frame threads, seeking over GOPs that hold no requested frame and
+  converting only the requested frames.
 
-Containers without an index (MPEG-TS/PS, raw streams), joined segments whose timestamps restart and streams
-with PTS-less frames never reach decord or torchcodec: their frame counts and seeks there are estimates, so
-they refuse such a file when they open (``StreamIndex.pyav_only``) and ``auto`` serves it with PyAV alone.
-A forced backend always uses its own paths.  Adding a backend: one reader module, its name in
-:data:`OPTIONAL_BACKENDS`, its path in :data:`PATH_BACKEND` and the shapes it serves in the tables below.
+PyAV is the backend that reports bitstream errors (``err_detect=explode``), so damaged data is left out and
+said rather than drawn. decord conceals them: on damaged files its one-GOP batches served wrong pictures
+without a word (``benchmarks/damaged_files.py``), and it was about half as fast as PyAV's sequential path for
+such requests (docs/benchmarks.md), so ``auto`` no longer routes any request to it.  decord and torchcodec are
+opened only when asked for by name and then serve every request themselves; containers without an index
+(MPEG-TS/PS, raw streams), joined segments whose timestamps restart and streams with PTS-less frames refuse them
+when they open (``StreamIndex.pyav_only``).  Adding a backend: one reader module, its name in
+:data:`OPTIONAL_BACKENDS`, its path in :data:`PATH_BACKEND` and in the tables below.
 """
 
 from __future__ import annotations
-
-from collections.abc import Collection
 
 import numpy as np
 
 __all__ = [
     "BACKENDS",
-    "FORCED_ONLY",
     "OPTIONAL_BACKENDS",
     "PATH_BACKEND",
     "PATH_DECORD",
@@ -39,23 +38,17 @@ PATH_KEYFRAMES = "pyav-keyframes"
 PATH_TORCHCODEC = "torchcodec"
 
 BACKENDS = ("auto", "decord", "pyav", "torchcodec")
-# backends opened (and checked against the stream index) when the decoder opens, in preference order;
+# backends opened (and checked against the stream index) when the decoder opens, only when asked for by name;
 # PyAV is always there
 OPTIONAL_BACKENDS = ("decord", "torchcodec")
-# optional backends opened only when asked for by name (torchcodec: not yet measured faster for auto)
-FORCED_ONLY = ("torchcodec",)
 PATH_BACKEND = {PATH_DECORD: "decord", PATH_SEQUENTIAL: "pyav", PATH_KEYFRAMES: "pyav", PATH_TORCHCODEC: "torchcodec"}
 
 KEYFRAMES_ONLY = "keyframes-only"
 MANY_GOPS = "many-gops"
 ONE_GOP = "one-gop"
 
-# backend=auto: the first path of the list whose backend is open
-_AUTO = {
-    KEYFRAMES_ONLY: (PATH_KEYFRAMES,),
-    MANY_GOPS: (PATH_SEQUENTIAL,),
-    ONE_GOP: (PATH_DECORD, PATH_SEQUENTIAL),
-}
+# backend=auto: PyAV's path for each shape
+_AUTO = {KEYFRAMES_ONLY: PATH_KEYFRAMES, MANY_GOPS: PATH_SEQUENTIAL, ONE_GOP: PATH_SEQUENTIAL}
 # a forced backend: its own path for each shape
 _FORCED = {
     "pyav": {KEYFRAMES_ONLY: PATH_KEYFRAMES, MANY_GOPS: PATH_SEQUENTIAL, ONE_GOP: PATH_SEQUENTIAL},
@@ -77,12 +70,7 @@ def request_shape(indices: np.ndarray, keyframes: np.ndarray) -> str:
     return ONE_GOP
 
 
-def choose_path(indices: np.ndarray, keyframes: np.ndarray, *, requested: str, available: Collection[str]) -> str:
-    """The decode path for ``indices``; ``available`` names the backends open now ("pyav" always is)."""
+def choose_path(indices: np.ndarray, keyframes: np.ndarray, *, requested: str) -> str:
+    """The decode path for ``indices`` with the backend ``requested`` (``"auto"`` or a backend's name)."""
     shape = request_shape(indices, keyframes)
-    if requested != "auto":
-        return _FORCED[requested][shape]
-    for path in _AUTO[shape]:
-        if PATH_BACKEND[path] == "pyav" or PATH_BACKEND[path] in available:
-            return path
-    raise AssertionError(f"no decode path for {shape}")  # every list ends with a PyAV path
+    return _AUTO[shape] if requested == "auto" else _FORCED[requested][shape]

@@ -430,7 +430,8 @@ class TemporalSampler:
             search: ``"exhaustive"`` encodes and scores every candidate; ``"coarse-to-fine"`` (``topk`` only)
                 encodes a coarse grid and refines around the best regions, scoring those exactly
                 (:mod:`tspo_sampler.scoring._search`); unscored candidates get NaN scores.
-            decoder: file decoding backend, ``auto``, ``pyav``, ``decord`` or ``torchcodec`` (same frames).
+            decoder: file decoding backend, ``auto`` (PyAV), ``pyav``, ``decord`` or ``torchcodec`` (same frames;
+                only PyAV leaves out pictures drawn from damaged data).
             coarse_step: ``search="coarse-to-fine"``: candidates between coarse frames (``None``: its default).
             max_encoded: ``search="coarse-to-fine"``: the largest share of the candidates it encodes
                 (``None``: its default).

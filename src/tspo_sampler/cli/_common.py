@@ -71,8 +71,8 @@ def add_selection_arguments(
     parser.add_argument("--max-encoded", type=float, default=None, metavar="SHARE",
                         help="--search coarse-to-fine: most candidates it encodes, as a share of them (default 0.1)")
     parser.add_argument("--decoder", default="auto", metavar="{auto,pyav,decord,torchcodec}",
-                        help="video decoding backend (default auto; torchcodec needs the torchcodec extra); "
-                             "all decode the same frames")
+                        help="video decoding backend (default auto: PyAV, which leaves out damaged data; torchcodec "
+                             "needs the torchcodec extra); all decode the same frames")
 
 
 def add_debug_argument(parser: argparse.ArgumentParser) -> None:

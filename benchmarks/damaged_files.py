@@ -42,6 +42,17 @@ from tspo_sampler.video._decord import import_decord  # noqa: E402
 LENGTHS = (0.01, 0.05, 0.2)
 
 
+def shows_another_time(timestamps: np.ndarray, frames: np.ndarray) -> bool:
+    """Whether any frame's stamp differs from the time it is served with (an unreadable stamp counts)."""
+    for t, frame in zip(timestamps, frames, strict=True):
+        try:
+            if abs(media.read_stamp(frame) - t) > 1e-6:
+                return True
+        except ValueError:
+            return True
+    return False
+
+
 def sweep(src: Path, work: Path, step: float) -> dict[str, int]:
     counts = {"cases": 0, "wrong": 0, "lost, said": 0, "lost, silent": 0, "refused": 0}
     for start in np.arange(0.05, 0.95, step):
@@ -59,12 +70,7 @@ def sweep(src: Path, work: Path, step: float) -> dict[str, int]:
                     continue
             times = np.concatenate([b.timestamps for b in batches]) if batches else np.zeros(0)
             frames = np.concatenate([b.data for b in batches]) if batches else np.zeros((0, 1, 1, 3), np.uint8)
-            wrong = False
-            for t, frame in zip(times, frames, strict=True):
-                try:
-                    wrong |= abs(media.read_stamp(frame) - t) > 1e-6
-                except ValueError:
-                    wrong = True
+            wrong = shows_another_time(times, frames)
             lost = len(times) < 40  # the whole file's frames
             key = "wrong" if wrong else ("lost, silent" if lost and not said else "lost, said")
             counts[key] += 1
@@ -90,11 +96,7 @@ def gop_sweep(src: Path, work: Path, step: float, backend: str) -> dict[str, int
                                 batch = dec.get_frames(range(first, stop), short_side=64)
                             except VideoReadError:
                                 continue  # a lost frame refuses get_frames: said, not served
-                            for t, frame in zip(batch.timestamps, batch.data, strict=True):
-                                try:
-                                    wrong |= abs(media.read_stamp(frame) - t) > 1e-6
-                                except ValueError:
-                                    wrong = True
+                            wrong |= shows_another_time(batch.timestamps, batch.data)
                 except VideoReadError:
                     counts["refused"] += 1
                     continue

@@ -191,8 +191,9 @@ def _holes(spans: _Packets, indexed: bool) -> _Holes:
     a stretch no packet covers is a hole.  MPEG-TS adds its own headers to every 188 bytes but times every
     packet: there a jump of the decode time by over 1.5 frame intervals is one (0 bytes: not known), and the
     demuxer flags a packet that lost data."""
-    order = np.argsort(np.asarray(spans.pos, dtype=np.int64), kind="stable")
-    pos = np.asarray(spans.pos, dtype=np.int64)[order]
+    pos = np.asarray(spans.pos, dtype=np.int64)
+    order = np.argsort(pos, kind="stable")
+    pos = pos[order]
     is_video = np.asarray(spans.video, dtype=bool)[order]
     video = order[is_video]  # the video packets in byte order, as indices into the lists
     found: list[tuple[int, int]] = []

@@ -47,10 +47,8 @@ KEYFRAMES_ONLY = "keyframes-only"
 MANY_GOPS = "many-gops"
 ONE_GOP = "one-gop"
 
-# backend=auto: PyAV's path for each shape
-_AUTO = {KEYFRAMES_ONLY: PATH_KEYFRAMES, MANY_GOPS: PATH_SEQUENTIAL, ONE_GOP: PATH_SEQUENTIAL}
-# a forced backend: its own path for each shape
-_FORCED = {
+# each backend's path for each shape (``auto`` takes PyAV's)
+_PATHS = {
     "pyav": {KEYFRAMES_ONLY: PATH_KEYFRAMES, MANY_GOPS: PATH_SEQUENTIAL, ONE_GOP: PATH_SEQUENTIAL},
     "decord": {KEYFRAMES_ONLY: PATH_DECORD, MANY_GOPS: PATH_DECORD, ONE_GOP: PATH_DECORD},
     "torchcodec": {KEYFRAMES_ONLY: PATH_TORCHCODEC, MANY_GOPS: PATH_TORCHCODEC, ONE_GOP: PATH_TORCHCODEC},
@@ -73,4 +71,4 @@ def request_shape(indices: np.ndarray, keyframes: np.ndarray) -> str:
 def choose_path(indices: np.ndarray, keyframes: np.ndarray, *, requested: str) -> str:
     """The decode path for ``indices`` with the backend ``requested`` (``"auto"`` or a backend's name)."""
     shape = request_shape(indices, keyframes)
-    return _AUTO[shape] if requested == "auto" else _FORCED[requested][shape]
+    return _PATHS["pyav" if requested == "auto" else requested][shape]

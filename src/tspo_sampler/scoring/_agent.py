@@ -20,7 +20,7 @@ DEFAULT_WINDOW_SIZE = 12
 DEFAULT_SCORE_TAU = 0.025
 COSINE_EPS = 1e-6
 ATTENTION_CHUNK_ELEMENTS = 1 << 23  # frames per attention chunk x window x dim (32 MB of float32)
-ROW_BLOCK = 64  # frames per matrix product, aligned to the video's grid (see _grid_rows)
+ROW_BLOCK = 16  # frames per matrix product, aligned to the video's grid (see _grid_rows)
 BLEND_CHUNK = 256  # frames per step of an estimate (score_blended): its buffers stay in the CPU's caches
 
 

@@ -407,3 +407,59 @@ def test_search_settings_as_keywords_and_flags(uncached_sampler, checkpoint_dir,
     assert json.loads(capsys.readouterr().out)["encoded_frames"] == everything.encoded_frames
     assert main(base + ["--max-encoded", "2"]) == 2
     assert "--max-encoded" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_requests_fill_whole_encoder_passes(seed):
+    """With ``pass_rows=8`` (the CPU encoder pads its last pass to 8 frames) every request the search makes is a
+    whole number of passes while the budget allows: the coarse grid gains frames in its widest gaps, a refinement
+    round the next-best units' frames. Scores stay the exhaustive ones bit for bit, the picks as good."""
+    torch.manual_seed(seed)
+    agent = TemporalAgent(64, 8).eval()
+    feats, text = scene_features(1800, 64, seed=seed, noise=0.1), torch.randn(1, 64)
+    full = exhaustive(agent, feats, text)
+    plain, plain_calls = run(agent, feats, text, 8, anchors=scene_starts(1800, seed), coarse_step=24)
+    filled, calls = run(agent, feats, text, 8, anchors=scene_starts(1800, seed), coarse_step=24, pass_rows=8)
+    assert any(len(c) % 8 for c in plain_calls)  # without it, passes are padded
+    passes = sum(-(-len(c) // 8) for c in plain_calls)
+    assert sum(-(-len(c) // 8) for c in calls) <= passes - 1  # no more encoder passes (here, fewer)
+    budget = int(0.1 * 1800)
+    spent = np.cumsum([len(c) for c in calls])
+    for size, total in zip((len(c) for c in calls), spent, strict=True):
+        assert size % 8 == 0 or total > budget - 8, (size, total)
+    assert spent[-1] == filled.encoded_frames <= budget
+    # the coarse request grew by frames in the grid's widest gaps
+    assert len(calls[0]) == len(plain_calls[0]) + (-len(plain_calls[0]) % 8)
+    assert set(plain_calls[0]) <= set(calls[0])
+    asked = np.concatenate(calls)
+    assert len(asked) == len(np.unique(asked))
+    scored = torch.from_numpy(np.isfinite(filled.scores))
+    assert torch.equal(torch.from_numpy(filled.scores)[scored], full[scored])
+    threshold = torch.quantile(full, 0.98)
+    assert sum(bool(full[p] >= threshold) for p in filled.positions) >= 7
+
+
+def test_pass_rows_is_checked():
+    agent = TemporalAgent(64, 8).eval()
+    feats, text = torch.randn(300, 64), torch.randn(1, 64)
+    for bad in (0, -8, 2.5, True):
+        with pytest.raises(ValueError, match="pass_rows must be a positive integer"):
+            run(agent, feats, text, 4, pass_rows=bad)
+
+
+def test_file_search_pads_no_encoder_pass(uncached_sampler, videos, monkeypatch):
+    """On a file, the searches' requests fill whole 8-frame passes: the encoder pads none of them (the last
+    request may be cut short by the budget), and the picks match a replay on the saved features."""
+    encoder = uncached_sampler.encoder
+    assert encoder.pass_rows == 8 and uncached_sampler.batch_size % 8 == 0
+    sizes = []
+    real = type(encoder).encode_images
+
+    def counted(self, frames):
+        sizes.append(len(frames))
+        return real(self, frames)
+
+    monkeypatch.setattr(type(encoder), "encode_images", counted)
+    cf = uncached_sampler.select_frames(videos["mp4"], Q, 4, search="coarse-to-fine", return_frames=False)
+    assert sum(sizes) == cf.encoded_frames
+    assert all(size % 8 == 0 for size in sizes[:-1]), sizes

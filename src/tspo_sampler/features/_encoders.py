@@ -234,6 +234,12 @@ class _TorchEncoder(ABC):
             return int(self.batch_rows)
         return 8 if self.device.type == "cpu" else 32
 
+    @property
+    def pass_rows(self) -> int:
+        """Frames per forward pass (:attr:`batch_rows` resolved for this device): a call of a multiple of it
+        pads nothing, so the coarse-to-fine search fills its requests up to one."""
+        return self._batch_rows()
+
     @torch.inference_mode()
     def encode_images(self, frames: torch.Tensor) -> torch.Tensor:
         """``uint8`` frames -> ``N x embed_dim`` float32 features (not normalised).

@@ -193,6 +193,9 @@ class CoarseToFineSearch:
         max_encoded: most candidates to encode, as a fraction of all of them; never less than the coarse
             grid plus ``k`` refined units and one halo. When that is the whole video, every
             candidate is encoded and scored.
+        pass_rows: frames per forward pass of the feature callback's encoder, which pads its last pass to that
+            many: a request is filled up to a multiple of it with the frames the search would want next (more
+            coarse frames in the widest gaps; the next-best units' frames), which cost no encoder time.
     """
 
     margin_quantile = 0.9
@@ -223,7 +226,11 @@ class CoarseToFineSearch:
         max_encoded: float = DEFAULT_MAX_ENCODED,
         cheap: np.ndarray | None = None,
         anchors: np.ndarray | None = None,
+        pass_rows: int = 1,
     ) -> None:
+        if isinstance(pass_rows, bool) or not isinstance(pass_rows, (int, np.integer)) or pass_rows < 1:
+            raise ValueError(f"pass_rows must be a positive integer, got {pass_rows!r}")
+        self.pass_rows = int(pass_rows)
         self.scorer = scorer
         self.cheap = cheap
         self.anchors = anchors
@@ -314,6 +321,47 @@ class CoarseToFineSearch:
         span = np.arange(max(0, start - left), min(self.n, stop + right))
         return span[~self.known[span]]
 
+    def _spare_rows(self, requested: int) -> int:
+        """Frames that would fill the last encoder pass of a request of ``requested`` new frames, within budget."""
+        spare = -requested % self.pass_rows
+        return max(0, min(spare, self.budget - int(self.known.sum()) - requested))
+
+    def _fill_coarse(self) -> None:
+        """Add coarse frames in the widest gaps of the grid while they fill the coarse request's last pass."""
+        coarse = self.coarse
+        left, right = self.scorer.halo
+        refinement_floor = self.k * self.unit + left + right  # kept for refinement, as the budget promises
+        spare = min(self._spare_rows(len(coarse)), self.budget - refinement_floor - len(coarse))
+        for _ in range(spare):
+            edges = np.concatenate([coarse, [self.n]])
+            gaps = np.diff(edges)
+            widest = int(np.argmax(gaps))
+            if gaps[widest] < 2:
+                break
+            coarse = np.insert(coarse, widest + 1, edges[widest] + gaps[widest] // 2)
+        self.coarse = coarse
+
+    def _fill_refinement(self, request: np.ndarray, ranked: list[int]) -> np.ndarray:
+        """Frames of the units ``ranked`` next (best bound first), nearest each unit's middle first, that fill
+        the last encoder pass of ``request``."""
+        spare = self._spare_rows(len(request))
+        if not spare:
+            return np.zeros(0, dtype=np.int64)
+        taken = np.zeros(self.n, dtype=bool)
+        taken[request] = True
+        fill: list[np.ndarray] = []
+        for u in ranked:
+            need = self._needed(u)
+            need = need[~taken[need]]
+            start, stop = self._span(u)
+            need = need[np.argsort(np.abs(2 * need - (start + stop - 1)), kind="stable")][:spare]
+            fill.append(need)
+            taken[need] = True
+            spare -= len(need)
+            if not spare:
+                break
+        return np.concatenate(fill) if fill else np.zeros(0, dtype=np.int64)
+
     def _estimates(self) -> tuple[np.ndarray, np.ndarray]:
         """Estimated scores of every candidate from the coarse frames, and an optimistic version of them.
 
@@ -378,6 +426,7 @@ class CoarseToFineSearch:
         # Too few candidates for a coarse grid and k refined units to save anything: score them all.
         if self.budget >= n or len(self.coarse) <= k:
             return self._exhaustive()
+        self._fill_coarse()
         self._encode(self.coarse)
         estimates, optimistic = self._estimates()
         unit_bound = np.maximum.reduceat(optimistic, np.arange(0, n, unit))
@@ -390,7 +439,8 @@ class CoarseToFineSearch:
             kth = -math.inf if len(exact) < k else float(np.sort(exact)[-k])
             bounds = np.where(refined, -math.inf, unit_bound + margin)
             cap = min(k, self.first_round_units) if math.isinf(margin) else k
-            todo = [int(u) for u in np.argsort(-bounds, kind="stable")[: 4 * k] if bounds[u] > kth][:cap]
+            ranked = [int(u) for u in np.argsort(-bounds, kind="stable")[: 4 * k] if bounds[u] > kth]
+            todo = ranked[:cap]
             if not todo:
                 stopped = "bounds"
                 break
@@ -404,7 +454,9 @@ class CoarseToFineSearch:
             if not chosen:
                 stopped = "budget"
                 break
-            self._encode(np.concatenate([self._needed(u) for u in chosen]))
+            request = np.unique(np.concatenate([self._needed(u) for u in chosen]))
+            fill = self._fill_refinement(request, [u for u in ranked if u not in chosen])
+            self._encode(np.concatenate([request, fill]))
             refined[chosen] = True
             self._score_known()
             rounds += 1
@@ -437,16 +489,19 @@ def coarse_to_fine(
     max_encoded: float = DEFAULT_MAX_ENCODED,
     cheap: np.ndarray | None = None,
     anchors: np.ndarray | None = None,
+    pass_rows: int = 1,
 ) -> SearchResult:
     """Run the coarse-to-fine policy: ``features(positions)`` is called for the candidates it needs.
 
     ``anchors`` are candidate positions where the content may change (the first candidate after each
     keyframe): each gets a coarse frame, so short scenes are never skipped (see :func:`coarse_grid`).
+    ``pass_rows``: the encoder's frames per forward pass (requests are filled up to a multiple of it).
     """
     if num_candidates < 1:
         raise ValueError("there are no candidates to search")
     scorer = SpanScorer(agent, text, num_candidates, window_size=window_size, tau=tau)
     search = CoarseToFineSearch(
-        scorer, features, k, coarse_step=coarse_step, max_encoded=max_encoded, cheap=cheap, anchors=anchors
+        scorer, features, k, coarse_step=coarse_step, max_encoded=max_encoded, cheap=cheap, anchors=anchors,
+        pass_rows=pass_rows,
     )
     return search.run()

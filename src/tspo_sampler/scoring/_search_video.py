@@ -64,9 +64,17 @@ class SearchProgress:
         return counted
 
 
+def _pass_rows(sampler: Any) -> int:
+    """The encoder's frames per forward pass (it pads the last one), where only a request's last batch can end in a
+    part-filled pass (the batch size is a multiple of it); else 1, and the search does not fill requests."""
+    rows = int(getattr(sampler.encoder, "pass_rows", 1) or 1)
+    return rows if sampler.batch_size % rows == 0 else 1
+
+
 def _run(
     sampler: Any, text: torch.Tensor, n: int, features: FeatureFn, k: int, window_size: int | None, options: dict,
     cheap: np.ndarray | None = None, progress: bool | None | SearchProgress = None, anchors: np.ndarray | None = None,
+    pass_rows: int = 1,
 ) -> SearchResult:
     bar = progress if isinstance(progress, SearchProgress) else SearchProgress(n, progress)
     with bar.bar:
@@ -74,6 +82,7 @@ def _run(
             sampler.agent, text.float().cpu(), n, bar.wrap(features), k, window_size=_window(sampler, window_size),
             tau=sampler.tau, coarse_step=options.get("coarse_step", DEFAULT_COARSE_STEP),
             max_encoded=options.get("max_encoded", DEFAULT_MAX_ENCODED), cheap=cheap, anchors=anchors,
+            pass_rows=pass_rows,
         )
 
 
@@ -126,9 +135,12 @@ def search_features(
     window_size: int | None = None,
     **options: Any,
 ) -> Selection:
-    """Replay the coarse-to-fine policy on saved features (reads only the features it needs)."""
+    """Replay the coarse-to-fine policy on saved features (reads only the features it needs, as many as a live
+    search with this sampler's encoder would encode)."""
     feats = video_features.features
-    result = _run(sampler, text, len(feats), lambda p: feats[torch.from_numpy(p)], k, window_size, options)
+    # The live search's requests (filled to whole encoder passes), so a replay picks what a live run picks.
+    result = _run(sampler, text, len(feats), lambda p: feats[torch.from_numpy(p)], k, window_size, options,
+                  pass_rows=_pass_rows(sampler))
     return _selection(
         result, np.asarray(video_features.candidate_indices), np.asarray(video_features.candidate_timestamps),
         question, duration=video_features.duration, fps=video_features.fps, video=video_features.source,
@@ -144,7 +156,7 @@ def _file_search(
     bar = SearchProgress(len(indices), progress)
     anchors, cheap = _keyframe_candidates(source, options)
     result = _run(sampler, text, len(indices), lambda p: source.features(p, on_batch=bar.advance), settings.k,
-                  settings.window_size, options, cheap, bar, anchors)
+                  settings.window_size, options, cheap, bar, anchors, _pass_rows(sampler))
     meta = source.metadata
     return _selection(
         result, indices, timestamps, question, duration=float(meta.duration), fps=float(meta.fps),
@@ -165,7 +177,7 @@ def select_coarse_to_fine(
         kept = frames[torch.from_numpy(positions)]
         result = _run(
             sampler, text, len(positions), lambda p: sampler.encode_frames(kept[torch.from_numpy(p)], progress=False),
-            k, window_size, options, progress=progress,
+            k, window_size, options, progress=progress, pass_rows=_pass_rows(sampler),
         )
         selection = _selection(
             result, positions, positions / float(fps), question, duration=len(frames) / float(fps), fps=float(fps)

@@ -141,6 +141,9 @@ def worker(spec: dict) -> dict:
                                               dtype=getattr(torch, spec["dtype"]))
     if spec.get("sample"):
         return sample_worker(sampler, spec)
+    calls = []  # frames per encoder call: each costs ceil(frames / pass_rows) forward passes (the last one padded)
+    encode_images = sampler.encoder.encode_images
+    sampler.encoder.encode_images = lambda frames: calls.append(len(frames)) or encode_images(frames)
     with KeepSearchResult() as searches:
         start = time.perf_counter()
         sel = sampler.select_frames(
@@ -148,8 +151,10 @@ def worker(spec: dict) -> dict:
             decoder=spec["backend"],
         )
         wall = time.perf_counter() - start
+    rows = sampler.encoder.pass_rows
     search = {"policy_s": searches[0].policy_seconds, "stopped": searches[0].stopped,
-              "rounds": searches[0].rounds} if searches else {}
+              "rounds": searches[0].rounds, "passes": sum(-(-n // rows) for n in calls),
+              "padded": sum(-n % rows for n in calls)} if searches else {}
     return {
         **search,
         "wall_s": wall,
@@ -333,15 +338,17 @@ def main() -> None:
                                         "wall_s": f"{cf['wall_s']:.1f}", "policy_s": f"{cf['policy_s']:.2f}",
                                         "policy_share": f"{cf['policy_s'] / cf['wall_s']:.1%}",
                                         "encoded": f"{cf['encoded'] / cf['candidates']:.1%}",
-                                        "stopped": cf["stopped"], "rounds": cf["rounds"]})
+                                        "stopped": cf["stopped"], "rounds": cf["rounds"],
+                                        "passes": f"{cf['passes']} ({cf['padded']} padded)"})
     print(f"\nencoder {args.encoder}, {args.minutes:g} min at {w}x{h}, {args.threads} threads"
           + (f"; exhaustive extrapolated from {args.sample} candidates" if args.sample else ""))
     print_table(rows, ["video", "backend", "dtype", "k", "search", "wall_s", "x_exhaustive", "peak_rss_mb", "decoded",
                        "encoded", "overlap", "in_top2%"])
     if policy_rows:
-        print("\neach coarse-to-fine run: the search's own work (estimates, bounds, span scoring) and why it stopped")
+        print("\neach coarse-to-fine run: the search's own work (estimates, bounds, span scoring), why it stopped, "
+              "and its encoder passes (frames the encoder padded them with)")
         print_table(policy_rows, ["video", "dtype", "k", "wall_s", "policy_s", "policy_share", "encoded", "stopped",
-                                  "rounds"])
+                                  "rounds", "passes"])
     import torch
 
     if torch.cuda.is_available():

@@ -27,6 +27,11 @@ The policy:
    unit is refined (``"complete"``) or when no wanted unit fits in ``max_encoded`` (a fraction of all
    candidates; ``"budget"``).
 
+The encoder runs fixed-size passes (8 frames on the CPU, the last one padded: see ``batch_rows`` in
+:mod:`tspo_sampler.features._encoders`), so each request is filled up to whole passes (``pass_rows``) with the
+frames the search would ask for next: extra coarse frames in the grid's widest gaps, then the next-best units'
+frames. They count as encoded (and against ``max_encoded``) but cost no encoder time.
+
 Everything here works on candidate positions and a callback that returns features for them, so the same
 policy runs on a video file, on frames in memory, and replayed on saved features.
 """

@@ -13,6 +13,7 @@ import media
 from tspo_sampler import TemporalSampler
 from tspo_sampler.scoring._agent import TemporalAgent, positional_encoding, window_halo
 from tspo_sampler.scoring._search import check_search, coarse_grid, coarse_to_fine, scene_anchors
+from tspo_sampler.scoring._search_video import _pass_rows
 from tspo_sampler.scoring._span import SpanScorer
 
 Q = "when does the bar reach the right edge?"
@@ -448,8 +449,8 @@ def test_pass_rows_is_checked():
 
 
 def test_file_search_pads_no_encoder_pass(uncached_sampler, videos, monkeypatch):
-    """On a file, the searches' requests fill whole 8-frame passes: the encoder pads none of them (the last
-    request may be cut short by the budget), and the picks match a replay on the saved features."""
+    """On a file, the search's requests fill whole 8-frame passes: the encoder pads none of them (the last
+    request may be cut short by the budget). A batch size that is not a multiple of 8 pads every batch: no filling."""
     encoder = uncached_sampler.encoder
     assert encoder.pass_rows == 8 and uncached_sampler.batch_size % 8 == 0
     sizes = []
@@ -463,3 +464,6 @@ def test_file_search_pads_no_encoder_pass(uncached_sampler, videos, monkeypatch)
     cf = uncached_sampler.select_frames(videos["mp4"], Q, 4, search="coarse-to-fine", return_frames=False)
     assert sum(sizes) == cf.encoded_frames
     assert all(size % 8 == 0 for size in sizes[:-1]), sizes
+    assert _pass_rows(uncached_sampler) == 8
+    monkeypatch.setattr(uncached_sampler, "batch_size", 12)  # every 12-frame batch pads its own pass: no filling
+    assert _pass_rows(uncached_sampler) == 1

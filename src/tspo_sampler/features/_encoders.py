@@ -143,7 +143,10 @@ def preprocess_frames(
 
 @runtime_checkable
 class ImageTextEncoder(Protocol):
-    """What the sampler needs of an encoder: projected image and text features in one space."""
+    """What the sampler needs of an encoder: projected image and text features in one space.
+
+    Optional: ``pass_rows``, the frames per forward pass when every pass is padded to that many; the CPU
+    coarse-to-fine search then fills its requests to whole passes."""
 
     embed_dim: int
     preprocessing: ImagePreprocessing

@@ -354,7 +354,7 @@ def test_search_ends_on_bounds_on_a_scene_video(seed):
 
 def test_the_first_refinement_round_takes_a_few_units():
     """The first round, which has no margin yet, refines at most ``first_round_units`` units whatever ``k``;
-    later rounds, steered by the margin, up to ``k``."""
+    later rounds, steered by the margin, up to ``min(k, round_units)``."""
     from tspo_sampler.scoring._search import CoarseToFineSearch
 
     class Recording(CoarseToFineSearch):
@@ -467,3 +467,33 @@ def test_file_search_pads_no_encoder_pass(uncached_sampler, videos, monkeypatch)
     assert _pass_rows(uncached_sampler) == 8
     monkeypatch.setattr(uncached_sampler, "batch_size", 12)  # every 12-frame batch pads its own pass: no filling
     assert _pass_rows(uncached_sampler) == 1
+
+
+def test_later_rounds_take_at_most_round_units_units():
+    """A large ``k`` refines in rounds of at most ``round_units`` units (8): the k-th best exact score and the
+    margin catch up between rounds, and the picks stay exact."""
+    from tspo_sampler.scoring._search import CoarseToFineSearch
+
+    class Recording(CoarseToFineSearch):
+        rounds_taken: list[int] = []
+
+        def _choose(self, todo: list[int]) -> list[int]:
+            chosen = super()._choose(todo)
+            self.rounds_taken.append(len(chosen))
+            return chosen
+
+    torch.manual_seed(8)
+    agent = TemporalAgent(64, 8).eval()
+    feats, text = scene_features(3600, 64, seed=8, noise=0.3), torch.randn(1, 64)
+    full = exhaustive(agent, feats, text)
+    scorer = SpanScorer(agent, text, len(feats), window_size=12, tau=0.025)
+    search = Recording(scorer, lambda p: feats[torch.from_numpy(p)], 32, coarse_step=40, max_encoded=0.3,
+                       anchors=scene_starts(3600, 8), pass_rows=8)
+    result = search.run()
+    first, *later = search.rounds_taken
+    assert CoarseToFineSearch.round_units == 8 and first <= 4
+    assert later and max(later) == 8, search.rounds_taken
+    scored = torch.from_numpy(np.isfinite(result.scores))
+    assert torch.equal(torch.from_numpy(result.scores)[scored], full[scored])
+    threshold = torch.quantile(full, 0.98)
+    assert sum(bool(full[p] >= threshold) for p in result.positions) >= 28

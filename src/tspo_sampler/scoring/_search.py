@@ -19,8 +19,9 @@ The policy:
    optimistic estimate plus a margin learnt on the way from the refined units' errors (true best minus
    bound): a high quantile plus slack for their spread (their maximum while there are few). Before the first
    refinement the margin is infinite, so the first round takes the best-estimated units.
-3. **Refinement.** Each round refines, best bound first, up to ``k`` unrefined units (the first round, which
-   has no margin yet, up to ``first_round_units``: 4) whose bound beats the current k-th best exact score:
+3. **Refinement.** Each round refines, best bound first, up to ``min(k, round_units)`` unrefined units (8; the
+   first round, which has no margin yet, up to ``first_round_units``: 4) whose bound beats the current k-th best
+   exact score:
    encode them plus the halo, and score every candidate whose whole window is known, at its true position on
    the full grid.
 4. **Stop** when no unrefined unit's bound beats the k-th best exact score (``stopped="bounds"``), when every
@@ -220,6 +221,10 @@ class CoarseToFineSearch:
     there is no margin, so that round is blind: a few units teach the margin and the k-th best exact score
     before much of the budget is spent; a first round of ``k`` units spent a budget-bound search's refinement
     blind (docs/benchmarks.md)."""
+    round_units = 8
+    """Most units a later round takes (and at most ``k``). For a large ``k`` a round of ``k`` units spends much of
+    the budget before the k-th best exact score and the margin catch up; smaller rounds cost no extra encoder
+    passes now that requests fill whole passes (docs/benchmarks.md)."""
 
     def __init__(
         self,
@@ -325,6 +330,18 @@ class CoarseToFineSearch:
         start, stop = self._span(u)
         span = np.arange(max(0, start - left), min(self.n, stop + right))
         return span[~self.known[span]]
+
+    def _choose(self, todo: list[int]) -> list[int]:
+        """The units of ``todo`` (best bound first) whose frames fit in the budget; a unit that no longer fits
+        leaves room for cheaper ones."""
+        chosen: list[int] = []
+        spent = int(self.known.sum())
+        for u in todo:
+            need = len(self._needed(u))
+            if spent + need <= self.budget:
+                chosen.append(u)
+                spent += need
+        return chosen
 
     def _spare_rows(self, requested: int) -> int:
         """Frames that would fill the last encoder pass of a request of ``requested`` new frames, within budget."""
@@ -443,19 +460,13 @@ class CoarseToFineSearch:
             exact = self.scores[np.isfinite(self.scores)]
             kth = -math.inf if len(exact) < k else float(np.sort(exact)[-k])
             bounds = np.where(refined, -math.inf, unit_bound + margin)
-            cap = min(k, self.first_round_units) if math.isinf(margin) else k
+            cap = min(k, self.first_round_units if math.isinf(margin) else self.round_units)
             ranked = [int(u) for u in np.argsort(-bounds, kind="stable")[: 4 * k] if bounds[u] > kth]
             todo = ranked[:cap]
             if not todo:
                 stopped = "bounds"
                 break
-            chosen: list[int] = []
-            spent = int(self.known.sum())
-            for u in todo:  # best bound first; a unit that no longer fits leaves room for cheaper ones
-                need = len(self._needed(u))
-                if spent + need <= self.budget:
-                    chosen.append(u)
-                    spent += need
+            chosen = self._choose(todo)
             if not chosen:
                 stopped = "budget"
                 break

@@ -77,7 +77,8 @@ def main() -> int:
     name = "generated 3-minute video" if args.video is None else Path(args.video).name
     plot_scores(sel, out / "score_curve.png", f"{name}: \"{args.question}\"")
     contact_sheet(sel, out / "contact_sheet.png", columns=4, thumb_width=240)
-    summary = {"video": name, "question": args.question, "model": Path(args.model).name, **sel.to_dict(include_scores=False)}
+    summary = {"video": name, "question": args.question, "model": Path(args.model).name,
+               **sel.to_dict(include_scores=False)}
     summary["video"] = name
     (out / "selection.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"wrote {out / 'score_curve.png'}, {out / 'contact_sheet.png'} and {out / 'selection.json'}")

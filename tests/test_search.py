@@ -12,7 +12,8 @@ import torch.nn.functional as F
 import media
 from tspo_sampler import TemporalSampler
 from tspo_sampler.scoring._agent import TemporalAgent, positional_encoding, window_halo
-from tspo_sampler.scoring._search import check_search, coarse_grid, coarse_to_fine, scene_anchors
+from tspo_sampler.scoring._coarse_grid import coarse_grid, scene_anchors
+from tspo_sampler.scoring._search import check_search, coarse_to_fine
 from tspo_sampler.scoring._search_video import _pass_rows
 from tspo_sampler.scoring._span import SpanScorer
 

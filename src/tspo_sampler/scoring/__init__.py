@@ -1,7 +1,8 @@
 """Scoring: the temporal agent's per-candidate scores, the search over them, and the k picks.
 
 Modules: ``_agent`` (:class:`TemporalAgent`, the reference arithmetic with banded attention),
-``_search`` (the coarse-to-fine search over a feature source), ``_search_video`` (that search run on
+``_search`` (the coarse-to-fine search over a feature source), ``_coarse_grid`` (its coarse grid
+from keyframes), ``_search_video`` (that search run on
 a video) and ``_selection`` (turning scores into k indices: ``topk``, ``bin-max``, ``aks``, ...).
 """
 

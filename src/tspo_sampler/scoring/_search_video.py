@@ -23,7 +23,8 @@ from ..features._cache import VideoFeatures
 from ..features._source import FeatureSource, FileFeatureSource, FileVideo, FramesVideo
 from ..features._video_features import PROGRESS_DELAY_S
 from ..video._candidates import even_positions
-from ._search import DEFAULT_COARSE_STEP, DEFAULT_MAX_ENCODED, FeatureFn, SearchResult, coarse_to_fine, scene_anchors
+from ._coarse_grid import scene_anchors
+from ._search import DEFAULT_COARSE_STEP, DEFAULT_MAX_ENCODED, FeatureFn, SearchResult, coarse_to_fine
 from ._settings import SelectionSettings
 
 __all__ = ["search_features", "select_coarse_to_fine"]
@@ -92,8 +93,8 @@ def _run(
 
 def _keyframe_candidates(source: FeatureSource, options: dict) -> tuple[np.ndarray, np.ndarray]:
     """``(anchors, cheap)``: the first candidate after each scene-cut keyframe (a coarse frame each) and after
-    every keyframe (cheap to decode), see :func:`scene_anchors`; and, unless the caller chose one, the coarse
-    step :func:`keyframe_coarse_step` gives."""
+    every keyframe (cheap to decode), see :func:`_coarse_grid.scene_anchors`; and, unless the caller chose one,
+    the coarse step :func:`keyframe_coarse_step` gives."""
     first = source.keyframes()
     if len(first) > 1 and "coarse_step" not in options:
         options["coarse_step"] = keyframe_coarse_step(first, len(source.candidates()[0]))

@@ -232,16 +232,13 @@ class _TorchEncoder(ABC):
     (which encodes frames in batches of any size) would not reproduce the exhaustive scores bit for bit.
     ``None``: 8 on the CPU (no slower per frame than larger passes there), 32 on an accelerator."""
 
-    def _batch_rows(self) -> int:
-        if self.batch_rows is not None:
-            return int(self.batch_rows)
-        return 8 if self.device.type == "cpu" else 32
-
     @property
     def pass_rows(self) -> int:
         """Frames per forward pass (:attr:`batch_rows` resolved for this device): a call of a multiple of it
         pads nothing, so the coarse-to-fine search fills its requests up to one."""
-        return self._batch_rows()
+        if self.batch_rows is not None:
+            return int(self.batch_rows)
+        return 8 if self.device.type == "cpu" else 32
 
     @torch.inference_mode()
     def encode_images(self, frames: torch.Tensor) -> torch.Tensor:
@@ -249,7 +246,7 @@ class _TorchEncoder(ABC):
 
         A frame's features do not depend on the other frames of the call (see :attr:`batch_rows`)."""
         pixels = preprocess_frames(frames, self.preprocessing, device=self.device, dtype=self.dtype)
-        rows = self._batch_rows()
+        rows = self.pass_rows
         parts = []
         for start in range(0, len(pixels), rows):
             chunk = pixels[start : start + rows]

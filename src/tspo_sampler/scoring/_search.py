@@ -208,8 +208,8 @@ class CoarseToFineSearch:
         self.coarse = self._coarse_positions()
         self.num_units = -(-self.n // self.unit)
         # Always room for the coarse grid plus k refined units and one halo (the picks may lie side by side).
-        floor = len(self.coarse) + self.k * self.unit + left + right
-        self.budget = max(floor, int(math.floor(self.max_encoded * self.n)))
+        self.refinement_floor = self.k * self.unit + left + right
+        self.budget = max(len(self.coarse) + self.refinement_floor, int(math.floor(self.max_encoded * self.n)))
         self.known = np.zeros(self.n, dtype=bool)
         self.scores = np.full(self.n, np.nan, dtype=np.float32)
         self.feats: torch.Tensor | None = None
@@ -305,10 +305,8 @@ class CoarseToFineSearch:
 
     def _fill_coarse(self) -> None:
         """Add coarse frames in the widest gaps of the grid while they fill the coarse request's last pass."""
-        coarse = self.coarse
-        left, right = self.scorer.halo
-        refinement_floor = self.k * self.unit + left + right  # kept for refinement, as the budget promises
-        spare = min(self._spare_rows(len(coarse)), self.budget - refinement_floor - len(coarse))
+        coarse = self.coarse  # the refinement floor stays free, as the budget promises
+        spare = min(self._spare_rows(len(coarse)), self.budget - self.refinement_floor - len(coarse))
         for _ in range(spare):
             edges = np.concatenate([coarse, [self.n]])
             gaps = np.diff(edges)

@@ -70,10 +70,8 @@ def _pass_rows(sampler: Any) -> int:
     or filled and only a request's last batch can end in a part-filled pass (the batch size is a multiple of it);
     else 1, and the search does not fill requests (an accelerator's 32-frame passes would fill requests with up
     to 31 more frames to decode, and a padded pass costs it little: not measured, so not done)."""
-    encoder = sampler.encoder
-    rows = int(getattr(encoder, "pass_rows", 1) or 1)
-    on_cpu = getattr(getattr(encoder, "device", None), "type", "cpu") == "cpu"
-    return rows if on_cpu and sampler.batch_size % rows == 0 else 1
+    rows = int(getattr(sampler.encoder, "pass_rows", 1))  # optional on an ImageTextEncoder
+    return rows if sampler.encoder.device.type == "cpu" and sampler.batch_size % rows == 0 else 1
 
 
 def _run(

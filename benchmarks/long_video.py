@@ -14,6 +14,9 @@ policy for several questions without decoding.
     nice -n 10 python benchmarks/long_video.py --minutes 30 --scenes 20-70,8-30 --backends auto
     nice -n 10 python benchmarks/long_video.py --minutes 60 --size 1280x720 --encoder vit-l14 --backends auto \
         --dtypes float32,bfloat16 --sample 32 --k 8,16,32      # exhaustive extrapolated from 32 candidates
+    ... --sample 32 --reference-cache DIR   # agreement from whole float32 features made once into DIR by
+                                            # TemporalSampler.from_pretrained(CKPT, feature_cache_dir=DIR)
+                                            # .encode_video(VIDEO)
 
 On a CUDA machine it also prints NVDEC (torchcodec on the GPU) vs CPU decoding and the encoder in float16 vs
 float32 on the same video.
@@ -144,6 +147,11 @@ def worker(spec: dict) -> dict:
                                               dtype=getattr(torch, spec["dtype"]))
     if spec.get("sample"):
         return sample_worker(sampler, spec)
+    if spec.get("reference"):
+        def refuse(frames):
+            raise SystemExit(f"{spec['cache']} holds no float32 features of {spec['video']}: build them first with "
+                             "this sampler's encode_video (or `tspo index`) and that cache directory")
+        sampler.encoder.encode_images = refuse  # a reference is read, never encoded (a whole pass is an hour)
     calls = []  # frames per encoder call: each costs ceil(frames / pass_rows) forward passes (the last one padded)
     encode_images = sampler.encoder.encode_images
     sampler.encoder.encode_images = lambda frames: calls.append(len(frames)) or encode_images(frames)
@@ -232,7 +240,7 @@ def agreement(exhaustive: np.ndarray, picks: list[int], k: int) -> tuple[int, in
 
 def table_rows(backend: str, dtype: str, ex: dict, cf: dict, reference: np.ndarray | None, k: int) -> list[dict]:
     """Both searches of one backend and dtype; agreement is with the backend's exhaustive float32 top-k
-    (``None``: the exhaustive run was extrapolated from a sample, so there is no top-k to compare with)."""
+    (``None``: the exhaustive run was extrapolated from a sample and no --reference-cache scored it whole)."""
     rows = []
     for name, r in (("exhaustive", ex), ("coarse-to-fine", cf)):
         overlap, top2 = agreement(reference, r["positions"], k) if reference is not None else ("n/a", "n/a")
@@ -280,6 +288,10 @@ def main() -> None:
                         help="time exhaustive runs on this many candidates and extrapolate (0: run them whole)")
     parser.add_argument("--bf16-sample", type=int, default=8, help="candidates a bfloat16 exhaustive run times")
     parser.add_argument("--no-replay", action="store_true", help="skip the replay on saved features")
+    parser.add_argument("--reference-cache", default=None,
+                        help="feature cache holding whole float32 features of these videos (made once, e.g. by "
+                             "TemporalSampler.encode_video with this cache): with --sample, agreement is measured "
+                             "against the exhaustive top-k scored from them")
     parser.add_argument("--noise", type=float, default=8.0, help="film grain strength (0: none; faster to make)")
     parser.add_argument("--workdir", default=None, help="keep the video and checkpoints here (default: temporary)")
     args = parser.parse_args()
@@ -306,6 +318,7 @@ def main() -> None:
             print(f"made {video.name}: {len(starts)} scenes in {time.perf_counter() - t0:.0f} s", flush=True)
         videos.append(video)
     exhaustive: dict[tuple, dict] = {}  # an exhaustive run does not depend on k (its picks do): run it once
+    read: dict[tuple, dict] = {}  # exhaustive float32 scores from --reference-cache, per video and backend
     for k in ks:  # every video at the first k before any at the next, so a cut-short run still compares them
         for video in videos:
             for backend in backends:
@@ -330,11 +343,15 @@ def main() -> None:
                                      "x_exhaustive": f"{ex['wall_s'] / reference['wall_s']:.2f} of float32",
                                      "peak_rss_mb": f"{ex['peak_rss_mb']:.0f}"})
                         continue  # bfloat16 does not help on this CPU: no coarse-to-fine run for it
+                    if ex.get("sampled") and args.reference_cache and (str(video), backend) not in read:
+                        read[str(video), backend] = run_worker({**base, "search": "exhaustive", "dtype": "float32",
+                                                                "cache": args.reference_cache, "reference": True})
                     cf = run_worker({**base, "search": "coarse-to-fine", "cache": None})
                     print(f"[{video.stem}, {backend}, {dtype}, k={k}] coarse-to-fine: {cf['wall_s']:.1f} s, "
                           f"{cf['encoded']} encoded, peak RSS {cf['peak_rss_mb']:.0f} MB", flush=True)
                     reference = reference or ex
-                    ref = None if reference.get("sampled") else np.asarray(reference["scores"], dtype=np.float64)
+                    scored = read.get((str(video), backend)) if reference.get("sampled") else reference
+                    ref = None if scored is None else np.asarray(scored["scores"], dtype=np.float64)
                     for row in table_rows(backend, dtype, ex, cf, ref, k):
                         rows.append({"video": video.stem[-9:], "k": k, **row})
                     policy_rows.append({"video": video.stem[-9:], "dtype": dtype, "k": k,

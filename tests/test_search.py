@@ -219,6 +219,40 @@ def test_cached_exhaustive_run_is_replayed(checkpoint_dir, videos, tmp_path):
     assert np.array_equal(cf.scores[scored], ex.scores[scored])
 
 
+def test_a_cached_file_replays_the_live_search(checkpoint_dir, tmp_path):
+    """The exhaustive pass records the file's keyframes with its features, so a coarse-to-fine call served from
+    the cache builds the live search's keyframe grid and picks and reads what an uncached call picks and encodes;
+    so does select_from_features on those features, and so does a cache entry saved before features recorded
+    keyframes (they are read from the file)."""
+    from dataclasses import replace
+
+    from tspo_sampler.features._source import as_video
+    from tspo_sampler.scoring._settings import SelectionSettings
+
+    video = media.make_long_video(tmp_path / "long.mp4", 5, size=(96, 64), fps=1.0, gop=10)
+    uncached = TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", feature_cache=False)
+    live = uncached.select_frames(video, Q, 4, search="coarse-to-fine", return_frames=False)
+    sampler = TemporalSampler.from_pretrained(checkpoint_dir, device="cpu", feature_cache_dir=tmp_path / "cache")
+    sampler.select_frames(video, Q, 4, return_frames=False)  # the exhaustive pass fills the cache
+    feats = sampler.encode_video(video)
+    assert feats.metadata["keyframes"][:2] == [0, 10]
+
+    def same(sel):
+        assert sel.positions == live.positions and sel.encoded_frames == live.encoded_frames
+        assert np.array_equal(np.isfinite(sel.scores), np.isfinite(live.scores))
+        assert np.array_equal(sel.scores[np.isfinite(sel.scores)], live.scores[np.isfinite(live.scores)])
+
+    same(sampler.select_frames(video, Q, 4, search="coarse-to-fine", return_frames=False))
+    same(sampler.select_from_features(feats, Q, 4, search="coarse-to-fine"))
+    older = replace(feats, metadata={k: v for k, v in feats.metadata.items() if k != "keyframes"})
+    with sampler.feature_source(as_video(video), SelectionSettings()) as source:
+        sampler.cache.put(source.cache_key, older)
+    same(sampler.select_frames(video, Q, 4, search="coarse-to-fine", return_frames=False))
+    # without the keyframes, the in-memory grid: another coarse step, so another search
+    other = sampler.select_from_features(older, Q, 4, search="coarse-to-fine")
+    assert other.encoded_frames != live.encoded_frames
+
+
 def _select_both(sampler, video, k):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")

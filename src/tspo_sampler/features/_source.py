@@ -81,8 +81,8 @@ class FeatureSource(Protocol):
         """Every candidate's features when an exhaustive run stored them, else ``None``."""
         ...
 
-    def keyframes(self) -> np.ndarray:
-        """Positions of the first candidate at or after each keyframe (cheap to decode), ascending."""
+    def keyframe_indices(self) -> np.ndarray:
+        """Frame indices of the stream's keyframes, ascending (decoding right after one is cheap)."""
         ...
 
 
@@ -174,10 +174,8 @@ class FileFeatureSource:
             raise MissingFramesError
         return torch.cat(chunks)
 
-    def keyframes(self) -> np.ndarray:
-        indices = self.candidates()[0]
-        first = np.unique(np.searchsorted(indices, self.decoder.keyframe_indices()))
-        return first[first < len(indices)]
+    def keyframe_indices(self) -> np.ndarray:
+        return self.decoder.keyframe_indices()
 
     def encode_all(self, *, progress: bool | None) -> VideoFeatures:
         """Every candidate's features in one pass (decoding in chunks, in a producer thread with ``overlap``)."""

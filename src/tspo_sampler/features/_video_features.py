@@ -90,6 +90,8 @@ def encode_candidates(
             "num_frames": int(meta.num_frames),
             "backend": meta.backend,
             "candidate_mode": candidate_mode,
+            # A coarse-to-fine search replayed on these features builds the live search's keyframe grid from them.
+            "keyframes": decoder.keyframe_indices().tolist(),
             **({"damage": list(decoder.damage)} if getattr(decoder, "damage", None) else {}),
         },
     )

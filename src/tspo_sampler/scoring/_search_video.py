@@ -20,7 +20,7 @@ import torch
 from .._errors import MissingFramesError
 from .._result import Selection
 from ..features._cache import VideoFeatures
-from ..features._source import FeatureSource, FileFeatureSource, FileVideo, FramesVideo
+from ..features._source import FileFeatureSource, FileVideo, FramesVideo
 from ..features._video_features import PROGRESS_DELAY_S
 from ..video._candidates import even_positions
 from ._coarse_grid import scene_anchors
@@ -89,13 +89,18 @@ def _run(
         )
 
 
-def _keyframe_candidates(source: FeatureSource, options: dict) -> tuple[np.ndarray, np.ndarray]:
-    """``(anchors, cheap)``: the first candidate after each scene-cut keyframe (a coarse frame each) and after
-    every keyframe (cheap to decode), see :func:`_coarse_grid.scene_anchors`; and, unless the caller chose one,
-    the coarse step :func:`keyframe_coarse_step` gives."""
-    first = source.keyframes()
+def _keyframe_candidates(
+    candidate_indices: np.ndarray, keyframes: np.ndarray, options: dict
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(anchors, cheap)`` from the stream's keyframes (frame indices): the first candidate after each scene-cut
+    keyframe (a coarse frame each) and after every keyframe (cheap to decode), see
+    :func:`_coarse_grid.scene_anchors`; and, unless the caller chose one, the coarse step
+    :func:`keyframe_coarse_step` gives. A live search and a replay on saved features both build the grid here."""
+    candidate_indices = np.asarray(candidate_indices, dtype=np.int64)
+    first = np.unique(np.searchsorted(candidate_indices, np.asarray(keyframes, dtype=np.int64)))
+    first = first[first < len(candidate_indices)]
     if len(first) > 1 and "coarse_step" not in options:
-        options["coarse_step"] = keyframe_coarse_step(first, len(source.candidates()[0]))
+        options["coarse_step"] = keyframe_coarse_step(first, len(candidate_indices))
     return scene_anchors(np.arange(int(first.max()) + 1 if len(first) else 0), first)
 
 
@@ -136,14 +141,21 @@ def search_features(
     k: int,
     *,
     window_size: int | None = None,
+    keyframes: np.ndarray | None = None,
     **options: Any,
 ) -> Selection:
     """Replay the coarse-to-fine policy on saved features (reads only the features it needs, as many as a live
-    search with this sampler's encoder would encode)."""
+    search with this sampler's encoder would encode). Features of a file carry its keyframes (``keyframes``
+    gives them for entries saved before they did), so the replay builds the live search's keyframe grid."""
     feats = video_features.features
-    # The live search's requests (filled to whole encoder passes), so a replay picks what a live run picks.
+    if keyframes is None and isinstance(video_features.metadata, dict):
+        keyframes = video_features.metadata.get("keyframes")  # recorded by the exhaustive pass over a file
+    anchors = cheap = None
+    if keyframes is not None:
+        anchors, cheap = _keyframe_candidates(video_features.candidate_indices, keyframes, options)
+    # The live search's grid and requests (filled to whole encoder passes), so a replay picks what a live run picks.
     result = _run(sampler, text, len(feats), lambda p: feats[torch.from_numpy(p)], k, window_size, options,
-                  pass_rows=_pass_rows(sampler))
+                  cheap=cheap, anchors=anchors, pass_rows=_pass_rows(sampler))
     return _selection(
         result, np.asarray(video_features.candidate_indices), np.asarray(video_features.candidate_timestamps),
         question, duration=video_features.duration, fps=video_features.fps, video=video_features.source,
@@ -157,7 +169,7 @@ def _file_search(
     """The search over a file, asking ``source`` for the features of the candidates it needs."""
     indices, timestamps = source.candidates()
     bar = SearchProgress(len(indices), progress)
-    anchors, cheap = _keyframe_candidates(source, options)
+    anchors, cheap = _keyframe_candidates(indices, source.keyframe_indices(), options)
     result = _run(sampler, text, len(indices), lambda p: source.features(p, on_batch=bar.advance), settings.k,
                   settings.window_size, options, cheap, bar, anchors, _pass_rows(sampler))
     meta = source.metadata
@@ -191,7 +203,11 @@ def select_coarse_to_fine(
     with sampler.feature_source(video, settings) as source:
         cached = source.cached()
         if cached is not None:
-            selection = search_features(sampler, cached, text, question, k, window_size=window_size, **options)
+            # Entries written before features recorded the keyframes: read them from the file's packet table.
+            recorded = isinstance(cached.metadata, dict) and "keyframes" in cached.metadata
+            keyframes = None if recorded else source.keyframe_indices()
+            selection = search_features(sampler, cached, text, question, k, window_size=window_size,
+                                        keyframes=keyframes, **options)
         else:
             try:
                 selection = _file_search(sampler, source, text, question, settings, options, progress)

@@ -135,6 +135,17 @@ class KeepSearchResult:
         _search_video.coarse_to_fine = self.search
 
 
+def refuse_to_encode(cache: str, video: str):
+    """An encoder that stops the benchmark: saved features are read, never made on the way (a whole pass over the
+    ViT-L hour is an hour)."""
+
+    def refuse(frames):
+        raise SystemExit(f"{cache} holds no float32 features of {video}: make them first with "
+                         "TemporalSampler.from_pretrained(CKPT, feature_cache_dir=DIR).encode_video(VIDEO)")
+
+    return refuse
+
+
 def worker(spec: dict) -> dict:
     """One run in this process: select_frames on one backend with one search mode."""
     import torch
@@ -148,10 +159,7 @@ def worker(spec: dict) -> dict:
     if spec.get("sample"):
         return sample_worker(sampler, spec)
     if spec.get("reference"):
-        def refuse(frames):
-            raise SystemExit(f"{spec['cache']} holds no float32 features of {spec['video']}: build them first with "
-                             "this sampler's encode_video (or `tspo index`) and that cache directory")
-        sampler.encoder.encode_images = refuse  # a reference is read, never encoded (a whole pass is an hour)
+        sampler.encoder.encode_images = refuse_to_encode(spec["cache"], spec["video"])
     calls = []  # frames per encoder call: each costs ceil(frames / pass_rows) forward passes (the last one padded)
     encode_images = sampler.encoder.encode_images
     sampler.encoder.encode_images = lambda frames: calls.append(len(frames)) or encode_images(frames)
@@ -255,20 +263,24 @@ def table_rows(backend: str, dtype: str, ex: dict, cf: dict, reference: np.ndarr
 
 
 def replay(checkpoint: str, cache: str, video: str, k: int) -> list[dict]:
-    """The policy on the saved features of the exhaustive run, for several questions (no decoding)."""
+    """The policy on saved whole features (the exhaustive run's, or --reference-cache), for several questions
+    (no decoding). The features record the file's keyframes, so each replay is the live file search."""
     from tspo_sampler import TemporalSampler
 
     sampler = TemporalSampler.from_pretrained(checkpoint, device="cpu", feature_cache_dir=cache)
+    sampler.encoder.encode_images = refuse_to_encode(cache, video)
     feats = sampler.encode_video(video)  # a cache hit: the exhaustive run stored them
     rows = []
     for q in QUESTIONS:
         ex = sampler.select_from_features(feats, q, k)
-        start = time.perf_counter()
-        cf = sampler.select_from_features(feats, q, k, search="coarse-to-fine")
-        wall = time.perf_counter() - start
+        with KeepSearchResult() as searches:
+            start = time.perf_counter()
+            cf = sampler.select_from_features(feats, q, k, search="coarse-to-fine")
+            wall = time.perf_counter() - start
         overlap, top2 = agreement(np.asarray(ex.scores, dtype=np.float64), cf.positions, k)
         rows.append({"question": q[:32], "encoded": f"{cf.encoded_frames / len(feats.features):.1%}",
-                     "overlap": f"{overlap}/{k}", "in_top2%": f"{top2}/{k}", "policy_s": f"{wall:.2f}"})
+                     "stopped": searches[0].stopped, "overlap": f"{overlap}/{k}", "in_top2%": f"{top2}/{k}",
+                     "policy_s": f"{wall:.2f}"})
     return rows
 
 
@@ -373,10 +385,13 @@ def main() -> None:
 
     if torch.cuda.is_available():
         gpu_report(videos[0], checkpoint, ks[0])
-    if not args.no_replay and not args.sample:
-        print(f"\nreplay on the saved features of the {backends[0]} exhaustive run (no decoding)")
-        print_table(replay(str(checkpoint), cache, str(videos[0]), ks[0]),
-                    ["question", "encoded", "overlap", "in_top2%", "policy_s"])
+    if not args.no_replay and (args.reference_cache or not args.sample):
+        saved = args.reference_cache or cache
+        for video in videos if args.reference_cache else videos[:1]:  # the exhaustive runs cache the first
+            for k in ks:
+                print(f"\nreplay on the saved float32 features of {video.name} ({saved}; no decoding), k={k}")
+                print_table(replay(str(checkpoint), saved, str(video), k),
+                            ["question", "encoded", "stopped", "overlap", "in_top2%", "policy_s"])
 
 
 if __name__ == "__main__":

@@ -353,7 +353,8 @@ class TemporalSampler:
         search: str = "exhaustive",
     ) -> Selection:
         """Choose ``k`` candidates of already-encoded video features (no frames attached); ``search`` as in
-        :meth:`select_frames` (``"coarse-to-fine"`` replays that policy, reading only the features it needs)."""
+        :meth:`select_frames` (``"coarse-to-fine"`` replays that policy, reading only the features it needs; on a
+        file's features, which record its keyframes, it picks what :meth:`select_frames` picks on that file)."""
         settings = SelectionSettings(k=k, method=method, window_size=window_size, search=search)
         return self._select_features(video_features, question, settings)
 
